@@ -1,0 +1,102 @@
+# kling: build the C module kling.core, run the specs, the demo and the simulator.
+#   make            build for Lua 5.4
+#   make test       install what is missing, build, run the busted suite (Lua 5.4)
+#   make demo       install what is missing, build, run examples/motion.lua on the simulator
+#   make test-all   the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make install    PREFIX=/usr/local (or LUADIR=... LIBDIR=...)
+# Overrides: LUA_VERSION=5.1|5.2|5.3|5.4|luajit, LUA=interpreter, LUA_INCDIR=dir,
+#            LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS, CC, CFLAGS.
+
+LUA_VERSION ?= 5.4
+RUNTIMES    := 5.1 5.2 5.3 5.4 luajit
+
+ifeq ($(LUA_VERSION),luajit)
+LUA      ?= luajit
+LUA_PC   ?= luajit
+LUA_ABI  := 5.1
+else
+LUA      ?= lua$(LUA_VERSION)
+LUA_PC   ?= lua$(LUA_VERSION)
+LUA_ABI  := $(LUA_VERSION)
+endif
+
+PKG_CONFIG ?= pkg-config
+ifdef LUA_INCDIR
+LUA_CFLAGS ?= -I$(LUA_INCDIR)
+else
+LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
+endif
+CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
+LIBFLAG ?= -shared
+
+BUILD   := build/$(LUA_VERSION)
+SOURCES := $(wildcard src/*.c)
+OBJECTS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SOURCES))
+MODULE  := $(BUILD)/kling/core.so
+
+PREFIX  ?= /usr/local
+LUADIR  ?= $(PREFIX)/share/lua/$(LUA_ABI)
+LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+
+# How the specs, the demo and the simulator find this checkout's modules.
+RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+           LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
+BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
+
+.PHONY: all deps deps-all test test-all demo simulator lint install uninstall clean
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJECTS) | $(BUILD)/kling
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
+
+$(BUILD)/obj $(BUILD)/kling:
+	mkdir -p $@
+
+deps:
+	@sh scripts/install-deps.sh $(LUA_VERSION)
+
+deps-all:
+	@sh scripts/install-deps.sh $(RUNTIMES)
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+# The suite alone, on LUA_VERSION, with no set-up step.
+check: $(MODULE)
+	$(RUN_ENV) $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" spec
+
+test-all: deps-all
+	@set -e; for v in $(RUNTIMES); do \
+	  echo "=== Lua $$v"; $(MAKE) --no-print-directory check LUA_VERSION=$$v; done
+
+demo: deps
+	@$(MAKE) --no-print-directory $(MODULE)
+	@$(RUN_ENV) $(LUA) examples/demo.lua
+
+simulator: $(MODULE)
+	$(RUN_ENV) $(LUA) bin/kling-simulator $(SIMULATOR_ARGS)
+
+lint:
+	luacheck lua spec examples bin/kling-simulator
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling/simulator
+	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/kling/core.so
+	install -m 0644 lua/kling/*.lua $(DESTDIR)$(LUADIR)/kling/
+	install -m 0644 lua/kling/simulator/*.lua $(DESTDIR)$(LUADIR)/kling/simulator/
+
+uninstall:
+	rm -rf $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling
+
+clean:
+	rm -rf build

@@ -1,0 +1,20 @@
+/* JSON through lua-cjson. kling.core takes a private instance (cjson.new) so its
+ * settings for untrusted input never change the caller's own require "cjson". */
+#ifndef KLING_JSON_H
+#define KLING_JSON_H
+
+#include <stddef.h>
+#include <lua.h>
+
+/* Pushes the private instance's encode, decode and null, in that order. */
+void kl_json_open(lua_State *L);
+
+/* Encodes the value at value_idx with the encoder at encode_idx. Pushes the JSON
+ * text and returns 1, or pushes cjson's message and returns 0. */
+int kl_json_encode(lua_State *L, int encode_idx, int value_idx);
+
+/* Decodes text with the decoder at decode_idx. Pushes the value and returns 1,
+ * or pushes cjson's message (it names the position) and returns 0. */
+int kl_json_decode(lua_State *L, int decode_idx, const char *text, size_t len);
+
+#endif

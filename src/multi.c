@@ -1,0 +1,324 @@
+/* kling.multi: one libcurl multi handle, its transfers in flight and those
+ * finished but not yet handed to Lua. Lua never waits inside libcurl except in
+ * perform(), and every callback only fills C buffers. */
+#include "multi.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <lauxlib.h>
+
+#include "buffer.h"
+#include "clock.h"
+#include "compat.h"
+#include "transfer.h"
+
+/* Verbose output kept between two perform() calls, at most. */
+#define KL_MAX_LOG_BYTES (256 * 1024)
+
+#define ENCODE_IDX lua_upvalueindex(1)
+#define DECODE_IDX lua_upvalueindex(2)
+
+typedef struct kl_multi {
+    CURLM *multi;
+    kl_transfer *active;   /* added to libcurl, not finished */
+    kl_transfer *done;     /* finished, not yet returned by perform() */
+    int active_count;
+    lua_Integer next_id;
+    char *auth_header;     /* the only copy of the token */
+    kl_buffer log;
+} kl_multi;
+
+static void unlink_transfer(kl_transfer **list, kl_transfer *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        *list = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void link_transfer(kl_transfer **list, kl_transfer *t)
+{
+    t->prev = NULL;
+    t->next = *list;
+    if (*list != NULL)
+        (*list)->prev = t;
+    *list = t;
+}
+
+static void forget_token(kl_multi *m)
+{
+    if (m->auth_header != NULL) {
+        volatile char *p = m->auth_header;
+        while (*p)
+            *p++ = 0;
+        free(m->auth_header);
+        m->auth_header = NULL;
+    }
+}
+
+static kl_multi *check_multi(lua_State *L)
+{
+    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    if (m->multi == NULL)
+        luaL_error(L, "attempt to use a closed kling.multi");
+    return m;
+}
+
+static int multi_new(lua_State *L)
+{
+    long max_connections = (long)luaL_optinteger(L, 1, 0);
+    kl_multi *m = lua_newuserdata(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    kl_buffer_init(&m->log, KL_MAX_LOG_BYTES);
+    luaL_getmetatable(L, KL_MULTI_MT);
+    lua_setmetatable(L, -2);
+    m->multi = curl_multi_init();
+    if (m->multi == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, "curl_multi_init failed");
+        return 2;
+    }
+    if (max_connections > 0)
+        curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_connections);
+    return 1;
+}
+
+/* set_token(token|nil): kept in C so that Lua-side dumps of a client never show it */
+static int multi_set_token(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    size_t len;
+    const char *token = luaL_optlstring(L, 2, NULL, &len);
+    static const char prefix[] = "Authorization: Bearer ";
+    forget_token(m);
+    if (token == NULL)
+        return 0;
+    if (strlen(token) != len || strpbrk(token, "\r\n") != NULL)
+        return luaL_argerror(L, 2, "token must be one line of text");
+    m->auth_header = malloc(sizeof prefix + len);
+    if (m->auth_header == NULL)
+        return luaL_error(L, "out of memory");
+    memcpy(m->auth_header, prefix, sizeof prefix - 1);
+    memcpy(m->auth_header + sizeof prefix - 1, token, len + 1);
+    return 0;
+}
+
+/* add(request) -> id | nil, message */
+static int multi_add(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_request req;
+    kl_transfer *t;
+    char err[256];
+    CURLMcode mc;
+    kl_request_read(L, 2, ENCODE_IDX, &req);
+    t = kl_transfer_new(&req, m->next_id + 1, m->auth_header, &m->log, err, sizeof err);
+    if (t == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    mc = curl_multi_add_handle(m->multi, t->easy);
+    if (mc != CURLM_OK) {
+        kl_transfer_free(t);
+        lua_pushnil(L);
+        lua_pushstring(L, curl_multi_strerror(mc));
+        return 2;
+    }
+    m->next_id++;
+    link_transfer(&m->active, t);
+    m->active_count++;
+    lua_pushinteger(L, t->id);
+    return 1;
+}
+
+static void collect_finished(kl_multi *m)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+        kl_transfer *t = NULL;
+        CURLcode result;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        result = msg->data.result; /* msg is invalid once the handle is removed */
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        curl_multi_remove_handle(m->multi, t->easy);
+        unlink_transfer(&m->active, t);
+        m->active_count--;
+        kl_transfer_finish(t, result);
+        link_transfer(&m->done, t);
+    }
+}
+
+static int wait_ms(double seconds)
+{
+    double ms = seconds * 1000.0;
+    if (ms <= 0)
+        return 0;
+    if (ms >= INT_MAX)
+        return INT_MAX;
+    return (int)ms + 1;
+}
+
+/* Drives libcurl until a transfer finishes or `wait` seconds pass. With no
+ * transfer at all, it simply sleeps: the Lua layer's timers rely on that. */
+static CURLMcode drive(kl_multi *m, double wait)
+{
+    double deadline = kl_now() + wait;
+    for (;;) {
+        int running;
+        double left;
+        CURLMcode mc = curl_multi_perform(m->multi, &running);
+        if (mc != CURLM_OK)
+            return mc;
+        collect_finished(m);
+        left = deadline - kl_now();
+        if (m->done != NULL || left <= 0)
+            return CURLM_OK;
+        mc = curl_multi_poll(m->multi, NULL, 0, wait_ms(left), NULL);
+        if (mc != CURLM_OK)
+            return mc;
+    }
+}
+
+/* perform([wait]) -> { result, ... }, log | nil, message */
+static int multi_perform(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    double wait = luaL_optnumber(L, 2, 0);
+    CURLMcode mc = drive(m, wait > 0 ? wait : 0);
+    lua_Integer i = 1;
+    if (mc != CURLM_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, curl_multi_strerror(mc));
+        return 2;
+    }
+    lua_newtable(L);
+    while (m->done != NULL) {
+        kl_transfer *t = m->done;
+        kl_transfer_push_result(L, t, DECODE_IDX);
+        lua_rawseti(L, -2, (int)i++);
+        unlink_transfer(&m->done, t);
+        kl_transfer_free(t);
+    }
+    if (m->log.len > 0) {
+        lua_pushlstring(L, m->log.data, m->log.len);
+        kl_buffer_reset(&m->log);
+    } else {
+        lua_pushnil(L);
+    }
+    return 2;
+}
+
+static kl_transfer *find(kl_transfer *list, lua_Integer id)
+{
+    for (; list != NULL; list = list->next)
+        if (list->id == id)
+            return list;
+    return NULL;
+}
+
+/* cancel(id) -> true if the transfer was still known */
+static int multi_cancel(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    kl_transfer *t = find(m->active, id);
+    if (t != NULL) {
+        curl_multi_remove_handle(m->multi, t->easy);
+        unlink_transfer(&m->active, t);
+        m->active_count--;
+    } else if ((t = find(m->done, id)) != NULL) {
+        unlink_transfer(&m->done, t);
+    }
+    kl_transfer_free(t);
+    lua_pushboolean(L, t != NULL);
+    return 1;
+}
+
+static int multi_count(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    int n = m->active_count;
+    kl_transfer *t;
+    for (t = m->done; t != NULL; t = t->next)
+        n++;
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* close, __gc and __close: idempotent */
+static int multi_close(lua_State *L)
+{
+    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    if (m->multi == NULL)
+        return 0;
+    while (m->active != NULL) {
+        kl_transfer *t = m->active;
+        curl_multi_remove_handle(m->multi, t->easy);
+        unlink_transfer(&m->active, t);
+        kl_transfer_free(t);
+    }
+    while (m->done != NULL) {
+        kl_transfer *t = m->done;
+        unlink_transfer(&m->done, t);
+        kl_transfer_free(t);
+    }
+    m->active_count = 0;
+    curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    forget_token(m);
+    kl_buffer_free(&m->log);
+    return 0;
+}
+
+static int multi_tostring(lua_State *L)
+{
+    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    if (m->multi == NULL)
+        lua_pushfstring(L, "kling.multi (closed): %p", (void *)m);
+    else
+        lua_pushfstring(L, "kling.multi (%d in flight): %p", m->active_count, (void *)m);
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"set_token", multi_set_token},
+    {"add", multi_add},
+    {"perform", multi_perform},
+    {"cancel", multi_cancel},
+    {"count", multi_count},
+    {"close", multi_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg metamethods[] = {
+    {"__gc", multi_close},
+#if LUA_VERSION_NUM >= 504
+    {"__close", multi_close},
+#endif
+    {"__tostring", multi_tostring},
+    {NULL, NULL}
+};
+
+void kl_multi_open(lua_State *L)
+{
+    /* stack: encode, decode */
+    luaL_newmetatable(L, KL_MULTI_MT);
+    lua_pushstring(L, KL_MULTI_MT);
+    lua_setfield(L, -2, "__name");
+    kling_setfuncs(L, metamethods, 0);
+    lua_newtable(L);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    kling_setfuncs(L, methods, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 3);
+    lua_pushcfunction(L, multi_new);
+}

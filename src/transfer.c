@@ -1,0 +1,459 @@
+#include "transfer.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "compat.h"
+#include "json.h"
+
+/* Headers a hostile server may send before we give up on it (libcurl has its
+ * own, smaller, per-line cap). */
+#define KL_MAX_HEADER_BYTES (64 * 1024)
+
+/* ---- reading a request from Lua (may raise; allocates nothing) ---- */
+
+static const char *field_string(lua_State *L, int idx, const char *key, size_t *len)
+{
+    const char *s;
+    size_t n;
+    lua_getfield(L, idx, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "request field '%s' must be a string", key);
+    s = lua_tolstring(L, -1, &n);
+    /* the table keeps the string alive after the pop */
+    lua_pop(L, 1);
+    if (len != NULL)
+        *len = n;
+    else if (strlen(s) != n)
+        luaL_error(L, "request field '%s' contains a NUL byte", key);
+    return s;
+}
+
+static int field_bool(lua_State *L, int idx, const char *key)
+{
+    int b;
+    lua_getfield(L, idx, key);
+    b = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return b;
+}
+
+static double field_number(lua_State *L, int idx, const char *key, double dflt)
+{
+    double v = dflt;
+    lua_getfield(L, idx, key);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "request field '%s' must be a number", key);
+        v = lua_tonumber(L, -1);
+        if (!(v >= 0))
+            luaL_error(L, "request field '%s' must not be negative", key);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static long seconds_to_ms(double s)
+{
+    if (s <= 0)
+        return 0;
+    if (s > 86400.0 * 365)
+        s = 86400.0 * 365;
+    return (long)(s * 1000.0 + 0.5);
+}
+
+static void read_headers(lua_State *L, int idx, kl_request *req)
+{
+    int i, n;
+    lua_getfield(L, idx, "headers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    n = (int)kling_rawlen(L, -1);
+    if (n > KL_MAX_EXTRA_HEADERS)
+        luaL_error(L, "at most %d request headers", KL_MAX_EXTRA_HEADERS);
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        const char *h;
+        lua_rawgeti(L, -1, i);
+        h = lua_tolstring(L, -1, &len);
+        if (h == NULL || strlen(h) != len || strpbrk(h, "\r\n") != NULL)
+            luaL_error(L, "request header %d must be one line of text", i);
+        lua_pop(L, 1);
+        req->headers[req->header_count++] = h;
+    }
+    lua_pop(L, 1);
+}
+
+void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(req, 0, sizeof *req);
+    req->url = field_string(L, idx, "url", NULL);
+    if (req->url == NULL)
+        luaL_error(L, "request field 'url' is required");
+    req->body = field_string(L, idx, "body", &req->body_len);
+    lua_getfield(L, idx, "json");
+    if (!lua_isnil(L, -1)) {
+        if (!kl_json_encode(L, encode_idx, -1))
+            luaL_error(L, "cannot encode request body as JSON: %s", lua_tostring(L, -1));
+        /* leave the text on the stack: req->body points into it */
+        req->body = lua_tolstring(L, -1, &req->body_len);
+    } else {
+        lua_pop(L, 1);
+    }
+    req->user_agent = field_string(L, idx, "user_agent", NULL);
+    req->cainfo = field_string(L, idx, "cainfo", NULL);
+    req->capath = field_string(L, idx, "capath", NULL);
+    req->proxy = field_string(L, idx, "proxy", NULL);
+    req->output = field_string(L, idx, "output", NULL);
+    read_headers(L, idx, req);
+    req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
+    req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
+    req->max_body = (size_t)field_number(L, idx, "max_body", 0);
+    req->auth = field_bool(L, idx, "auth");
+    req->fresh_connect = field_bool(L, idx, "fresh_connect");
+    req->follow = field_bool(L, idx, "follow");
+    req->decode = field_bool(L, idx, "decode");
+    req->verbose = field_bool(L, idx, "verbose");
+}
+
+/* ---- libcurl callbacks: C buffers only, never the Lua state ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    kl_transfer *t = userp;
+    size_t n = size * nmemb;
+    if (t->out != NULL) {
+        if (t->body.limit && (curl_off_t)(t->written + n) > (curl_off_t)t->body.limit) {
+            t->too_large = 1;
+            return 0;
+        }
+        if (fwrite(data, 1, n, t->out) != n) {
+            t->write_failed = 1;
+            return 0;
+        }
+        t->written += (curl_off_t)n;
+        return n;
+    }
+    switch (kl_buffer_append(&t->body, data, n)) {
+    case KL_BUFFER_OK:
+        return n;
+    case KL_BUFFER_FULL:
+        t->too_large = 1;
+        return 0;
+    default:
+        t->write_failed = 1;
+        return 0;
+    }
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    kl_transfer *t = userp;
+    size_t n = size * nmemb;
+    /* keep only the final response's headers (not a 100 Continue's, nor a redirect's) */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        kl_buffer_reset(&t->head);
+    if (kl_buffer_append(&t->head, data, n) != KL_BUFFER_OK) {
+        t->too_large = 1;
+        return 0;
+    }
+    return n;
+}
+
+static int starts_with_nocase(const char *s, size_t len, const char *prefix)
+{
+    size_t i, n = strlen(prefix);
+    if (len < n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (tolower((unsigned char)s[i]) != prefix[i])
+            return 0;
+    return 1;
+}
+
+/* Verbose output goes through here so that credentials never reach it. */
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
+{
+    kl_buffer *log = userp;
+    const char *prefix;
+    (void)easy;
+    switch (type) {
+    case CURLINFO_TEXT: prefix = "* "; break;
+    case CURLINFO_HEADER_IN: prefix = "< "; break;
+    case CURLINFO_HEADER_OUT: prefix = "> "; break;
+    default: return 0;
+    }
+    while (size > 0) {
+        const char *nl = memchr(data, '\n', size);
+        size_t len = nl ? (size_t)(nl - data) + 1 : size;
+        size_t text = len;
+        while (text > 0 && (data[text - 1] == '\n' || data[text - 1] == '\r'))
+            text--;
+        if (text > 0) {
+            kl_buffer_append(log, prefix, 2);
+            if (type == CURLINFO_HEADER_OUT && starts_with_nocase(data, text, "authorization:"))
+                kl_buffer_append(log, "Authorization: [redacted]", 25);
+            else if (type == CURLINFO_HEADER_OUT && starts_with_nocase(data, text, "proxy-authorization:"))
+                kl_buffer_append(log, "Proxy-Authorization: [redacted]", 31);
+            else
+                kl_buffer_append(log, data, text);
+            kl_buffer_append(log, "\n", 1);
+        }
+        data += len;
+        size -= len;
+    }
+    return 0;
+}
+
+/* ---- building the easy handle (plain C) ---- */
+
+static int add_header(kl_transfer *t, const char *h)
+{
+    struct curl_slist *l = curl_slist_append(t->headers, h);
+    if (l == NULL)
+        return 0;
+    t->headers = l;
+    return 1;
+}
+
+static int build_headers(kl_transfer *t, const kl_request *req, const char *auth_header)
+{
+    int i;
+    /* no "Expect: 100-continue" round trip for our small JSON bodies */
+    if (!add_header(t, "Expect:"))
+        return 0;
+    for (i = 0; i < req->header_count; i++)
+        if (!add_header(t, req->headers[i]))
+            return 0;
+    if (req->auth && auth_header != NULL && !add_header(t, auth_header))
+        return 0;
+    return 1;
+}
+
+static void set_protocols(CURL *e, int follow)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (follow)
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    if (follow)
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+static void configure(kl_transfer *t, const kl_request *req, kl_buffer *log)
+{
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    set_protocols(e, req->follow);
+    if (req->body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
+    }
+    if (req->follow) {
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    }
+    if (req->timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->connect_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    if (req->user_agent != NULL)
+        curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
+    if (req->cainfo != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, req->cainfo);
+    if (req->capath != NULL)
+        curl_easy_setopt(e, CURLOPT_CAPATH, req->capath);
+    if (req->proxy != NULL)
+        curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+    if (req->fresh_connect)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    if (req->verbose) {
+        curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)log);
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
+}
+
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
+                             kl_buffer *log, char *err, size_t errlen)
+{
+    kl_transfer *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->id = id;
+    t->decode = req->decode;
+    kl_buffer_init(&t->body, req->max_body);
+    kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
+    t->easy = curl_easy_init();
+    if (t->easy == NULL || !build_headers(t, req, auth_header)) {
+        snprintf(err, errlen, "out of memory");
+        kl_transfer_free(t);
+        return NULL;
+    }
+    if (req->output != NULL) {
+        t->to_file = 1;
+        t->out = fopen(req->output, "wb");
+        if (t->out == NULL) {
+            snprintf(err, errlen, "cannot open %s: %s", req->output, strerror(errno));
+            kl_transfer_free(t);
+            return NULL;
+        }
+    }
+    configure(t, req, log);
+    return t;
+}
+
+void kl_transfer_finish(kl_transfer *t, CURLcode result)
+{
+    t->result = result;
+    if (t->out != NULL) {
+        if (fclose(t->out) != 0 && t->result == CURLE_OK) {
+            t->write_failed = 1;
+            t->result = CURLE_WRITE_ERROR;
+        }
+        t->out = NULL;
+    }
+}
+
+/* ---- reporting the outcome to Lua (may raise: the caller still owns t) ---- */
+
+static const char *failure_reason(const kl_transfer *t)
+{
+    if (t->too_large)
+        return "too_large";
+    if (t->write_failed)
+        return "write";
+    switch (t->result) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "resolve";
+    case CURLE_COULDNT_CONNECT: return "connect";
+    case CURLE_GOT_NOTHING: return "empty";
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return "url";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND: return "tls";
+    default: return "network";
+    }
+}
+
+static void push_headers(lua_State *L, const kl_buffer *head)
+{
+    const char *p = head->data, *end = head->data + head->len;
+    lua_newtable(L);
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+        if (colon != NULL && colon > p) {
+            const char *v = colon + 1, *ve = line_end;
+            luaL_Buffer name;
+            const char *c;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            luaL_buffinit(L, &name);
+            for (c = p; c < colon; c++)
+                luaL_addchar(&name, (char)tolower((unsigned char)*c));
+            luaL_pushresult(&name);
+            lua_pushlstring(L, v, (size_t)(ve - v));
+            lua_settable(L, -3);
+        }
+        p = eol ? eol + 1 : end;
+    }
+}
+
+static void push_body(lua_State *L, kl_transfer *t, int decode_idx)
+{
+    if (t->to_file) {
+        lua_pushnumber(L, (lua_Number)t->written);
+        lua_setfield(L, -2, "bytes");
+        return;
+    }
+    lua_pushnumber(L, (lua_Number)t->body.len);
+    lua_setfield(L, -2, "bytes");
+    lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
+    lua_setfield(L, -2, "body");
+    if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
+        int ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
+        lua_setfield(L, -2, ok ? "json" : "json_error");
+    }
+}
+
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
+{
+    long status = 0;
+    curl_off_t sent = 0;
+    double total = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+    lua_createtable(L, 0, 12);
+    lua_pushinteger(L, t->id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+    lua_pushboolean(L, sent > 0);
+    lua_setfield(L, -2, "sent");
+    lua_pushnumber(L, total);
+    lua_setfield(L, -2, "time");
+    if (t->result != CURLE_OK || t->too_large || t->write_failed) {
+        lua_pushinteger(L, (lua_Integer)t->result);
+        lua_setfield(L, -2, "curl_code");
+        lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result));
+        lua_setfield(L, -2, "error");
+        lua_pushstring(L, failure_reason(t));
+        lua_setfield(L, -2, "reason");
+    }
+    push_headers(L, &t->head);
+    lua_setfield(L, -2, "headers");
+    push_body(L, t, decode_idx);
+}
+
+void kl_transfer_free(kl_transfer *t)
+{
+    if (t == NULL)
+        return;
+    if (t->out != NULL)
+        fclose(t->out);
+    if (t->easy != NULL)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    kl_buffer_free(&t->body);
+    kl_buffer_free(&t->head);
+    free(t);
+}

@@ -1,0 +1,66 @@
+/* One HTTP exchange on a libcurl easy handle. A request is first read from Lua
+ * into a kl_request (this may raise, and owns nothing); the transfer is then
+ * built from it in plain C, so no Lua error can leak a handle or a buffer. */
+#ifndef KLING_TRANSFER_H
+#define KLING_TRANSFER_H
+
+#include <stdio.h>
+#include <curl/curl.h>
+#include <lua.h>
+
+#include "buffer.h"
+
+#define KL_MAX_EXTRA_HEADERS 16
+
+typedef struct kl_request {
+    const char *url;
+    const char *body; /* NULL: GET */
+    size_t body_len;
+    const char *user_agent, *cainfo, *capath, *proxy, *output;
+    const char *headers[KL_MAX_EXTRA_HEADERS];
+    int header_count;
+    long timeout_ms, connect_timeout_ms;
+    size_t max_body;  /* 0: unlimited */
+    int auth;         /* attach the owner's Authorization header */
+    int fresh_connect;
+    int follow;       /* follow redirects (downloads only) */
+    int decode;       /* decode the body as JSON */
+    int verbose;
+} kl_request;
+
+typedef struct kl_transfer {
+    struct kl_transfer *prev, *next;
+    CURL *easy;
+    lua_Integer id;
+    struct curl_slist *headers;
+    kl_buffer body;
+    kl_buffer head;
+    FILE *out;
+    int to_file;
+    curl_off_t written;
+    int decode;
+    int too_large;
+    int write_failed;
+    CURLcode result;
+    char errbuf[CURL_ERROR_SIZE];
+} kl_transfer;
+
+/* Reads the request table at idx; JSON bodies are encoded with the encoder at
+ * encode_idx and their text left on the stack for as long as req is used. */
+void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
+
+/* Builds a transfer, or returns NULL with a message in err. auth_header may be
+ * NULL; log receives redacted verbose output. */
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
+                             kl_buffer *log, char *err, size_t errlen);
+
+/* Called once libcurl reports the transfer finished. */
+void kl_transfer_finish(kl_transfer *t, CURLcode result);
+
+/* Pushes the outcome as a table; decodes JSON with the decoder at decode_idx. */
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx);
+
+/* The easy handle must already be out of its multi handle. */
+void kl_transfer_free(kl_transfer *t);
+
+#endif
