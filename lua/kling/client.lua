@@ -1,0 +1,338 @@
+-- The public client: submit, retrieve, wait, spawn and step.
+local core = require "kling.core"
+local config = require "kling.config"
+local errors = require "kling.errors"
+local retry = require "kling.retry"
+local Scheduler = require "kling.scheduler"
+local task = require "kling.task"
+local Transport = require "kling.transport"
+local validate = require "kling.validate"
+
+local now = core.now
+
+local Client = {}
+Client.__index = Client
+Client.__name = "kling.client"
+
+local function closed_error()
+  return errors.new("closed", "the client is closed")
+end
+
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+local function arg_error(n, fname, expected, got)
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(got)), 3)
+end
+
+-- Returns a function that blanks the token out of foreign text. The token is
+-- an upvalue here and a C string in kling.core, never a field of the client.
+local function redactor(token)
+  return function(text)
+    local out, from = {}, 1
+    while true do
+      local i, j = text:find(token, from, true)
+      if not i then break end
+      out[#out + 1] = text:sub(from, i - 1) .. "[redacted]"
+      from = j + 1
+    end
+    out[#out + 1] = text:sub(from)
+    return table.concat(out)
+  end
+end
+
+local function log_sink(verbose)
+  if type(verbose) == "function" then return verbose end
+  if verbose then return function(text) io.stderr:write(text) end end
+end
+
+function Client.new(options)
+  local settings, token = config.build(options)
+  if not settings then return nil, token end
+  local multi, err = core.multi(settings.max_connections)
+  if not multi then return nil, errors.new("network", "cannot start libcurl: " .. tostring(err)) end
+  multi:set_token(token)
+  local scheduler = Scheduler.new(multi, log_sink(settings.verbose))
+  local self = setmetatable({
+    settings = settings,
+    _multi = multi,
+    _scheduler = scheduler,
+    _transport = Transport.new(settings, scheduler, redactor(token)),
+    _submitted = {},   -- task ids this client submitted (callbacks are matched to them)
+    _delivered = {},   -- task ids whose finished state a callback already reported
+    _closed = false,
+  }, Client)
+  return self
+end
+
+function Client:__tostring()
+  return ("kling.client (%s, %d jobs%s)"):format(self.settings.base_url,
+    self._scheduler:pending(), self._closed and ", closed" or "")
+end
+
+-- ---- hooks ----
+
+local function hook_error(self, name, err, task_id)
+  return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)),
+    { task_id = task_id, cause = err })
+end
+
+function Client:_call_hook(name, fn, arg, task_id)
+  if not fn then return true end
+  local ok, err = self._scheduler:pcall(fn, arg)
+  if ok then return true end
+  return nil, hook_error(self, name, err, task_id)
+end
+
+-- ---- submit ----
+
+-- Could the server have accepted (and billed) a submit that failed this way?
+local function may_have_been_taken(err)
+  if err.kind == "network" then return err.sent == true end
+  if err.kind == "timeout" then return err.sent ~= false end
+  if err.kind == "bad_response" then return true end
+  return err.status ~= nil and (err.status >= 500 or err.status == 408)
+end
+
+-- A submit is retried only when the server provably did not take it: nothing
+-- was sent (DNS, connect), or it answered 429. Anything else might have
+-- created a billed job, so it is followed (a task_id in the error body) or
+-- reported, never sent again.
+local function provably_not_taken(err)
+  if err.status == 429 then return true end
+  return (err.reason == "resolve" or err.reason == "connect" or err.reason == "timeout")
+    and err.sent == false
+end
+
+function Client:_submit(body, hooks)
+  local s, attempt = self.settings, 0
+  while true do
+    if self._closed then return nil, closed_error() end
+    local result, err = self._transport:interpret(self._transport:post("/kling/motion", body, true))
+    local task_id = result and str(result.task_id) or (err and err.task_id)
+    if result and not task_id then
+      return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
+        .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
+    end
+    if task_id then
+      self._submitted[task_id] = true
+      local ok, herr = self:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
+      if not ok then return nil, herr end
+      return task_id
+    end
+    attempt = attempt + 1
+    local delay = provably_not_taken(err) and attempt <= s.max_retries
+      and retry.delay(attempt, s, err.retry_after)
+    if not delay then
+      if may_have_been_taken(err) then
+        err.maybe_submitted = true
+        err.message = err.message .. "; the job may have been created, so it was not "
+          .. "submitted again (that would bill twice)"
+      end
+      return nil, err
+    end
+    self._scheduler:sleep(delay)
+  end
+end
+
+function Client:submit(params)
+  local body, hooks = validate.motion(params, "submit")
+  if not body then return nil, hooks end
+  return self:_submit(body, hooks)
+end
+
+-- ---- retrieval ----
+
+function Client:_retrieve(task_id, deadline)
+  if self._closed then return nil, closed_error() end
+  local body, err = self._transport:call("/kling/tasks", { action = "retrieve", id = task_id }, deadline)
+  if not body then
+    err.task_id = err.task_id or task_id
+    return nil, err
+  end
+  if body.id == nil and body.response == nil and body.created_at == nil then
+    return nil, task.not_found(task_id)
+  end
+  return task.normalize(body, task_id)
+end
+
+function Client:task(task_id)
+  local err = validate.task_id(task_id)
+  if err then return nil, err end
+  return self:_retrieve(task_id)
+end
+
+function Client:tasks(ids)
+  if type(ids) ~= "table" then arg_error(1, "tasks", "table", ids) end
+  for i, id in ipairs(ids) do
+    local err = validate.task_id(id, ("ids[%d]"):format(i))
+    if err then return nil, err end
+  end
+  if #ids == 0 then return {} end
+  if self._closed then return nil, closed_error() end
+  local body, err = self._transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids })
+  if not body then return nil, err end
+  if type(body.items) ~= "table" then
+    return nil, errors.new("bad_response", "the batch answer has no items list")
+  end
+  local by_id = {}
+  for _, record in ipairs(body.items) do
+    if type(record) == "table" and str(record.id) then by_id[record.id] = record end
+  end
+  local list = {}
+  for i, id in ipairs(ids) do
+    local record = by_id[id]
+    list[i] = record and task.normalize(record, id)
+      or { id = id, state = "not_found", done = false, error = task.not_found(id) }
+  end
+  return list
+end
+
+-- ---- waiting ----
+
+-- Errors after which polling the same task again can still succeed.
+local function transient(err)
+  return retry.retryable(err)
+end
+
+function Client:_wait(task_id, timeout, on_status, first_delay)
+  local s = self.settings
+  local deadline = now() + timeout
+  local interval, delay = s.poll_interval, first_delay
+  local state, last_err = "unknown", nil
+  while true do
+    if delay > 0 then
+      local left = deadline - now()
+      if left <= 0 then break end
+      self._scheduler:sleep(math.min(delay, left))
+    end
+    local t, err = self:_retrieve(task_id, deadline)
+    if t then
+      state, last_err = t.state, nil
+      local ok, herr = self:_call_hook("on_status", on_status, t, task_id)
+      if not ok then return nil, herr end
+      if t.done then
+        if t.result then return t.result end
+        return nil, t.error
+      end
+    elseif transient(err) then
+      last_err = err
+    else
+      return nil, err
+    end
+    if now() >= deadline then break end
+    delay = retry.jitter(interval)
+    interval = retry.next_poll_interval(interval, s)
+  end
+  return nil, errors.new("timeout", ("task %s is still %s after %g s of waiting; call "
+    .. "wait(task_id) to go on"):format(task_id, state, timeout),
+    { task_id = task_id, state = state, cause = last_err })
+end
+
+function Client:wait(task_id, opts)
+  local err = validate.task_id(task_id)
+  if err then return nil, err end
+  if opts ~= nil and type(opts) ~= "table" then arg_error(2, "wait", "table or nil", opts) end
+  opts = opts or {}
+  local timeout = opts.timeout or self.settings.wait_timeout
+  if type(timeout) ~= "number" or not (timeout > 0) then
+    return nil, errors.invalid("timeout", "must be a number greater than 0")
+  end
+  if opts.on_status ~= nil and type(opts.on_status) ~= "function" then
+    return nil, errors.invalid("on_status", "must be a function")
+  end
+  return self:_wait(task_id, timeout, opts.on_status, 0)
+end
+
+function Client:motion(params)
+  local body, hooks = validate.motion(params, "motion")
+  if not body then return nil, hooks end
+  local task_id, err = self:_submit(body, hooks)
+  if not task_id then return nil, err end
+  return self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, self.settings.poll_interval)
+end
+
+-- ---- results and callbacks ----
+
+-- Saves the video of a result (or a URL) to path; returns path, bytes.
+function Client:download(result, path)
+  local url = type(result) == "table" and result.video_url or result
+  local err = validate.url("video_url", url)
+  if err then return nil, err end
+  if type(path) ~= "string" or path == "" then return nil, errors.invalid("path", "must be a file name") end
+  if self._closed then return nil, closed_error() end
+  return self._transport:download(url, path)
+end
+
+-- A callback POST is unauthenticated: it is matched to a task this client
+-- submitted (or that opts.accept(task_id) vouches for) and then re-read from
+-- /kling/tasks; its own content is never trusted. Returns the task, with
+-- first_delivery = true the first time a finished task is reported.
+function Client:handle_callback(payload, opts)
+  if opts ~= nil and type(opts) ~= "table" then arg_error(2, "handle_callback", "table or nil", opts) end
+  opts = opts or {}
+  if type(payload) == "string" then
+    local decoded, derr = core.decode(payload)
+    if type(decoded) ~= "table" then
+      return nil, errors.new("bad_response", "the callback body is not a JSON object"
+        .. (derr and (": " .. derr) or ""))
+    end
+    payload = decoded
+  elseif type(payload) ~= "table" then
+    arg_error(1, "handle_callback", "string or table", payload)
+  end
+  local body = task.unwrap(payload)
+  local task_id = str(body.task_id) or str(payload.task_id)
+  if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
+  local known = self._submitted[task_id] or (opts.accept and opts.accept(task_id))
+  if not known then
+    return nil, errors.new("not_found", "a callback for a task this client did not submit",
+      { task_id = task_id })
+  end
+  local t, err = self:_retrieve(task_id)
+  if not t then return nil, err end
+  t.first_delivery = t.done and not self._delivered[task_id] or false
+  if t.done then self._delivered[task_id] = true end
+  return t
+end
+
+-- ---- jobs and the loop ----
+
+function Client:spawn(fn, ...)
+  if type(fn) ~= "function" then arg_error(1, "spawn", "function", fn) end
+  local job = self._scheduler:spawn(fn, ...)
+  if self._closed then self._scheduler:cancel(job, closed_error()) end
+  return job
+end
+
+function Client:step(max_wait)
+  if max_wait ~= nil and (type(max_wait) ~= "number" or max_wait < 0) then
+    arg_error(1, "step", "non-negative number", max_wait)
+  end
+  if self._closed then return 0 end
+  return self._scheduler:step(max_wait or 0)
+end
+
+-- Steps until every spawned job has ended.
+function Client:run()
+  while not self._closed and self._scheduler:pending() > 0 do
+    self._scheduler:step(3600)
+  end
+end
+
+function Client:pending()
+  return self._scheduler:pending()
+end
+
+-- Ends every job (they report kind "closed"), every transfer, and libcurl.
+function Client:close()
+  if self._closed then return end
+  self._closed = true
+  self._scheduler:close(closed_error())
+end
+
+Client.__close = Client.close
+Client.__gc = Client.close
+
+return Client

@@ -1,0 +1,45 @@
+-- kling: AceData Cloud's Kling Motion API for Lua.
+--   local kling = require "kling"
+--   local client = assert(kling.new{ token = os.getenv("ACEDATACLOUD_API_TOKEN") })
+--   local result, err = client:motion{ image_url = ..., video_url = ...,
+--                                       character_orientation = "image", mode = "std" }
+local core = require "kling.core"
+local Client = require "kling.client"
+local errors = require "kling.errors"
+
+local kling = {
+  _VERSION = "kling " .. core.version,
+  version = core.version,
+  curl_version = core.curl_version,
+  Client = Client,
+  errors = errors,
+  is_error = errors.is,
+}
+
+-- kling.new(options) -> client | nil, err. See README.md for the options.
+function kling.new(options)
+  return Client.new(options)
+end
+
+-- The client behind kling.motion/submit/task/tasks/wait: built on first use
+-- from ACEDATACLOUD_API_TOKEN and ACEDATACLOUD_API_BASE_URL.
+local default_client
+
+function kling.default()
+  if default_client == nil or default_client._closed then
+    local client, err = Client.new()
+    if not client then return nil, err end
+    default_client = client
+  end
+  return default_client
+end
+
+for _, name in ipairs({ "motion", "submit", "task", "tasks", "wait", "download" }) do
+  kling[name] = function(...)
+    local client, err = kling.default()
+    if not client then return nil, err end
+    return client[name](client, ...)
+  end
+end
+
+return kling

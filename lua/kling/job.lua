@@ -1,0 +1,68 @@
+-- The handle client:spawn returns. A job's outcome stays in its handle: an
+-- error raised inside the job is kept there for the caller, never printed.
+local core = require "kling.core"
+local compat = require "kling.compat"
+local errors = require "kling.errors"
+
+local Job = {}
+Job.__index = Job
+Job.__name = "kling.job"
+
+function Job.new(scheduler, fn, args)
+  local self = setmetatable({ scheduler = scheduler, state = "running" }, Job)
+  self.co = coroutine.create(function() return fn(compat.unpack(args, 1, args.n)) end)
+  return self
+end
+
+function Job:succeed(results)
+  self.state, self.results = "done", results
+end
+
+function Job:fail(err, traceback)
+  if errors.is(err) and err.kind == "cancelled" then
+    self.state = "cancelled"
+  else
+    self.state = "failed"
+  end
+  self.error, self.traceback = err, traceback
+end
+
+-- "running", "done", "failed" or "cancelled".
+function Job:status()
+  return self.state
+end
+
+-- What the function returned; or nil and the error it raised (or the
+-- cancellation); or nil and a "pending" error while it runs.
+function Job:result()
+  if self.state == "done" then
+    return compat.unpack(self.results, 1, self.results.n)
+  elseif self.state == "running" then
+    return nil, errors.new("pending", "the job has not finished")
+  end
+  return nil, self.error
+end
+
+-- Stops the job where it waits. The API cannot cancel a submitted task: this
+-- only stops following it.
+function Job:cancel()
+  return self.scheduler:cancel(self, errors.new("cancelled", "the job was cancelled"))
+end
+
+-- Blocks (stepping its client) until the job ends or timeout seconds pass.
+function Job:wait(timeout)
+  local scheduler = self.scheduler
+  local deadline = timeout and core.now() + timeout
+  while self.state == "running" do
+    local left = deadline and deadline - core.now() or 3600
+    if left <= 0 then break end
+    scheduler:step(left)
+  end
+  return self:result()
+end
+
+function Job:__tostring()
+  return ("kling.job (%s)"):format(self.state)
+end
+
+return Job

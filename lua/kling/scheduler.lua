@@ -1,0 +1,236 @@
+-- Runs every call of a client on one libcurl multi handle.
+--
+-- A call waits on a "waiter": a transfer or a timer. Inside a job (a coroutine
+-- started by client:spawn) the wait yields and step() resumes the job once the
+-- waiter is done; anywhere else the wait drives step() itself until its own
+-- waiter is done, so jobs spawned earlier keep progressing meanwhile.
+local core = require "kling.core"
+local compat = require "kling.compat"
+local Job = require "kling.job"
+
+local now = core.now
+local pack, unpack = compat.pack, compat.unpack
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+-- What a job yields to say "resume me when this waiter is done".
+local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
+
+function Scheduler.new(multi, log)
+  return setmetatable({
+    multi = multi,
+    log = log,            -- function(text) or nil
+    transfers = {},       -- transfer id -> waiter
+    timers = {},          -- waiters sorted by due time
+    jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
+    live = {},            -- job -> true until it ends
+    live_count = 0,
+    runnable = {},        -- jobs to resume on the next step
+    stepping = false,
+  }, Scheduler)
+end
+
+function Scheduler:current_job()
+  local co = coroutine.running()
+  return co and self.jobs[co]
+end
+
+-- ---- waiting ----
+
+function Scheduler:await(waiter)
+  local job = self:current_job()
+  if job then
+    job.waiter, waiter.job = waiter, job
+    local value = coroutine.yield(WAIT, waiter)
+    job.waiter = nil
+    return value
+  end
+  if self.stepping then
+    error("kling: a blocking call from inside client:step() (in a coroutine the client did not "
+      .. "spawn?); make the call from the spawned job itself", 3)
+  end
+  while not waiter.done do
+    self:step(3600)
+  end
+  return waiter.value
+end
+
+-- Sends a request and waits for its result table (see src/transfer.c).
+function Scheduler:transfer(request)
+  if self.closed then
+    return { reason = "closed", error = "the client is closed", status = 0, headers = {} }
+  end
+  local id, err = self.multi:add(request)
+  if not id then
+    return { reason = "setup", error = err, status = 0, headers = {} }
+  end
+  local waiter = { kind = "transfer", id = id }
+  self.transfers[id] = waiter
+  return self:await(waiter)
+end
+
+local function insert_sorted(list, waiter)
+  local lo, hi = 1, #list
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    if list[mid].due <= waiter.due then lo = mid + 1 else hi = mid - 1 end
+  end
+  table.insert(list, lo, waiter)
+end
+
+function Scheduler:sleep(seconds)
+  if self.closed then return end
+  local waiter = { kind = "timer", due = now() + math.max(seconds, 0) }
+  insert_sorted(self.timers, waiter)
+  self:await(waiter)
+end
+
+function Scheduler:next_timer_in(limit)
+  local first = self.timers[1]
+  if first then return math.max(0, math.min(limit, first.due - now())) end
+  return limit
+end
+
+-- ---- jobs ----
+
+function Scheduler:spawn(fn, ...)
+  local job = Job.new(self, fn, pack(...))
+  self.jobs[job.co] = job
+  self.live[job] = true
+  self.live_count = self.live_count + 1
+  self.runnable[#self.runnable + 1] = job
+  return job
+end
+
+function Scheduler:finish(job)
+  if self.live[job] then
+    self.live[job] = nil
+    self.live_count = self.live_count - 1
+  end
+  self.jobs[job.co] = nil
+end
+
+function Scheduler:resume(job, ...)
+  if job.state ~= "running" then return end
+  local r = pack(coroutine.resume(job.co, ...))
+  if not r[1] then
+    job:fail(r[2], debug.traceback(job.co, tostring(r[2])))
+    self:finish(job)
+  elseif coroutine.status(job.co) == "dead" then
+    job:succeed(pack(unpack(r, 2, r.n)))
+    self:finish(job)
+  elseif r[2] ~= WAIT then
+    -- the job yielded on its own: resume it on the next step
+    self.runnable[#self.runnable + 1] = job
+  end
+end
+
+-- Stops a job wherever it waits; its transfer is dropped from libcurl.
+function Scheduler:cancel(job, err)
+  if job.state ~= "running" then return false end
+  local w = job.waiter
+  if w and w.kind == "transfer" and self.transfers[w.id] then
+    self.transfers[w.id] = nil
+    self.multi:cancel(w.id)
+  elseif w and w.kind == "timer" then
+    w.cancelled = true
+  end
+  job:fail(err)
+  self:finish(job)
+  if coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
+  return true
+end
+
+function Scheduler:cancel_all(err)
+  local list = {}
+  for job in pairs(self.live) do list[#list + 1] = job end
+  for _, job in ipairs(list) do self:cancel(job, err) end
+end
+
+function Scheduler:close(err)
+  if self.closed then return end
+  self.closed = true
+  self:cancel_all(err)
+  self.transfers, self.timers, self.runnable = {}, {}, {}
+  self.multi:close()
+end
+
+-- pcall that a job may yield through, even on PUC Lua 5.1.
+function Scheduler:pcall(fn, ...)
+  local job = self:current_job()
+  if compat.pcall_yields or not job then return pcall(fn, ...) end
+  local co = coroutine.create(fn)
+  self.jobs[co] = job
+  local r = pack(coroutine.resume(co, ...))
+  while r[1] and coroutine.status(co) ~= "dead" do
+    r = pack(coroutine.resume(co, coroutine.yield(unpack(r, 2, r.n))))
+  end
+  self.jobs[co] = nil
+  return unpack(r, 1, r.n)
+end
+
+-- ---- stepping ----
+
+function Scheduler:wake(waiter, value)
+  waiter.done, waiter.value = true, value
+  local job = waiter.job
+  if job then self:resume(job, value) end
+end
+
+function Scheduler:fire_timers()
+  local t = now()
+  while self.timers[1] and self.timers[1].due <= t do
+    local waiter = table.remove(self.timers, 1)
+    if not waiter.cancelled then self:wake(waiter) end
+  end
+end
+
+function Scheduler:run_runnable()
+  local ready = self.runnable
+  self.runnable = {}
+  for _, job in ipairs(ready) do self:resume(job) end
+end
+
+function Scheduler:dispatch(results, log)
+  if log and self.log then self.log(log) end
+  for _, res in ipairs(results) do
+    local waiter = self.transfers[res.id]
+    if waiter then
+      self.transfers[res.id] = nil
+      self:wake(waiter, res)
+    end
+  end
+end
+
+function Scheduler:pending()
+  return self.live_count
+end
+
+local function step(self, max_wait)
+  self:run_runnable()
+  self:fire_timers()
+  local wait = #self.runnable > 0 and 0 or self:next_timer_in(max_wait)
+  if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
+    wait = 0
+  end
+  local results, log = self.multi:perform(wait)
+  if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
+  self:dispatch(results, log)
+  self:fire_timers()
+end
+
+-- Advances every transfer, timer and job; blocks at most max_wait seconds.
+function Scheduler:step(max_wait)
+  if self.closed then return 0 end
+  if self.stepping then
+    error("kling: client:step() called from inside a job or a hook", 3)
+  end
+  self.stepping = true
+  local ok, err = pcall(step, self, max_wait or 0)
+  self.stepping = false
+  if not ok then error(err, 0) end
+  return self.live_count
+end
+
+return Scheduler

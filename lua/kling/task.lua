@@ -1,0 +1,93 @@
+-- Reads AceData task records: when a task is over, and how it ended.
+-- The rules answer bugs AceData's own clients shipped (NOTES.md): an error
+-- object without finished_at is a failure, success=false beside a video URL is
+-- a failure, the success word is "succeed", and a failed task is never polled on.
+local core = require "kling.core"
+local errors = require "kling.errors"
+
+local task = {}
+
+local null = core.null
+
+-- JSON null reads as absent, everywhere below.
+local function value(v)
+  if v == null then return nil end
+  return v
+end
+
+local function table_or_nil(v)
+  v = value(v)
+  if type(v) == "table" then return v end
+end
+
+local function string_or_nil(v)
+  v = value(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+-- A copy without JSON nulls, so callers can test fields with plain `if`.
+function task.clean(t)
+  local c = {}
+  for k, v in pairs(t) do
+    if v ~= null then c[k] = type(v) == "table" and task.clean(v) or v end
+  end
+  return c
+end
+
+-- AceData answers flat, but its schema also allows { data = {...} }.
+function task.unwrap(body)
+  local data = table_or_nil(body.data)
+  if data and body.id == nil and body.task_id == nil and body.items == nil then
+    return data
+  end
+  return body
+end
+
+local function failure(response, record, id)
+  local err = table_or_nil(response.error) or {}
+  local message = string_or_nil(value(err.message))
+  if not message then
+    if response.success == false and string_or_nil(response.video_url) then
+      message = "the API reported success = false although it returned a video"
+    else
+      message = "the task failed"
+    end
+  end
+  return errors.new("task_failed", message, {
+    task_id = id, code = string_or_nil(value(err.code)),
+    trace_id = string_or_nil(record.trace_id),
+  })
+end
+
+-- Normalises a record: { id, state, done, result?, error?, raw }.
+function task.normalize(record, fallback_id)
+  local id = string_or_nil(record.id) or fallback_id
+  local response = table_or_nil(record.response)
+  local t = {
+    id = id, raw = record, done = false, state = "processing",
+    created_at = value(record.created_at), finished_at = value(record.finished_at),
+  }
+  if not response then return t end
+  local state = string_or_nil(response.state)
+  local has_error = table_or_nil(response.error) ~= nil
+  local has_video = string_or_nil(response.video_url) ~= nil
+  local flagged_failure = response.success == false
+  t.state = state or "processing"
+  if state == "failed" or (flagged_failure and (has_error or has_video or state == "succeed")) then
+    t.done, t.state = true, "failed"
+    t.error = failure(response, record, id)
+  elseif state == "succeed"
+      or (response.success == true and has_video and value(record.finished_at) ~= nil) then
+    t.done, t.state = true, "succeed"
+    t.result = task.clean(response)
+    t.result.task_id = t.result.task_id or id
+    t.result.state = "succeed"
+  end
+  return t
+end
+
+function task.not_found(id)
+  return errors.new("not_found", "no task with id " .. id, { task_id = id })
+end
+
+return task

@@ -1,0 +1,155 @@
+-- HTTP for the client: builds kling.core requests, turns their results into
+-- bodies or structured errors, and retries what is safe to retry.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local retry = require "kling.retry"
+local task = require "kling.task"
+
+local Transport = {}
+Transport.__index = Transport
+
+local JSON_HEADERS = { "Content-Type: application/json", "Accept: application/json" }
+
+local NETWORK_MESSAGES = {
+  timeout = "the request timed out",
+  resolve = "could not resolve the host",
+  connect = "could not connect to the server",
+  tls = "TLS failure",
+  empty = "the server closed the connection without answering",
+  too_large = "the answer is too large",
+  url = "unusable URL",
+  write = "could not write the answer",
+  setup = "could not start the request",
+  network = "network failure",
+  closed = "the client is closed",
+}
+
+-- redact(text) removes the token from text that came from elsewhere (a proxy
+-- may echo request headers in its error page).
+function Transport.new(settings, scheduler, redact)
+  return setmetatable({ settings = settings, scheduler = scheduler, redact = redact }, Transport)
+end
+
+function Transport:common_options(request)
+  local s = self.settings
+  request.connect_timeout = s.connect_timeout
+  request.user_agent = s.user_agent or ("kling-lua/" .. core.version)
+  request.cainfo, request.capath, request.proxy = s.cainfo, s.capath, s.proxy
+  request.verbose = s.verbose and true or false
+  return request
+end
+
+function Transport:post(path, body, fresh_connect)
+  return self.scheduler:transfer(self:common_options({
+    url = self.settings.base_url .. path, json = body, headers = JSON_HEADERS,
+    auth = true, decode = true, timeout = self.settings.timeout,
+    max_body = self.settings.max_response_bytes, fresh_connect = fresh_connect,
+  }))
+end
+
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+local function describe_body(self, res)
+  local body = res.body or ""
+  if body == "" then return "an empty body" end
+  local ctype = res.headers["content-type"] or "no content type"
+  local snippet = self.redact(body:sub(1, 60):gsub("%s+", " "))
+  return ("%s, not JSON: %q"):format(ctype, snippet)
+end
+
+local function transfer_error(res)
+  local what = NETWORK_MESSAGES[res.reason] or NETWORK_MESSAGES.network
+  local kind = "network"
+  if res.reason == "timeout" then kind = "timeout" end
+  if res.reason == "too_large" then kind = "bad_response" end
+  if res.reason == "closed" then return errors.new("closed", "the client is closed") end
+  return errors.new(kind, what .. ": " .. tostring(res.error), {
+    reason = res.reason, sent = res.sent,
+    status = res.status ~= 0 and res.status or nil,
+  })
+end
+
+local function status_error(self, res)
+  local json = type(res.json) == "table" and res.json or {}
+  local detail = type(json.error) == "table" and json.error or {}
+  local data = type(json.data) == "table" and json.data or {}
+  local status = res.status
+  local kind = "api"
+  if status == 401 or status == 403 then kind = "auth" end
+  if status == 429 then kind = "rate_limited" end
+  local message = str(detail.message)
+  message = message and self.redact(message)
+    or ("HTTP %d with %s"):format(status, res.json and "no error message" or describe_body(self, res))
+  return errors.new(kind, message, {
+    status = status, code = str(detail.code), trace_id = str(json.trace_id),
+    task_id = str(json.task_id) or str(data.task_id),
+    retry_after = retry.parse_retry_after(res.headers["retry-after"]),
+  })
+end
+
+-- A kling.core result -> the JSON object it carries, or nil and an error.
+function Transport:interpret(res)
+  if res.reason then return nil, transfer_error(res) end
+  if res.status < 200 or res.status > 299 then return nil, status_error(self, res) end
+  local json = res.json
+  if type(json) ~= "table" then
+    return nil, errors.new("bad_response", ("HTTP %d answer is %s"):format(res.status,
+      res.json_error and describe_body(self, res) or (json == nil and "an empty body" or "not a JSON object")),
+      { status = res.status })
+  end
+  if json.success == false and type(json.error) == "table" then
+    return nil, status_error(self, res)
+  end
+  return task.unwrap(json)
+end
+
+-- One request that is safe to repeat (task retrieval), with retries.
+-- deadline (monotonic seconds) bounds the sleeps between attempts.
+function Transport:call(path, body, deadline)
+  local s = self.settings
+  local attempt = 0
+  while true do
+    local result, err = self:interpret(self:post(path, body))
+    if result then return result end
+    attempt = attempt + 1
+    if attempt > s.max_retries or not retry.retryable(err) then return nil, err end
+    local delay = retry.delay(attempt, s, err.retry_after)
+    if not delay or (deadline and core.now() + delay > deadline) then return nil, err end
+    self.scheduler:sleep(delay)
+  end
+end
+
+-- Fetches url into path (through path..".part", renamed when complete).
+-- The token is never sent: the video lives on a CDN, not on the API.
+function Transport:download(url, path)
+  local s = self.settings
+  local part = path .. ".part"
+  local attempt = 0
+  while true do
+    local res = self.scheduler:transfer(self:common_options({
+      url = url, output = part, follow = true, timeout = s.download_timeout,
+      max_body = s.max_download_bytes,
+    }))
+    if res.reason == "setup" then
+      return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
+    end
+    local err
+    if res.reason then
+      err = transfer_error(res)
+    elseif res.status < 200 or res.status > 299 then
+      err = errors.new("api", ("HTTP %d while downloading the video"):format(res.status), { status = res.status })
+    else
+      local ok, rename_err = os.rename(part, path)
+      if not ok then return nil, errors.invalid("path", "cannot be written: " .. tostring(rename_err)) end
+      return path, res.bytes
+    end
+    os.remove(part)
+    attempt = attempt + 1
+    if attempt > s.max_retries or not retry.retryable(err) then return nil, err end
+    self.scheduler:sleep(retry.delay(attempt, s, nil) or 0)
+  end
+end
+
+return Transport

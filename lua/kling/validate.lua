@@ -1,0 +1,96 @@
+-- Checks a motion request before any traffic, naming the field at fault.
+-- Limits and enums follow kling-motion.openapi.json.
+local errors = require "kling.errors"
+
+local validate = {}
+
+local ENUMS = {
+  character_orientation = { "image", "video" },
+  mode = { "std", "pro" },
+  keep_original_sound = { "yes", "no" },
+  model_name = { "kling-v2-6", "kling-v3" },
+}
+local REQUIRED = { "image_url", "video_url", "character_orientation", "mode" }
+local URLS = { image_url = true, video_url = true, callback_url = true }
+local HOOKS = { on_submit = true, on_status = true }
+
+local function one_of(list, value)
+  for _, v in ipairs(list) do
+    if v == value then return true end
+  end
+  return false
+end
+
+local function quoted(list)
+  return '"' .. table.concat(list, '" or "') .. '"'
+end
+
+function validate.url(field, value)
+  if type(value) ~= "string" then
+    return errors.invalid(field, "must be a string URL")
+  end
+  if not value:match("^[hH][tT][tT][pP][sS]?://[^/?#%s]+") or value:find("[%c%s]") then
+    return errors.invalid(field, "must be an http:// or https:// URL without spaces")
+  end
+end
+
+local function check_field(name, value)
+  if URLS[name] then return validate.url(name, value) end
+  if ENUMS[name] then
+    if not one_of(ENUMS[name], value) then
+      return errors.invalid(name, "must be " .. quoted(ENUMS[name]) .. ", got " .. tostring(value))
+    end
+  elseif name == "prompt" then
+    if type(value) ~= "string" then return errors.invalid(name, "must be a string") end
+  elseif name == "watermark_info" then
+    if type(value) ~= "table" or type(value.enabled) ~= "boolean" then
+      return errors.invalid(name, "must be a table { enabled = true|false }")
+    end
+    for k in pairs(value) do
+      if k ~= "enabled" then return errors.invalid(name .. "." .. tostring(k), "is not a watermark option") end
+    end
+  elseif HOOKS[name] then
+    if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
+  elseif name == "async" then
+    return errors.invalid(name, "is set by the client: it always submits asynchronously")
+  else
+    return errors.invalid(tostring(name), "is not a Kling Motion field")
+  end
+end
+
+-- Returns the JSON body to send and the hooks, or nil and an invalid_argument error.
+function validate.motion(params, fname)
+  if type(params) ~= "table" then
+    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(params)), 3)
+  end
+  for _, name in ipairs(REQUIRED) do
+    if params[name] == nil then
+      local hint = ENUMS[name] and (": " .. quoted(ENUMS[name])) or ""
+      return nil, errors.invalid(name, "is required" .. hint)
+    end
+  end
+  local body, hooks = {}, {}
+  for name, value in pairs(params) do
+    if name == "keep_original_sound" and type(value) == "boolean" then
+      value = value and "yes" or "no"
+    end
+    local err = check_field(name, value)
+    if err then return nil, err end
+    if HOOKS[name] then hooks[name] = value else body[name] = value end
+  end
+  if body.watermark_info then body.watermark_info = { enabled = body.watermark_info.enabled } end
+  body.async = true
+  return body, hooks
+end
+
+function validate.task_id(value, field)
+  field = field or "task_id"
+  if type(value) ~= "string" or value == "" then
+    return errors.invalid(field, "must be a non-empty string")
+  end
+  if value:find("[%c%s]") then
+    return errors.invalid(field, "must not contain spaces or control characters")
+  end
+end
+
+return validate
