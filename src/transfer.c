@@ -400,11 +400,11 @@ static void push_headers(lua_State *L, const kl_buffer *head)
 static void push_body(lua_State *L, kl_transfer *t, int decode_idx)
 {
     if (t->to_file) {
-        lua_pushnumber(L, (lua_Number)t->written);
+        lua_pushinteger(L, (lua_Integer)t->written);
         lua_setfield(L, -2, "bytes");
         return;
     }
-    lua_pushnumber(L, (lua_Number)t->body.len);
+    lua_pushinteger(L, (lua_Integer)t->body.len);
     lua_setfield(L, -2, "bytes");
     lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
     lua_setfield(L, -2, "body");

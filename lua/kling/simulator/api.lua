@@ -80,7 +80,8 @@ function Api:reset()
   self.tasks, self.task_order = {}, {}
   self.faults, self.next_tasks = {}, {}
   self.counts = { requests = {}, submits = 0, retrieve = 0, retrieve_batch = 0,
-                  tasks_created = 0, callbacks_sent = 0, callbacks_failed = 0 }
+                  tasks_created = 0, callbacks_sent = 0, callbacks_failed = 0,
+                  downloads = 0, downloads_with_token = 0 }
   self.log, self.inbox = {}, {}
   self.used_credits = 0
 end
@@ -311,6 +312,10 @@ function Api:retrieve(body)
 end
 
 function Api:video(req)
+  self.counts.downloads = self.counts.downloads + 1
+  if req.headers.authorization then
+    self.counts.downloads_with_token = self.counts.downloads_with_token + 1
+  end
   local id = req.path:match("^/files/([%w%-]+)%.mp4$")
   if not id or not self.tasks[id] then return { status = 404, headers = {}, body = "not found" } end
   return { status = 200, headers = { ["Content-Type"] = "video/mp4" }, body = sample_video }

@@ -1,0 +1,81 @@
+-- Starts bin/kling-simulator as its own process on 127.0.0.1 (an OS-chosen
+-- port) and talks to its /_sim/ control endpoints with luasocket, so that the
+-- specs never use the library under test to observe it.
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+local kling = require "kling"
+
+local Simulator = {}
+Simulator.__index = Simulator
+
+Simulator.TOKEN = "sim-token"
+
+function Simulator.start(opts)
+  opts = opts or {}
+  local lua = os.getenv("KLING_LUA") or "lua5.4"
+  local cmd = ("%s bin/kling-simulator --port 0 --idle-exit 300 --generation-time %s --token %s")
+    :format(lua, tostring(opts.generation_time or 0.3), Simulator.TOKEN)
+  local proc = assert(io.popen(cmd, "r"))
+  local line = proc:read("*l") or ""
+  local url = line:match("(http://%S+)")
+  assert(url, "the simulator did not start: " .. line)
+  return setmetatable({ proc = proc, url = url }, Simulator)
+end
+
+function Simulator:request(method, path, body)
+  local chunks = {}
+  local payload = body and cjson.encode(body) or ""
+  local ok, status = http.request({
+    url = self.url .. path, method = method, sink = ltn12.sink.table(chunks),
+    source = ltn12.source.string(payload),
+    headers = { ["content-type"] = "application/json", ["content-length"] = #payload },
+  })
+  assert(ok, "simulator control request failed: " .. tostring(status))
+  local text = table.concat(chunks)
+  return text ~= "" and cjson.decode(text) or nil, status
+end
+
+function Simulator:stats() return (self:request("GET", "/_sim/stats")) end
+function Simulator:requests() return (self:request("GET", "/_sim/requests")) end
+function Simulator:inbox() return (self:request("GET", "/_sim/inbox")) end
+function Simulator:reset() return self:request("POST", "/_sim/reset", {}) end
+function Simulator:config(t) return self:request("POST", "/_sim/config", t) end
+function Simulator:fault(f) return self:request("POST", "/_sim/faults", f) end
+function Simulator:next_task(t) return self:request("POST", "/_sim/next_task", t) end
+
+function Simulator:count(path)
+  return self:stats().requests[path] or 0
+end
+
+function Simulator:stop()
+  pcall(self.request, self, "POST", "/_sim/shutdown", {})
+  self.proc:close()
+end
+
+-- A client tuned for fast specs: short polls and backoffs, same rules.
+function Simulator:client(overrides)
+  local options = {
+    token = Simulator.TOKEN, base_url = self.url, timeout = 5, connect_timeout = 2,
+    poll_interval = 0.05, max_poll_interval = 0.2, wait_timeout = 10,
+    retry_delay = 0.01, max_retry_delay = 0.05,
+  }
+  for k, v in pairs(overrides or {}) do options[k] = v end
+  return assert(kling.new(options))
+end
+
+Simulator.PARAMS = {
+  image_url = "https://cdn.example.test/person.jpg",
+  video_url = "https://cdn.example.test/dance.mp4",
+  character_orientation = "image",
+  mode = "std",
+}
+
+function Simulator.params(extra)
+  local p = {}
+  for k, v in pairs(Simulator.PARAMS) do p[k] = v end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+return Simulator

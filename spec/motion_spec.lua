@@ -1,0 +1,153 @@
+-- The success path against the simulator: submit, wait, retrieve, batch, download.
+local cjson = require "cjson"
+local kling = require "kling"
+local Simulator = require "helpers.simulator"
+
+describe("the success path", function()
+  local sim, client
+  setup(function() sim = Simulator.start({ generation_time = 0.3 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset(); client = sim:client() end)
+  after_each(function() client:close() end)
+
+  it("motion submits once, polls /kling/tasks and returns the final answer", function()
+    local submitted, statuses = {}, {}
+    local result, err = client:motion(Simulator.params({
+      prompt = "wave",
+      on_submit = function(id) submitted[#submitted + 1] = id end,
+      on_status = function(t) statuses[#statuses + 1] = t.state end,
+    }))
+    assert.is_nil(err)
+    assert.is_true(result.success)
+    assert.equal("succeed", result.state)
+    assert.equal(1, #submitted)
+    assert.equal(submitted[1], result.task_id)
+    assert.truthy(result.video_url:match("^http://127%.0%.0%.1:%d+/files/.+%.mp4$"))
+    assert.equal("string", type(result.video_id))
+    assert.equal("1.000", result.duration)
+    assert.equal("succeed", statuses[#statuses])
+    local stats = sim:stats()
+    assert.equal(1, stats.submits)
+    assert.is_true(stats.retrieve >= 1)
+  end)
+
+  it("sends async = true with bearer auth and JSON, and never sends the hooks", function()
+    assert(client:motion(Simulator.params({ on_submit = function() end })))
+    local submit = sim:requests()[1]
+    assert.equal("/kling/motion", submit.path)
+    assert.equal("Bearer " .. Simulator.TOKEN, submit.headers.authorization)
+    assert.equal("application/json", submit.headers["content-type"])
+    assert.equal("application/json", submit.headers.accept)
+    local body = cjson.decode(submit.body)
+    assert.is_true(body.async)
+    assert.is_nil(body.on_submit)
+    assert.is_nil(body.on_status)
+    assert.equal("image", body.character_orientation)
+  end)
+
+  it("sends every API field it is given", function()
+    local params = Simulator.params({
+      keep_original_sound = false, prompt = "p", model_name = "kling-v3",
+      watermark_info = { enabled = true }, callback_url = sim.url .. "/_sim/inbox/x", mode = "pro",
+      character_orientation = "video",
+    })
+    assert(client:submit(params))
+    local body = cjson.decode(sim:requests()[1].body)
+    assert.equal("no", body.keep_original_sound)
+    assert.equal("kling-v3", body.model_name)
+    assert.same({ enabled = true }, body.watermark_info)
+    assert.equal(sim.url .. "/_sim/inbox/x", body.callback_url)
+    assert.equal("pro", body.mode)
+    assert.equal("video", body.character_orientation)
+  end)
+
+  it("submit returns the task id; task and wait follow it", function()
+    local id = assert(client:submit(Simulator.params()))
+    local t = assert(client:task(id))
+    assert.equal(id, t.id)
+    assert.is_false(t.done)
+    assert.equal("processing", t.state)
+    assert.equal("table", type(t.raw))
+    local result = assert(client:wait(id))
+    assert.equal(id, result.task_id)
+    t = assert(client:task(id))
+    assert.is_true(t.done)
+    assert.equal("succeed", t.state)
+    assert.equal(result.video_url, t.result.video_url)
+    assert.is_nil(t.error)
+  end)
+
+  it("an unknown task id is not_found", function()
+    local t, err = client:task("no-such-task")
+    assert.is_nil(t)
+    assert.equal("not_found", err.kind)
+    assert.equal("no-such-task", err.task_id)
+  end)
+
+  it("tasks() reads many tasks in one request, in the order asked", function()
+    local a = assert(client:submit(Simulator.params()))
+    local b = assert(client:submit(Simulator.params()))
+    local before = sim:count("/kling/tasks")
+    local list = assert(client:tasks({ b, "missing", a }))
+    assert.equal(before + 1, sim:count("/kling/tasks"))
+    assert.equal(1, sim:stats().retrieve_batch)
+    assert.equal(3, #list)
+    assert.equal(b, list[1].id)
+    assert.equal("not_found", list[2].state)
+    assert.equal("not_found", list[2].error.kind)
+    assert.equal(a, list[3].id)
+    assert.same({}, client:tasks({}))
+  end)
+
+  it("accepts answers wrapped in a data object", function()
+    sim:config({ wrap_data = true })
+    local result = assert(client:motion(Simulator.params()))
+    assert.equal("succeed", result.state)
+    local t = assert(client:task(result.task_id))
+    assert.is_true(t.done)
+    local list = assert(client:tasks({ result.task_id }))
+    assert.equal(result.task_id, list[1].id)
+  end)
+
+  it("downloads the video to disk through a .part file", function()
+    local result = assert(client:motion(Simulator.params()))
+    local path = os.tmpname()
+    local saved, bytes = client:download(result, path)
+    assert.equal(path, saved)
+    assert.equal(1040, bytes)
+    local f = assert(io.open(path, "rb"))
+    local data = f:read("*a")
+    f:close()
+    os.remove(path)
+    assert.equal("ftyp", data:sub(5, 8))
+    assert.is_nil(io.open(path .. ".part", "rb"))
+    -- the token never goes to the video host
+    local stats = sim:stats()
+    assert.equal(1, stats.downloads)
+    assert.equal(0, stats.downloads_with_token)
+  end)
+
+  it("a failed download leaves no file behind", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local ok, err = client:download(sim.url .. "/files/unknown.mp4", path)
+    assert.is_nil(ok)
+    assert.equal("api", err.kind)
+    assert.equal(404, err.status)
+    assert.is_nil(io.open(path, "rb"))
+    assert.is_nil(io.open(path .. ".part", "rb"))
+  end)
+
+  it("module-level functions use a default client from the environment", function()
+    assert.is_function(kling.motion)
+    assert.is_function(kling.submit)
+    assert.is_function(kling.task)
+    assert.is_function(kling.wait)
+    if os.getenv("ACEDATACLOUD_API_TOKEN") == nil then
+      local r, err = kling.task("x")
+      assert.is_nil(r)
+      assert.equal("invalid_argument", err.kind)
+      assert.equal("token", err.field)
+    end
+  end)
+end)
