@@ -31,7 +31,7 @@ end
 -- Retry-After as seconds from now: delta-seconds or an HTTP date.
 function retry.parse_retry_after(value, now)
   if type(value) ~= "string" then return nil end
-  local secs = value:match("^%s*(%d+)%s*$")
+  local secs = value:match("^%s*(%d+%.?%d*)%s*$") -- delta-seconds (a fraction is tolerated)
   if secs then return tonumber(secs) end
   local at = retry.parse_http_date(value)
   if at then return math.max(0, at - (now or os.time())) end

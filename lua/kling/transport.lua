@@ -94,7 +94,7 @@ function Transport:interpret(res)
   if res.reason then return nil, transfer_error(res) end
   if res.status < 200 or res.status > 299 then return nil, status_error(self, res) end
   local json = res.json
-  if type(json) ~= "table" then
+  if type(json) ~= "table" or json[1] ~= nil then
     return nil, errors.new("bad_response", ("HTTP %d answer is %s"):format(res.status,
       res.json_error and describe_body(self, res) or (json == nil and "an empty body" or "not a JSON object")),
       { status = res.status })

@@ -237,7 +237,6 @@ local BROKEN_BODIES = {
 }
 
 function Api:fault_response(f, req, body)
-  if f.delay then self.loop:sleep(f.delay) end
   local extra = {}
   if f.create_task and req.path == "/kling/motion" and not validate_motion(body) then
     local task = self:create_task(body)
@@ -245,11 +244,14 @@ function Api:fault_response(f, req, body)
       extra.task_id, extra.started_at = task.id, task.created_at
     end
   end
+  -- the job (if any) exists from the start; only the answer is slow
+  if f.delay then self.loop:sleep(f.delay) end
   if f.drop then return { drop = true } end
   local status = f.status or 500
   local headers = {}
   if f.retry_after then
-    headers["Retry-After"] = f.retry_after_date and http_date(f.retry_after) or tostring(f.retry_after)
+    headers["Retry-After"] = f.retry_after_date and http_date(f.retry_after)
+      or ("%d"):format(f.retry_after)
   end
   if f.truncate then
     return { close = true, raw = "HTTP/1.1 " .. status .. " X\r\nContent-Type: application/json\r\n"
