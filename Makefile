@@ -49,7 +49,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-.PHONY: all deps deps-all test test-all demo simulator lint install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check install uninstall clean
 
 all: $(MODULE)
 
@@ -81,13 +81,27 @@ test-all: deps-all
 
 demo: deps
 	@$(MAKE) --no-print-directory $(MODULE)
-	@$(RUN_ENV) $(LUA) examples/demo.lua
+	@mkdir -p build/demo
+	@$(RUN_ENV) $(LUA) scripts/with-simulator.lua \
+	  "$(LUA) examples/motion.lua https://cdn.example.test/person.jpg https://cdn.example.test/dance.mp4 build/demo/motion.mp4"
 
-simulator: $(MODULE)
+# The simulator in the foreground, for developing offline (Ctrl-C to stop).
+simulator: deps
 	$(RUN_ENV) $(LUA) bin/kling-simulator $(SIMULATOR_ARGS)
 
 lint:
-	luacheck lua spec examples bin/kling-simulator
+	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	luacheck lua spec examples scripts bin/kling-simulator
+
+# Installs the rockspec into a scratch tree and loads it from there.
+ROCK_TREE := build/rock-tree
+rock-check:
+	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	rm -rf $(ROCK_TREE)
+	luarocks --lua-version $(LUA_ABI) --tree $(ROCK_TREE) make --deps-mode=none kling-scm-1.rockspec
+	cd /tmp && LUA_PATH="$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?.lua;$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?/init.lua;;" \
+	  LUA_CPATH="$(CURDIR)/$(ROCK_TREE)/lib/lua/$(LUA_ABI)/?.so;;" \
+	  $(LUA) -e 'local k = require "kling"; assert(package.searchpath("kling.core", package.cpath):find("rock%-tree")); print("rock ok: " .. k._VERSION)'
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling/simulator

@@ -175,7 +175,8 @@ describe("poll retries", function()
     { status = 500 }, { status = 502, body = "html" }, { status = 503 }, { status = 504, body = "empty" },
     { status = 408 }, { status = 429, retry_after = 0 }, { drop = true }, { truncate = true },
   }) do
-    local name = fault.status and ("HTTP " .. fault.status) or (fault.drop and "a dropped connection" or "a truncated answer")
+    local name = fault.status and ("HTTP " .. fault.status)
+      or (fault.drop and "a dropped connection" or "a truncated answer")
     it("retries " .. name .. " on retrieve", function()
       local id = submitted()
       fault.path = TASKS

@@ -73,7 +73,7 @@ end
 
 -- ---- hooks ----
 
-local function hook_error(self, name, err, task_id)
+local function hook_error(name, err, task_id)
   return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)),
     { task_id = task_id, cause = err })
 end
@@ -82,7 +82,7 @@ function Client:_call_hook(name, fn, arg, task_id)
   if not fn then return true end
   local ok, err = self._scheduler:pcall(fn, arg)
   if ok then return true end
-  return nil, hook_error(self, name, err, task_id)
+  return nil, hook_error(name, err, task_id)
 end
 
 -- ---- submit ----
@@ -236,7 +236,7 @@ function Client:wait(task_id, opts)
   if opts ~= nil and type(opts) ~= "table" then arg_error(2, "wait", "table or nil", opts) end
   opts = opts or {}
   local timeout = opts.timeout or self.settings.wait_timeout
-  if type(timeout) ~= "number" or not (timeout > 0) then
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     return nil, errors.invalid("timeout", "must be a number greater than 0")
   end
   if opts.on_status ~= nil and type(opts.on_status) ~= "function" then

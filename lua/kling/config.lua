@@ -24,7 +24,8 @@ local DEFAULTS = {
 
 local NUMBERS = {
   timeout = "positive", connect_timeout = "positive", poll_interval = "positive",
-  max_poll_interval = "positive", wait_timeout = "positive", download_timeout = "positive", retry_delay = "non_negative",
+  max_poll_interval = "positive", wait_timeout = "positive",
+  download_timeout = "positive", retry_delay = "non_negative",
   max_retry_delay = "non_negative", max_retry_after = "non_negative",
   max_retries = "count", max_connections = "count",
   max_response_bytes = "count", max_download_bytes = "count",
@@ -35,9 +36,9 @@ local function check_number(name, value, rule)
   if type(value) ~= "number" or value ~= value then
     return errors.invalid(name, "must be a number")
   end
-  if rule == "positive" and not (value > 0) then
+  if rule == "positive" and value <= 0 then
     return errors.invalid(name, "must be greater than 0")
-  elseif rule == "non_negative" and not (value >= 0) then
+  elseif rule == "non_negative" and value < 0 then
     return errors.invalid(name, "must not be negative")
   elseif rule == "count" and (value < 0 or value % 1 ~= 0) then
     return errors.invalid(name, "must be a whole number, 0 or more")

@@ -1,0 +1,6 @@
+std = "max"
+max_line_length = 120
+files["spec/**/*.lua"] = { std = "+busted" }
+files["examples/love/*.lua"] = { globals = { "love" } }
+files["examples/nvim/*.lua"] = { read_globals = { "vim" } }
+exclude_files = { "lua/kling/simulator/sample_video.lua", "build/**" }

@@ -1,0 +1,59 @@
+-- luarocks make --deps-mode=none    (from a checkout: builds and installs kling)
+rockspec_format = "3.0"
+package = "kling"
+version = "scm-1"
+source = {
+  -- where the project will be published is not decided yet; luarocks make
+  -- builds from the checkout and does not read this
+  url = "git+file:///dev/null",
+}
+description = {
+  summary = "Kling Motion (AceData Cloud) for Lua: a libcurl multi engine with non-blocking jobs",
+  detailed = [[
+Submit a reference image and a reference motion video to AceData Cloud's Kling
+Motion API and get back the generated video. Blocking calls for scripts, and
+coroutine jobs driven by client:step() for game loops and editors. Ships a
+local simulator of the API (bin/kling-simulator, needs luasocket).
+]],
+  license = "MIT",
+  labels = { "http", "curl", "video", "ai" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  -- a library probe, not a header one: LuaRocks does not look in Debian's
+  -- multiarch include directory, where the compiler finds curl/curl.h anyway
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["kling.core"] = {
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/multi.c", "src/transfer.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["kling.client"] = "lua/kling/client.lua",
+    ["kling.compat"] = "lua/kling/compat.lua",
+    ["kling.config"] = "lua/kling/config.lua",
+    ["kling.errors"] = "lua/kling/errors.lua",
+    ["kling"] = "lua/kling/init.lua",
+    ["kling.job"] = "lua/kling/job.lua",
+    ["kling.retry"] = "lua/kling/retry.lua",
+    ["kling.scheduler"] = "lua/kling/scheduler.lua",
+    ["kling.task"] = "lua/kling/task.lua",
+    ["kling.transport"] = "lua/kling/transport.lua",
+    ["kling.validate"] = "lua/kling/validate.lua",
+    ["kling.simulator.api"] = "lua/kling/simulator/api.lua",
+    ["kling.simulator.http"] = "lua/kling/simulator/http.lua",
+    ["kling.simulator.loop"] = "lua/kling/simulator/loop.lua",
+    ["kling.simulator.sample_video"] = "lua/kling/simulator/sample_video.lua",
+  },
+  install = {
+    bin = { ["kling-simulator"] = "bin/kling-simulator" },
+  },
+}
