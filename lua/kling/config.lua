@@ -74,20 +74,20 @@ function config.build(options)
   local settings = {}
   for k, v in pairs(DEFAULTS) do settings[k] = v end
   for name, value in pairs(options) do
-    if name == "token" or name == "base_url" then -- luacheck: ignore 542
-    elseif NUMBERS[name] then
-      local err = check_number(name, value, NUMBERS[name])
-      if err then return nil, err end
+    local err
+    if NUMBERS[name] then
+      err = check_number(name, value, NUMBERS[name])
     elseif STRINGS[name] then
-      if type(value) ~= "string" then return nil, errors.invalid(name, "must be a string") end
+      if type(value) ~= "string" then err = errors.invalid(name, "must be a string") end
     elseif name == "verbose" then
       if type(value) ~= "boolean" and type(value) ~= "function" then
-        return nil, errors.invalid(name, "must be a boolean or a function(text)")
+        err = errors.invalid(name, "must be a boolean or a function(text)")
       end
-    else
-      return nil, errors.invalid(tostring(name), "is not a kling option")
+    elseif name ~= "token" and name ~= "base_url" then -- those two are checked below
+      err = errors.invalid(tostring(name), "is not a kling option")
     end
-    settings[name] = value
+    if err then return nil, err end
+    if name ~= "token" then settings[name] = value end
   end
   if settings.max_poll_interval < settings.poll_interval then
     return nil, errors.invalid("max_poll_interval", "must not be less than poll_interval")

@@ -1,0 +1,187 @@
+-- Non-blocking use: spawned jobs, step(), run(), cancel, errors in jobs, close.
+local core = require "kling.core"
+local Simulator = require "helpers.simulator"
+
+describe("jobs", function()
+  local sim, client
+  setup(function() sim = Simulator.start({ generation_time = 0.5 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset(); client = sim:client() end)
+  after_each(function() client:close() end)
+
+  it("20 jobs on one client finish in about the time of one, and step(0) returns at once", function()
+    local started = core.now()
+    local single = assert(client:motion(Simulator.params()))
+    local one = core.now() - started
+    assert.equal("succeed", single.state)
+
+    local jobs = {}
+    for i = 1, 20 do
+      jobs[i] = client:spawn(function() return client:motion(Simulator.params()) end)
+    end
+    started = core.now()
+    local slowest_step, steps = 0, 0
+    while client:pending() > 0 do
+      local t = core.now()
+      client:step(0)
+      slowest_step = math.max(slowest_step, core.now() - t)
+      steps = steps + 1
+      client:step(0.01) -- the frame's own work would go here
+      assert.is_true(core.now() - started < 10, "jobs did not finish")
+    end
+    local all = core.now() - started
+    for i = 1, 20 do
+      local result, err = jobs[i]:result()
+      assert.is_nil(err)
+      assert.equal("succeed", result.state)
+      assert.equal("done", jobs[i]:status())
+    end
+    assert.is_true(all < one * 2, ("20 jobs took %.2fs, one took %.2fs"):format(all, one))
+    assert.is_true(slowest_step < 0.05, ("step(0) took %.3fs"):format(slowest_step))
+    assert.is_true(steps > 10)
+    assert.equal(21, sim:stats().submits)
+  end)
+
+  it("step(max_wait) never blocks longer than max_wait", function()
+    client:spawn(function() return client:motion(Simulator.params()) end)
+    for _, wait in ipairs({ 0, 0.05, 0.1 }) do
+      local t = core.now()
+      client:step(wait)
+      assert.is_true(core.now() - t < wait + 0.04, "step(" .. wait .. ") overran")
+    end
+    client:run()
+  end)
+
+  it("step() with nothing pending returns 0 at once", function()
+    local t = core.now()
+    assert.equal(0, client:step(1))
+    assert.is_true(core.now() - t < 0.05)
+  end)
+
+  it("a blocking call lets earlier jobs progress meanwhile", function()
+    local job = client:spawn(function() return client:motion(Simulator.params()) end)
+    assert(client:motion(Simulator.params()))
+    -- both started together, both take the same time: the job is done too
+    if job:status() == "running" then job:wait(1) end
+    assert.equal("done", job:status())
+  end)
+
+  it("an error raised inside a job reaches the caller through the handle, unprinted", function()
+    local job = client:spawn(function()
+      assert(client:submit(Simulator.params()))
+      error({ reason = "boom" })
+    end)
+    local bad = client:spawn(function() error("plain failure") end)
+    client:run()
+    assert.equal("failed", job:status())
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.same({ reason = "boom" }, err)
+    assert.equal("failed", bad:status())
+    local _, msg = bad:result()
+    assert.truthy(tostring(msg):find("plain failure", 1, true))
+    assert.truthy(bad.traceback:find("stack traceback", 1, true))
+  end)
+
+  it("returns every value of the job function", function()
+    local job = client:spawn(function(a, b) return a, nil, b end, 1, 2)
+    client:run()
+    local x, y, z = job:result()
+    assert.equal(1, x)
+    assert.is_nil(y)
+    assert.equal(2, z)
+  end)
+
+  it("a job may yield on its own and is resumed on the next step", function()
+    local ticks = 0
+    local job = client:spawn(function()
+      for _ = 1, 3 do ticks = ticks + 1; coroutine.yield() end
+      return "ok"
+    end)
+    client:step(0)
+    assert.equal(1, ticks)
+    client:step(0)
+    assert.equal(2, ticks)
+    client:run()
+    assert.equal("ok", job:result())
+  end)
+
+  it("cancel stops a job mid-wait and frees its transfer", function()
+    local job = client:spawn(function() return client:motion(Simulator.params()) end)
+    client:step(0.05)
+    assert.equal("running", job:status())
+    assert.is_true(job:cancel())
+    assert.is_false(job:cancel())
+    assert.equal("cancelled", job:status())
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("cancelled", err.kind)
+    assert.equal(0, client:pending())
+    assert.equal(0, client._multi:count())
+  end)
+
+  it("a pending job's result says so", function()
+    local job = client:spawn(function() return client:motion(Simulator.params()) end)
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("pending", err.kind)
+    job:cancel()
+  end)
+
+  it("hook errors inside a job come back as kind hook with the task id", function()
+    local job = client:spawn(function()
+      return client:motion(Simulator.params({ on_submit = function() error("db down") end }))
+    end)
+    client:run()
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("hook", err.kind)
+    assert.is_string(err.task_id)
+    assert.truthy(err.message:find("db down", 1, true))
+  end)
+
+  it("hooks may call the client from inside a job (yield through the hook)", function()
+    local seen
+    local job = client:spawn(function()
+      return client:motion(Simulator.params({
+        on_submit = function(id) seen = assert(client:task(id)).id end,
+      }))
+    end)
+    client:run()
+    local result = assert(job:result())
+    assert.equal(result.task_id, seen)
+  end)
+
+  it("step() from inside a job is refused", function()
+    local job = client:spawn(function() client:step(0) end)
+    client:run()
+    local _, err = job:result()
+    assert.truthy(tostring(err):find("inside a job", 1, true))
+  end)
+
+  it("close ends running jobs with kind closed; later calls return closed", function()
+    local job = client:spawn(function() return client:motion(Simulator.params()) end)
+    client:step(0.05)
+    client:close()
+    client:close()
+    local _, err = job:result()
+    assert.equal("closed", err.kind)
+    local r, err2 = client:task("x")
+    assert.is_nil(r)
+    assert.equal("closed", err2.kind)
+    assert.equal(0, client:step(0))
+    local late = client:spawn(function() return 1 end)
+    assert.equal("closed", select(2, late:result()).kind)
+  end)
+
+  it("close is also __close on Lua 5.4", function()
+    if _VERSION ~= "Lua 5.4" then return end
+    local chunk = assert(load([[
+      local sim = ...
+      local c <close> = sim:client()
+      return c
+    ]]))
+    local c = chunk(sim)
+    assert.equal("closed", select(2, c:task("x")).kind)
+  end)
+end)

@@ -1,0 +1,118 @@
+-- Bad input gets a clear error naming the field, before any traffic.
+local kling = require "kling"
+local Simulator = require "helpers.simulator"
+
+describe("validation", function()
+  local sim, client
+  setup(function() sim = Simulator.start() end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset(); client = sim:client() end)
+  after_each(function()
+    client:close()
+    assert.same({}, sim:stats().requests, "validation let traffic through")
+  end)
+
+  local function rejects(field, params)
+    for _, call in ipairs({ "motion", "submit" }) do
+      local r, err = client[call](client, params)
+      assert.is_nil(r)
+      assert.equal("invalid_argument", err.kind)
+      assert.equal(field, err.field)
+      assert.truthy(tostring(err):find(field, 1, true))
+    end
+  end
+
+  for _, field in ipairs({ "image_url", "video_url", "character_orientation", "mode" }) do
+    it("requires " .. field, function()
+      local p = Simulator.params()
+      p[field] = nil
+      rejects(field, p)
+    end)
+  end
+
+  it("checks enum values", function()
+    rejects("character_orientation", Simulator.params({ character_orientation = "left" }))
+    rejects("mode", Simulator.params({ mode = "ultra" }))
+    rejects("keep_original_sound", Simulator.params({ keep_original_sound = "maybe" }))
+    rejects("model_name", Simulator.params({ model_name = "kling-v1" }))
+  end)
+
+  it("accepts only http and https URLs", function()
+    rejects("image_url", Simulator.params({ image_url = "file:///etc/passwd" }))
+    rejects("video_url", Simulator.params({ video_url = "https://x/a b.mp4" }))
+    rejects("image_url", Simulator.params({ image_url = 42 }))
+    rejects("callback_url", Simulator.params({ callback_url = "ftp://x/y" }))
+    rejects("video_url", Simulator.params({ video_url = "https://x/a\r\nb.mp4" }))
+  end)
+
+  it("checks types of the optional fields and hooks", function()
+    rejects("prompt", Simulator.params({ prompt = {} }))
+    rejects("watermark_info", Simulator.params({ watermark_info = true }))
+    rejects("watermark_info.color", Simulator.params({ watermark_info = { enabled = true, color = "red" } }))
+    rejects("on_submit", Simulator.params({ on_submit = "print" }))
+    rejects("on_status", Simulator.params({ on_status = 1 }))
+  end)
+
+  it("rejects unknown fields and async", function()
+    rejects("image", Simulator.params({ image = "https://x/y.jpg" }))
+    rejects("async", Simulator.params({ async = false }))
+  end)
+
+  it("checks task ids", function()
+    for _, bad in ipairs({ "", 42, "a b", "a\nb" }) do
+      local r, err = client:task(bad)
+      assert.is_nil(r)
+      assert.equal("task_id", err.field)
+      r, err = client:wait(bad)
+      assert.equal("task_id", err.field)
+    end
+    local r, err = client:tasks({ "ok", 7 })
+    assert.is_nil(r)
+    assert.equal("ids[2]", err.field)
+  end)
+
+  it("checks wait options", function()
+    assert.equal("timeout", select(2, client:wait("x", { timeout = -1 })).field)
+    assert.equal("on_status", select(2, client:wait("x", { on_status = true })).field)
+  end)
+
+  it("raises on misuse, like Lua's own argument errors", function()
+    assert.has_error(function() client:motion("params") end)
+    assert.has_error(function() client:submit(nil) end)
+    assert.has_error(function() client:tasks("id") end)
+    assert.has_error(function() client:wait("x", 5) end)
+    assert.has_error(function() client:spawn(42) end)
+    assert.has_error(function() client:step(-1) end)
+    assert.has_error(function() kling.new("token") end)
+  end)
+end)
+
+describe("client options", function()
+  local function fails(field, options)
+    options.token = options.token or "t"
+    options.base_url = options.base_url or "http://127.0.0.1:1"
+    local c, err = kling.new(options)
+    assert.is_nil(c)
+    assert.equal("invalid_argument", err.kind)
+    assert.equal(field, err.field)
+  end
+
+  it("names the bad option", function()
+    fails("timeout", { timeout = 0 })
+    fails("timeout", { timeout = "30" })
+    fails("poll_interval", { poll_interval = -1 })
+    fails("max_retries", { max_retries = 1.5 })
+    fails("max_poll_interval", { poll_interval = 5, max_poll_interval = 1 })
+    fails("verbose", { verbose = "yes" })
+    fails("base_url", { base_url = "api.acedata.cloud" })
+    fails("token", { token = "has space" })
+    fails("wait_timout", { wait_timout = 1 })
+  end)
+
+  it("accepts fractional seconds", function()
+    local c = assert(kling.new({ token = "t", base_url = "http://127.0.0.1:1", poll_interval = 0.25,
+                                 max_poll_interval = 0.5, wait_timeout = 1.5, timeout = 0.5 }))
+    assert.equal(0.25, c.settings.poll_interval)
+    c:close()
+  end)
+end)
