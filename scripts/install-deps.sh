@@ -6,7 +6,7 @@
 set -eu
 
 runtimes=${*:-5.4}
-packages="gcc make pkg-config libcurl4-openssl-dev ca-certificates lua-cjson lua-socket lua-busted"
+packages="gcc make pkg-config libcurl4-openssl-dev ca-certificates openssl lua-cjson lua-socket lua-busted"
 [ -n "${KLING_LINT:-}" ] && packages="$packages lua-check luarocks"
 for v in $runtimes; do
   case $v in

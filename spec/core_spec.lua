@@ -1,0 +1,117 @@
+-- kling.core on its own: the C engine's contract with the Lua layer.
+local core = require "kling.core"
+local Simulator = require "helpers.simulator"
+
+describe("kling.core", function()
+  local sim
+  setup(function() sim = Simulator.start() end)
+  teardown(function() sim:stop() end)
+
+  local function until_done(m, id)
+    for _ = 1, 200 do
+      local results = assert(m:perform(0.05))
+      for _, r in ipairs(results) do
+        if r.id == id then return r end
+      end
+    end
+    error("transfer never finished")
+  end
+
+  it("names its metatable and never shows the token", function()
+    local m = core.multi()
+    m:set_token("tok-123")
+    assert.truthy(tostring(m):match("^kling%.multi"))
+    assert.equal("kling.multi", getmetatable(m).__name)
+    assert.is_nil(tostring(m):find("tok-123", 1, true))
+    m:close()
+  end)
+
+  it("close is idempotent and also __gc; a closed handle refuses work", function()
+    local m = core.multi()
+    local id = m:add({ url = sim.url .. "/_sim/stats" })
+    assert.is_number(id)
+    m:close()
+    m:close()
+    assert.has_error(function() m:add({ url = sim.url }) end)
+    for _ = 1, 50 do core.multi():add({ url = sim.url .. "/_sim/stats" }) end
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it("perform sleeps up to the wait when idle, and not longer", function()
+    local m = core.multi()
+    local t = core.now()
+    local results = m:perform(0.1)
+    local took = core.now() - t
+    assert.same({}, results)
+    assert.is_true(took >= 0.09 and took < 0.2, "took " .. took)
+    m:close()
+  end)
+
+  it("returns status, headers, body and decoded JSON", function()
+    local m = core.multi()
+    local r = until_done(m, m:add({ url = sim.url .. "/_sim/stats", decode = true }))
+    assert.equal(200, r.status)
+    assert.equal("application/json", r.headers["content-type"])
+    assert.is_table(r.json)
+    assert.is_string(r.body)
+    assert.is_nil(r.reason)
+    m:close()
+  end)
+
+  it("reports malformed JSON with cjson's position", function()
+    local m = core.multi()
+    sim:fault({ path = "/kling/tasks", status = 200, body = "malformed" })
+    local r = until_done(m, m:add({ url = sim.url .. "/kling/tasks", body = "{}", decode = true }))
+    assert.is_nil(r.json)
+    assert.truthy(r.json_error:find("character", 1, true))
+    m:close()
+  end)
+
+  it("refuses deeply nested JSON instead of recursing on it", function()
+    local deep = string.rep("[", 10000) .. string.rep("]", 10000)
+    local v, err = core.decode(deep)
+    assert.is_nil(v)
+    assert.truthy(err:find("too many nested", 1, true) or err:find("depth", 1, true))
+  end)
+
+  it("stops reading at max_body", function()
+    local m = core.multi()
+    local r = until_done(m, m:add({ url = sim.url .. "/_sim/stats", max_body = 10 }))
+    assert.equal("too_large", r.reason)
+    m:close()
+  end)
+
+  it("cancel drops a transfer in flight", function()
+    local m = core.multi()
+    sim:fault({ path = "/kling/tasks", delay = 2 })
+    local id = m:add({ url = sim.url .. "/kling/tasks", body = "{}" })
+    m:perform(0.05)
+    assert.equal(1, m:count())
+    assert.is_true(m:cancel(id))
+    assert.is_false(m:cancel(id))
+    assert.equal(0, m:count())
+    m:close()
+  end)
+
+  it("reports a refused connection as not sent", function()
+    local m = core.multi()
+    local r = until_done(m, m:add({ url = "http://127.0.0.1:1/", connect_timeout = 1 }))
+    assert.equal("connect", r.reason)
+    assert.is_false(r.sent)
+    m:close()
+  end)
+
+  it("rejects header injection in the token and in headers", function()
+    local m = core.multi()
+    assert.has_error(function() m:set_token("a\r\nX-Evil: 1") end)
+    assert.has_error(function() m:add({ url = sim.url, headers = { "A: b\r\nC: d" } }) end)
+    m:close()
+  end)
+
+  it("uses a private cjson: the caller's settings are untouched", function()
+    local cjson = require "cjson"
+    assert.is_nil(core.decode("NaN"))
+    assert.is_true(cjson.decode("NaN") ~= cjson.decode("NaN"))
+  end)
+end)
