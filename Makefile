@@ -49,7 +49,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind install uninstall clean
 
 all: $(MODULE)
 
@@ -92,6 +92,16 @@ simulator: deps
 lint:
 	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	luacheck lua spec examples scripts bin/kling-simulator
+
+# The C engine under memcheck: the specs that drive it hardest (timing specs
+# are left out: valgrind slows everything twenty-fold).
+VALGRIND_SPECS := spec/core_spec.lua spec/motion_spec.lua spec/retry_spec.lua spec/security_spec.lua \
+                  spec/callback_spec.lua
+valgrind: $(MODULE)
+	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	$(RUN_ENV) valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  --suppressions=scripts/valgrind.supp --error-exitcode=9 \
+	  $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" $(VALGRIND_SPECS)
 
 # Installs the rockspec into a scratch tree and loads it from there.
 ROCK_TREE := build/rock-tree
