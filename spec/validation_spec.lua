@@ -64,6 +64,7 @@ describe("validation", function()
       assert.is_nil(r)
       assert.equal("task_id", err.field)
       r, err = client:wait(bad)
+      assert.is_nil(r)
       assert.equal("task_id", err.field)
     end
     local r, err = client:tasks({ "ok", 7 })
