@@ -81,7 +81,7 @@ function Api:reset()
   self.faults, self.next_tasks = {}, {}
   self.counts = { requests = {}, submits = 0, retrieve = 0, retrieve_batch = 0,
                   tasks_created = 0, callbacks_sent = 0, callbacks_failed = 0,
-                  downloads = 0, downloads_with_token = 0 }
+                  downloads = 0, downloads_with_token = 0, connections = 0 }
   self.log, self.inbox = {}, {}
   self.used_credits = 0
 end
@@ -370,7 +370,9 @@ function Api:remember(req)
   if #log > 500 then table.remove(log, 1) end
 end
 
-function Api:handle(req)
+-- conn is the connection the request came on: the counts of API connections
+-- let a spec see whether the client reuses them.
+function Api:handle(req, conn)
   self.last_activity = self.loop.now()
   local ok, body = pcall(cjson.decode, req.body ~= "" and req.body or "null")
   if not ok then body = nil end
@@ -379,6 +381,10 @@ function Api:handle(req)
   if req.path:match("^/files/") then return self:video(req) end
   local counts = self.counts.requests
   counts[req.path] = (counts[req.path] or 0) + 1
+  if conn and not conn.counted then
+    conn.counted = true
+    self.counts.connections = self.counts.connections + 1
+  end
   self:remember(req)
   if req.path == "/kling/motion" then self.counts.submits = self.counts.submits + 1 end
   local fault = self:take_fault(req, body)

@@ -1,0 +1,87 @@
+-- How the client uses the network: reused connections, no busy waiting,
+-- polls that back off.
+local core = require "kling.core"
+local retry = require "kling.retry"
+local Simulator = require "helpers.simulator"
+
+describe("the engine", function()
+  local sim, client
+  setup(function() sim = Simulator.start({ generation_time = 0.6 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset(); client = sim:client() end)
+  after_each(function() client:close() end)
+
+  it("reuses one connection for successive polls", function()
+    local id = assert(client:submit(Simulator.params()))
+    local before = sim:stats().connections
+    for _ = 1, 5 do assert(client:task(id)) end
+    assert.equal(5, sim:stats().retrieve)
+    assert.is_true(sim:stats().connections - before <= 1)
+  end)
+
+  it("opens a fresh connection for each billed submit", function()
+    local before = sim:stats().connections
+    assert(client:submit(Simulator.params()))
+    assert(client:submit(Simulator.params()))
+    assert.equal(2, sim:stats().connections - before)
+  end)
+
+  it("waits without burning CPU", function()
+    local id = assert(client:submit(Simulator.params()))
+    local cpu, wall = os.clock(), core.now()
+    assert(client:wait(id))
+    cpu, wall = os.clock() - cpu, core.now() - wall
+    assert.is_true(wall >= 0.4)
+    assert.is_true(cpu < wall * 0.25, ("%.3fs of CPU in %.3fs"):format(cpu, wall))
+  end)
+
+  it("polls less often as the wait goes on", function()
+    local c = sim:client({ poll_interval = 0.1, max_poll_interval = 10 })
+    sim:next_task({ generation_time = 1.5 })
+    local times = {}
+    assert(c:motion(Simulator.params({ on_status = function() times[#times + 1] = core.now() end })))
+    c:close()
+    assert.is_true(#times >= 4 and #times <= 8, #times .. " polls")
+    for i = 3, #times do
+      assert.is_true(times[i] - times[i - 1] > (times[i - 1] - times[i - 2]) * 1.1)
+    end
+  end)
+end)
+
+describe("retry arithmetic", function()
+  local settings = { retry_delay = 0.5, max_retry_delay = 4, max_retry_after = 120,
+                     poll_interval = 3, max_poll_interval = 15 }
+
+  it("grows polls x1.5 up to the maximum", function()
+    assert.equal(4.5, retry.next_poll_interval(3, settings))
+    assert.equal(15, retry.next_poll_interval(12, settings))
+  end)
+
+  it("jitters within +/-10%", function()
+    assert.equal(9, retry.jitter(10, function() return 0 end))
+    assert.equal(11, retry.jitter(10, function() return 1 end))
+  end)
+
+  it("backs off exponentially with full jitter, capped", function()
+    assert.equal(0.5, retry.delay(1, settings, nil, function() return 1 end))
+    assert.equal(2, retry.delay(3, settings, nil, function() return 1 end))
+    assert.equal(4, retry.delay(10, settings, nil, function() return 1 end))
+    assert.equal(0, retry.delay(10, settings, nil, function() return 0 end))
+  end)
+
+  it("honours Retry-After up to max_retry_after", function()
+    assert.equal(7, retry.delay(1, settings, 7))
+    assert.is_nil(retry.delay(1, settings, 121))
+  end)
+
+  it("reads Retry-After as seconds or as an HTTP date", function()
+    assert.equal(3, retry.parse_retry_after("3"))
+    assert.equal(0, retry.parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 0))
+    assert.equal(90, retry.parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111687))
+    assert.equal(90, retry.parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 784111687))
+    assert.equal(90, retry.parse_retry_after("Sun Nov  6 08:49:37 1994", 784111687))
+    assert.equal(0, retry.parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 50))
+    assert.is_nil(retry.parse_retry_after("soon"))
+    assert.is_nil(retry.parse_retry_after(nil))
+  end)
+end)
