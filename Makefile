@@ -49,7 +49,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench install uninstall clean
 
 all: $(MODULE)
 
@@ -85,13 +85,19 @@ demo: deps
 	@$(RUN_ENV) $(LUA) scripts/with-simulator.lua \
 	  "$(LUA) examples/motion.lua https://cdn.example.test/person.jpg https://cdn.example.test/dance.mp4 build/demo/motion.mp4"
 
+# Benchmarks are programs, not tests: JOBS jobs on one client, simulator generation 3 s.
+JOBS ?= 300
+bench: deps
+	@$(MAKE) --no-print-directory $(MODULE)
+	@$(RUN_ENV) $(LUA) scripts/with-simulator.lua "$(LUA) bench/many_jobs.lua $(JOBS)" 3
+
 # The simulator in the foreground, for developing offline (Ctrl-C to stop).
 simulator: deps
 	$(RUN_ENV) $(LUA) bin/kling-simulator $(SIMULATOR_ARGS)
 
 lint:
 	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
-	luacheck lua spec examples scripts bin/kling-simulator
+	luacheck lua spec examples scripts bench bin/kling-simulator
 
 # The C engine under memcheck: the specs that drive it hardest (timing specs
 # are left out: valgrind slows everything twenty-fold).
