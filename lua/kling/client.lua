@@ -191,11 +191,6 @@ end
 
 -- ---- waiting ----
 
--- Errors after which polling the same task again can still succeed.
-local function transient(err)
-  return retry.retryable(err)
-end
-
 function Client:_wait(task_id, timeout, on_status, first_delay)
   local s = self.settings
   local deadline = now() + timeout
@@ -216,7 +211,7 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
         if t.result then return t.result end
         return nil, t.error
       end
-    elseif transient(err) then
+    elseif retry.retryable(err) then -- polling again can still succeed
       last_err = err
     else
       return nil, err
