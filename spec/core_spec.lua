@@ -109,6 +109,20 @@ describe("kling.core", function()
     m:close()
   end)
 
+  it("drives the simulator's synchronous motion answer (no async, no callback)", function()
+    local m = core.multi()
+    m:set_token(Simulator.TOKEN)
+    local started = core.now()
+    local r = until_done(m, m:add({ url = sim.url .. "/kling/motion", json = Simulator.params(),
+                                    headers = { "Content-Type: application/json" }, auth = true, decode = true }))
+    assert.equal(200, r.status)
+    assert.equal("succeed", r.json.state)
+    assert.is_true(r.json.success)
+    assert.is_string(r.json.video_url)
+    assert.is_true(core.now() - started >= 0.25, "the answer did not wait for the generation")
+    m:close()
+  end)
+
   it("uses a private cjson: the caller's settings are untouched", function()
     local cjson = require "cjson"
     assert.is_nil(core.decode("NaN"))
