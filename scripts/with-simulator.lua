@@ -1,7 +1,10 @@
 -- Runs a shell command with a simulator started for it:
---   lua scripts/with-simulator.lua 'lua examples/motion.lua'
+--   lua scripts/with-simulator.lua 'lua examples/motion.lua' [GENERATION_SECONDS]
 -- The command sees ACEDATACLOUD_API_BASE_URL and ACEDATACLOUD_API_TOKEN
 -- pointing at the simulator, which stops when the command ends.
+local http = require "socket.http"
+local cjson = require "cjson"
+
 local cmd = assert(arg[1], "usage: with-simulator.lua COMMAND [GENERATION_SECONDS]")
 local lua = os.getenv("KLING_LUA") or "lua5.4"
 local token = "sim-token"
@@ -16,10 +19,18 @@ io.write("simulator: ", url, "\n")
 io.flush()
 local ok, how, code = os.execute(("ACEDATACLOUD_API_BASE_URL='%s' ACEDATACLOUD_API_TOKEN='%s' %s")
   :format(url, token, cmd))
-os.execute(("%s -e \"local h=require'socket.http'; h.TIMEOUT=2; h.request('%s/_sim/shutdown', '{}')\"")
-  :format(lua, url))
+
+http.TIMEOUT = 5
+local body = http.request(url .. "/_sim/stats")
+local decoded, stats = pcall(cjson.decode, body or "")
+if decoded then
+  print(("simulator saw %d submits and %d task requests (%d of them batched)")
+    :format(stats.submits, stats.retrieve + stats.retrieve_batch, stats.retrieve_batch))
+end
+http.request(url .. "/_sim/shutdown", "{}")
 sim:close()
--- os.execute answers true/0 on 5.1 and true,"exit",0 on 5.2+
-local status = type(ok) == "number" and ok or ((ok and 0) or code or 1)
+
+-- os.execute answers a number on 5.1 and true|nil, "exit", code on 5.2+
+local status = type(ok) == "number" and ok or (ok and 0 or 1)
 if how == "exit" then status = code end
 os.exit(status == 0 and 0 or 1)

@@ -48,6 +48,73 @@ describe("the engine", function()
   end)
 end)
 
+describe("batched polls", function()
+  local sim, client
+  setup(function() sim = Simulator.start({ generation_time = 0.5 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset(); client = sim:client() end)
+  after_each(function() client:close() end)
+
+  local function spawn_many(n, c)
+    local jobs = {}
+    for i = 1, n do jobs[i] = (c or client):spawn(function() return (c or client):motion(Simulator.params()) end) end
+    return jobs
+  end
+
+  it("concurrent waits share retrieve_batch requests", function()
+    local jobs = spawn_many(20)
+    client:run()
+    for _, job in ipairs(jobs) do assert.equal("succeed", (assert(job:result())).state) end
+    local stats = sim:stats()
+    assert.is_true(stats.retrieve_batch >= 1)
+    -- one request per poll round, not one per job and round
+    assert.is_true(stats.requests["/kling/tasks"] <= 20, stats.requests["/kling/tasks"] .. " requests")
+  end)
+
+  it("a window of 0 still merges polls due at the same step", function()
+    local c = sim:client({ poll_batch_window = 0 })
+    spawn_many(10, c)
+    c:run()
+    c:close()
+    assert.is_true(sim:stats().retrieve_batch >= 1)
+  end)
+
+  it("a batch that fails is retried and every member still finishes", function()
+    local jobs = spawn_many(5)
+    client:step(0.05)
+    sim:fault({ path = "/kling/tasks", status = 503, times = 4 })
+    client:run()
+    for _, job in ipairs(jobs) do assert.equal("done", job:status()) end
+  end)
+
+  it("cancelling one member never strands the others", function()
+    local jobs = spawn_many(4)
+    local cancelled = false
+    while client:pending() > 0 do
+      client:step(0.01)
+      if not cancelled and sim:stats().tasks_created == 4 then
+        jobs[1]:cancel()
+        cancelled = true
+      end
+    end
+    assert.equal("cancelled", jobs[1]:status())
+    for i = 2, 4 do assert.equal("done", jobs[i]:status()) end
+  end)
+
+  it("an unknown id in a batch ends only that wait, with not_found", function()
+    local id = assert(client:submit(Simulator.params()))
+    local ok = client:spawn(function() return client:wait(id) end)
+    local missing = client:spawn(function() return client:wait("no-such-task") end)
+    client:run()
+    assert.equal(1, sim:stats().retrieve_batch)
+    assert.equal("succeed", (assert(ok:result())).state)
+    local r, err = missing:result()
+    assert.is_nil(r)
+    assert.equal("not_found", err.kind)
+    assert.equal("no-such-task", err.task_id)
+  end)
+end)
+
 describe("retry arithmetic", function()
   local settings = { retry_delay = 0.5, max_retry_delay = 4, max_retry_after = 120,
                      poll_interval = 3, max_poll_interval = 15 }

@@ -107,8 +107,10 @@ describe("jobs", function()
   end)
 
   it("cancel stops a job mid-wait and frees its transfer", function()
+    sim:fault({ path = "/kling/motion", delay = 1 }) -- the job is surely in its submit
     local job = client:spawn(function() return client:motion(Simulator.params()) end)
     client:step(0.05)
+    assert.equal(1, client._multi:count())
     assert.equal("running", job:status())
     assert.is_true(job:cancel())
     assert.is_false(job:cancel())

@@ -2,6 +2,7 @@
 local core = require "kling.core"
 local config = require "kling.config"
 local errors = require "kling.errors"
+local Poller = require "kling.poller"
 local retry = require "kling.retry"
 local Scheduler = require "kling.scheduler"
 local task = require "kling.task"
@@ -63,6 +64,8 @@ function Client.new(options)
     _delivered = {},   -- task ids whose finished state a callback already reported
     _closed = false,
   }, Client)
+  self._poller = Poller.new(scheduler, function(ids) return self:_retrieve_many(ids) end,
+    settings.poll_batch_window)
   return self
 end
 
@@ -163,13 +166,8 @@ function Client:task(task_id)
   return self:_retrieve(task_id)
 end
 
-function Client:tasks(ids)
-  if type(ids) ~= "table" then arg_error(1, "tasks", "table", ids) end
-  for i, id in ipairs(ids) do
-    local err = validate.task_id(id, ("ids[%d]"):format(i))
-    if err then return nil, err end
-  end
-  if #ids == 0 then return {} end
+-- One retrieve_batch request: { [id] = record }, or nil and an error.
+function Client:_batch_records(ids)
   if self._closed then return nil, closed_error() end
   local body, err = self._transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids })
   if not body then return nil, err end
@@ -180,9 +178,36 @@ function Client:tasks(ids)
   for _, record in ipairs(body.items) do
     if type(record) == "table" and str(record.id) then by_id[record.id] = record end
   end
+  return by_id
+end
+
+-- For the poller: { [id] = task } with unknown ids absent, or nil and an error.
+function Client:_retrieve_many(ids)
+  if #ids == 1 then -- the plain retrieve answers an unknown id with {}
+    local t, err = self:_retrieve(ids[1])
+    if t then return { [ids[1]] = t } end
+    if err.kind == "not_found" then return {} end
+    return nil, err
+  end
+  local records, err = self:_batch_records(ids)
+  if not records then return nil, err end
+  local found = {}
+  for id, record in pairs(records) do found[id] = task.normalize(record, id) end
+  return found
+end
+
+function Client:tasks(ids)
+  if type(ids) ~= "table" then arg_error(1, "tasks", "table", ids) end
+  for i, id in ipairs(ids) do
+    local err = validate.task_id(id, ("ids[%d]"):format(i))
+    if err then return nil, err end
+  end
+  if #ids == 0 then return {} end
+  local records, err = self:_batch_records(ids)
+  if not records then return nil, err end
   local list = {}
   for i, id in ipairs(ids) do
-    local record = by_id[id]
+    local record = records[id]
     list[i] = record and task.normalize(record, id)
       or { id = id, state = "not_found", done = false, error = task.not_found(id) }
   end
@@ -202,7 +227,8 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
       if left <= 0 then break end
       self._scheduler:sleep(math.min(delay, left))
     end
-    local t, err = self:_retrieve(task_id, deadline)
+    if self._closed then return nil, closed_error() end
+    local t, err = self._poller:poll(task_id)
     if t then
       state, last_err = t.state, nil
       local ok, herr = self:_call_hook("on_status", on_status, t, task_id)

@@ -14,6 +14,7 @@ local DEFAULTS = {
   max_retry_after = 120,   -- a longer Retry-After is reported, not slept through
   poll_interval = 3,
   max_poll_interval = 15,
+  poll_batch_window = 0.1, -- polls due this close together share one request
   wait_timeout = 600,
   download_timeout = 600,  -- seconds for a whole video download
   max_connections = 32,    -- per host, shared by every job of the client
@@ -24,7 +25,7 @@ local DEFAULTS = {
 
 local NUMBERS = {
   timeout = "positive", connect_timeout = "positive", poll_interval = "positive",
-  max_poll_interval = "positive", wait_timeout = "positive",
+  max_poll_interval = "positive", wait_timeout = "positive", poll_batch_window = "non_negative",
   download_timeout = "positive", retry_delay = "non_negative",
   max_retry_delay = "non_negative", max_retry_after = "non_negative",
   max_retries = "count", max_connections = "count",

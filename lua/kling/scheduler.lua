@@ -38,7 +38,8 @@ end
 
 -- ---- waiting ----
 
-function Scheduler:await(waiter)
+-- closed_value is what a blocking caller gets if the client closes meanwhile.
+function Scheduler:await(waiter, closed_value)
   local job = self:current_job()
   if job then
     job.waiter, waiter.job = waiter, job
@@ -50,10 +51,11 @@ function Scheduler:await(waiter)
     error("kling: a blocking call from inside client:step() (in a coroutine the client did not "
       .. "spawn?); make the call from the spawned job itself", 3)
   end
-  while not waiter.done do
+  while not waiter.done and not self.closed do
     self:step(3600)
   end
-  return waiter.value
+  if waiter.done then return waiter.value end
+  return closed_value
 end
 
 -- Sends a request and waits for its result table (see src/transfer.c).
@@ -67,7 +69,7 @@ function Scheduler:transfer(request)
   end
   local waiter = { kind = "transfer", id = id }
   self.transfers[id] = waiter
-  return self:await(waiter)
+  return self:await(waiter, { reason = "closed", error = "the client is closed", status = 0, headers = {} })
 end
 
 local function insert_sorted(list, waiter)
@@ -103,10 +105,21 @@ function Scheduler:spawn(fn, ...)
   return job
 end
 
+-- A job of the client's own (a batched poll): stepped like any other, not
+-- counted by pending(), since it only ever works for callers that are.
+function Scheduler:spawn_internal(fn)
+  local job = Job.new(self, fn, pack())
+  job.internal = true
+  self.jobs[job.co] = job
+  self.live[job] = true
+  self.runnable[#self.runnable + 1] = job
+  return job
+end
+
 function Scheduler:finish(job)
   if self.live[job] then
     self.live[job] = nil
-    self.live_count = self.live_count - 1
+    if not job.internal then self.live_count = self.live_count - 1 end
   end
   self.jobs[job.co] = nil
 end

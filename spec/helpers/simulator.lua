@@ -58,7 +58,7 @@ function Simulator:client(overrides)
   local options = {
     token = Simulator.TOKEN, base_url = self.url, timeout = 5, connect_timeout = 2,
     poll_interval = 0.05, max_poll_interval = 0.2, wait_timeout = 10,
-    retry_delay = 0.01, max_retry_delay = 0.05,
+    retry_delay = 0.01, max_retry_delay = 0.05, poll_batch_window = 0.01,
   }
   for k, v in pairs(overrides or {}) do options[k] = v end
   return assert(kling.new(options))
