@@ -416,8 +416,7 @@ static void push_body(lua_State *L, kl_transfer *t, int decode_idx)
 
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
 {
-    long status = 0;
-    curl_off_t sent = 0;
+    long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
     double total = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);

@@ -38,7 +38,11 @@ end
 
 function Simulator:stats() return (self:request("GET", "/_sim/stats")) end
 function Simulator:requests() return (self:request("GET", "/_sim/requests")) end
-function Simulator:inbox() return (self:request("GET", "/_sim/inbox")) end
+-- The callbacks posted to /_sim/inbox; with min, waits (up to 5 s) until
+-- that many have arrived.
+function Simulator:inbox(min)
+  return (self:request("GET", ("/_sim/inbox?min=%d&wait=5"):format(min or 0)))
+end
 function Simulator:reset() return self:request("POST", "/_sim/reset", {}) end
 function Simulator:config(t) return self:request("POST", "/_sim/config", t) end
 function Simulator:fault(f) return self:request("POST", "/_sim/faults", f) end

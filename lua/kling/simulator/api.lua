@@ -337,6 +337,10 @@ function Api:control(req, body)
     return json_response(200, setmetatable(self.log, cjson.array_mt))
   end
   if p == "/_sim/inbox" and req.method == "GET" then
+    -- ?min=N&wait=S: answer once N callbacks arrived, or after S seconds
+    local min = tonumber(req.query:match("min=(%d+)")) or 0
+    local deadline = self.loop.now() + (tonumber(req.query:match("wait=([%d.]+)")) or 0)
+    while #self.inbox < min and self.loop.now() < deadline do self.loop:sleep(0.01) end
     return json_response(200, setmetatable(self.inbox, cjson.array_mt))
   end
   if p:match("^/_sim/inbox") then
