@@ -3,4 +3,5 @@ max_line_length = 120
 files["spec/**/*.lua"] = { std = "+busted" }
 files["examples/love/*.lua"] = { globals = { "love" } }
 files["examples/nvim/*.lua"] = { read_globals = { "vim" } }
+files["scripts/nvim-example.lua"] = { globals = { "vim" } }
 exclude_files = { "lua/kling/simulator/sample_video.lua", "build/**" }

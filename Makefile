@@ -49,7 +49,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim install uninstall clean
 
 all: $(MODULE)
 
@@ -96,7 +96,7 @@ simulator: deps
 	$(RUN_ENV) $(LUA) bin/kling-simulator $(SIMULATOR_ARGS)
 
 lint:
-	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	luacheck lua spec examples scripts bench bin/kling-simulator
 
 # The C engine under memcheck: the specs that drive it hardest (timing specs
@@ -104,15 +104,23 @@ lint:
 VALGRIND_SPECS := spec/core_spec.lua spec/motion_spec.lua spec/retry_spec.lua spec/security_spec.lua \
                   spec/callback_spec.lua
 valgrind: $(MODULE)
-	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	$(RUN_ENV) valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --suppressions=scripts/valgrind.supp --error-exitcode=9 \
 	  $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" $(VALGRIND_SPECS)
 
+# examples/nvim/kling_motion.lua in a headless Neovim (its LuaJIT) on the simulator.
+example-nvim:
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" \
+	  KLING_LUA=luajit luajit scripts/with-simulator.lua \
+	  "nvim --headless --clean -c 'luafile scripts/nvim-example.lua'" 1
+
 # Installs the rockspec into a scratch tree and loads it from there.
 ROCK_TREE := build/rock-tree
 rock-check:
-	@KLING_LINT=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	rm -rf $(ROCK_TREE)
 	luarocks --lua-version $(LUA_ABI) --tree $(ROCK_TREE) make --deps-mode=none kling-scm-1.rockspec
 	cd /tmp && LUA_PATH="$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?.lua;$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?/init.lua;;" \
