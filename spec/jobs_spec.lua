@@ -176,6 +176,31 @@ describe("jobs", function()
     assert.equal("closed", select(2, late:result()).kind)
   end)
 
+  it("a job that closes the client ends a blocking wait with kind closed", function()
+    local id = assert(client:submit(Simulator.params()))
+    -- the blocking wait's poll is in flight (slow answer) when the job closes the client
+    sim:fault({ path = "/kling/tasks", delay = 0.5 })
+    client:spawn(function()
+      client._scheduler:sleep(0.1)
+      client:close()
+    end)
+    local r, err = client:wait(id)
+    assert.is_nil(r)
+    assert.equal("closed", err.kind)
+  end)
+
+  it("a verbose sink that raises does not strand the transfer it reports", function()
+    local c = sim:client({ verbose = function() error("sink broke") end })
+    local id = assert(client:submit(Simulator.params()))
+    local job = c:spawn(function() return c:task(id) end)
+    local ok = pcall(function() while c:pending() > 0 do c:step(0.05) end end)
+    assert.is_false(ok)
+    c._scheduler.log = nil
+    local t = assert(job:wait(2))
+    assert.equal(id, t.id)
+    c:close()
+  end)
+
   it("close is also __close on Lua 5.4", function()
     if _VERSION ~= "Lua 5.4" then return end
     local chunk = assert(load([[

@@ -55,7 +55,7 @@ function Poller:poll(task_id)
   end
   local waiter = { kind = "event" }
   batch.members[#batch.members + 1] = { id = task_id, waiter = waiter }
-  local r = self.scheduler:await(waiter)
+  local r = self.scheduler:await(waiter, { nil, errors.new("closed", "the client is closed") })
   return r[1], r[2]
 end
 

@@ -206,7 +206,6 @@ function Scheduler:run_runnable()
 end
 
 function Scheduler:dispatch(results, log)
-  if log and self.log then self.log(log) end
   for _, res in ipairs(results) do
     local waiter = self.transfers[res.id]
     if waiter then
@@ -214,6 +213,8 @@ function Scheduler:dispatch(results, log)
       self:wake(waiter, res)
     end
   end
+  -- last, so that a failing verbose sink cannot strand a finished transfer
+  if log and self.log then self.log(log) end
 end
 
 function Scheduler:pending()
