@@ -121,6 +121,8 @@ example-nvim:
 ROCK_TREE := build/rock-tree
 rock-check:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	@for f in $$(find lua -name '*.lua') src/*.c; do grep -q "\"$$f\"" kling-scm-1.rockspec \
+	  || { echo "kling-scm-1.rockspec does not list $$f"; exit 1; }; done
 	rm -rf $(ROCK_TREE)
 	luarocks --lua-version $(LUA_ABI) --tree $(ROCK_TREE) make --deps-mode=none kling-scm-1.rockspec
 	cd /tmp && LUA_PATH="$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?.lua;$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?/init.lua;;" \

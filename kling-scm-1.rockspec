@@ -43,6 +43,7 @@ build = {
     ["kling.errors"] = "lua/kling/errors.lua",
     ["kling"] = "lua/kling/init.lua",
     ["kling.job"] = "lua/kling/job.lua",
+    ["kling.poller"] = "lua/kling/poller.lua",
     ["kling.retry"] = "lua/kling/retry.lua",
     ["kling.scheduler"] = "lua/kling/scheduler.lua",
     ["kling.task"] = "lua/kling/task.lua",
