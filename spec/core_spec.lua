@@ -123,6 +123,33 @@ describe("kling.core", function()
     m:close()
   end)
 
+  it("has its own random numbers in [0, 1), leaving math.random alone", function()
+    math.randomseed(42)
+    local expected = math.random()
+    math.randomseed(42)
+    local seen = {}
+    for _ = 1, 1000 do
+      local x = core.random()
+      assert.is_true(x >= 0 and x < 1)
+      seen[x] = true
+    end
+    assert.equal(expected, math.random())
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.equal(1000, distinct)
+  end)
+
+  it("seeds differently in each process", function()
+    local lua = os.getenv("KLING_LUA") or "lua5.4"
+    local function first()
+      local p = io.popen(lua .. [[ -e 'io.write(string.format("%.17g", require("kling.core").random()))']])
+      local v = p:read("*a")
+      p:close()
+      return v
+    end
+    assert.is_not_equal(first(), first())
+  end)
+
   it("uses a private cjson: the caller's settings are untouched", function()
     local cjson = require "cjson"
     assert.is_nil(core.decode("NaN"))

@@ -1,5 +1,8 @@
 /* kling.core: the C half of kling. It owns libcurl and the JSON codec; the
  * Lua half (kling.client and friends) owns policy: retries, polling, jobs. */
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -25,6 +28,33 @@ static int core_now(lua_State *L)
 {
     lua_pushnumber(L, kl_now());
     return 1;
+}
+
+/* Jitter must differ between processes started together, and must not
+ * reseed or consume the caller's math.random: a private xorshift64*, one
+ * state per module instance, seeded from the clocks, the pid and ASLR. */
+static int core_random(lua_State *L)
+{
+    uint64_t *s = lua_touserdata(L, lua_upvalueindex(1));
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    lua_pushnumber(L, (lua_Number)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0);
+    return 1;
+}
+
+static void push_random(lua_State *L)
+{
+    uint64_t *s = lua_newuserdata(L, sizeof *s);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *s = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec
+       ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s ^ (uint64_t)(kl_now() * 1e9);
+    if (*s == 0)
+        *s = 0x9E3779B97F4A7C15ULL;
+    lua_pushcclosure(L, core_random, 1);
 }
 
 static int core_encode(lua_State *L)
@@ -72,6 +102,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -2, "multi");
     lua_pushcfunction(L, core_now);
     lua_setfield(L, -2, "now");
+    push_random(L);
+    lua_setfield(L, -2, "random");
     lua_pushstring(L, curl_version());
     lua_setfield(L, -2, "curl_version");
     lua_pushstring(L, KLING_CORE_VERSION);

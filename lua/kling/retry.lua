@@ -1,4 +1,6 @@
 -- When to try again, and how long to wait first.
+local core = require "kling.core"
+
 local retry = {}
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
@@ -40,7 +42,7 @@ end
 -- Exponential backoff with full jitter; a Retry-After longer than the cap
 -- returns nil: the caller reports it instead of sleeping through it.
 function retry.delay(attempt, settings, retry_after, random)
-  random = random or math.random
+  random = random or core.random
   if retry_after then
     if retry_after > settings.max_retry_after then return nil end
     return retry_after
@@ -64,7 +66,7 @@ end
 
 -- +/-10% so that many jobs started together do not poll in lockstep.
 function retry.jitter(seconds, random)
-  random = random or math.random
+  random = random or core.random
   return seconds * (0.9 + 0.2 * random())
 end
 
