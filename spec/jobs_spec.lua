@@ -122,6 +122,38 @@ describe("jobs", function()
     assert.equal(0, client._multi:count())
   end)
 
+  it("a job can wait for the jobs it spawned (fan-out, fan-in)", function()
+    local parent = client:spawn(function()
+      local children = {}
+      for i = 1, 3 do
+        children[i] = client:spawn(function() return client:motion(Simulator.params()) end)
+      end
+      local urls = {}
+      for i, child in ipairs(children) do urls[i] = assert(child:wait()).video_url end
+      return urls
+    end)
+    client:run()
+    local urls = assert(parent:result())
+    assert.equal(3, #urls)
+    assert.equal(3, sim:stats().submits)
+  end)
+
+  it("a job's wait for another job honours its timeout", function()
+    local slow = client:spawn(function() return client:motion(Simulator.params()) end)
+    local waiter = client:spawn(function()
+      local started = core.now()
+      local r, err = slow:wait(0.1)
+      return r, err, core.now() - started
+    end)
+    while waiter:status() == "running" do client:step(0.05) end
+    local r, err, took = waiter:result()
+    assert.is_nil(r)
+    assert.equal("pending", err.kind)
+    assert.is_true(took >= 0.09 and took < 0.4, "took " .. took)
+    client:run()
+    assert.equal("done", slow:status())
+  end)
+
   it("a pending job's result says so", function()
     local job = client:spawn(function() return client:motion(Simulator.params()) end)
     local r, err = job:result()

@@ -49,9 +49,15 @@ function Job:cancel()
   return self.scheduler:cancel(self, errors.new("cancelled", "the job was cancelled"))
 end
 
--- Blocks (stepping its client) until the job ends or timeout seconds pass.
+-- Until the job ends or timeout seconds pass: inside another job it yields,
+-- elsewhere it blocks, stepping the client. Then returns what result() does.
 function Job:wait(timeout)
   local scheduler = self.scheduler
+  if self.state == "running" and scheduler:current_job() then
+    if scheduler:current_job() == self then error("a job cannot wait for itself", 2) end
+    scheduler:await_job(self, timeout)
+    return self:result()
+  end
   local deadline = timeout and core.now() + timeout
   while self.state == "running" do
     local left = deadline and deadline - core.now() or 3600

@@ -122,6 +122,20 @@ function Scheduler:finish(job)
     if not job.internal then self.live_count = self.live_count - 1 end
   end
   self.jobs[job.co] = nil
+  for _, waiter in ipairs(job.watchers or {}) do
+    if not waiter.done then self:wake(waiter) end
+  end
+end
+
+-- From inside a job: yields until `job` ends or timeout seconds pass.
+function Scheduler:await_job(job, timeout)
+  local waiter = { kind = "event" }
+  job.watchers = job.watchers or {}
+  job.watchers[#job.watchers + 1] = waiter
+  if timeout then
+    insert_sorted(self.timers, { kind = "timer", due = now() + math.max(timeout, 0), fires = waiter })
+  end
+  self:await(waiter)
 end
 
 function Scheduler:resume(job, ...)
@@ -195,7 +209,8 @@ function Scheduler:fire_timers()
   local t = now()
   while self.timers[1] and self.timers[1].due <= t do
     local waiter = table.remove(self.timers, 1)
-    if not waiter.cancelled then self:wake(waiter) end
+    local target = waiter.fires or waiter -- a timeout wakes the waiter it guards
+    if not waiter.cancelled and not target.done then self:wake(target) end
   end
 end
 
