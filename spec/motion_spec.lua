@@ -1,5 +1,6 @@
 -- The success path against the simulator: submit, wait, retrieve, batch, download.
 local cjson = require "cjson"
+local core = require "kling.core"
 local kling = require "kling"
 local Simulator = require "helpers.simulator"
 
@@ -125,6 +126,18 @@ describe("the success path", function()
     local stats = sim:stats()
     assert.equal(1, stats.downloads)
     assert.equal(0, stats.downloads_with_token)
+  end)
+
+  it("a download honours Retry-After and retries server errors", function()
+    local result = assert(client:motion(Simulator.params()))
+    local path = os.tmpname()
+    local path_part = result.video_url:match("^https?://[^/]+(/.*)$")
+    sim:fault({ path = path_part, status = 503, retry_after = 1 })
+    local started = core.now()
+    assert(client:download(result, path))
+    assert.is_true(core.now() - started >= 0.95)
+    assert.equal(2, sim:stats().downloads)
+    os.remove(path)
   end)
 
   it("a failed download leaves no file behind", function()

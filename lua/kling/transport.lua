@@ -105,29 +105,33 @@ function Transport:interpret(res)
   return task.unwrap(json)
 end
 
--- One request that is safe to repeat (task retrieval), with retries.
+-- Runs attempt() until it succeeds, fails for good, or the retries run out.
+-- attempt() returns a result (and one more value), or nil and an error.
 -- deadline (monotonic seconds) bounds the sleeps between attempts.
-function Transport:call(path, body, deadline)
-  local s = self.settings
-  local attempt = 0
+function Transport:with_retries(attempt, deadline)
+  local s, n = self.settings, 0
   while true do
-    local result, err = self:interpret(self:post(path, body))
-    if result then return result end
-    attempt = attempt + 1
-    if attempt > s.max_retries or not retry.retryable(err) then return nil, err end
-    local delay = retry.delay(attempt, s, err.retry_after)
+    local result, err = attempt()
+    if result then return result, err end
+    n = n + 1
+    if n > s.max_retries or not retry.retryable(err) then return nil, err end
+    local delay = retry.delay(n, s, err.retry_after)
     if not delay or (deadline and core.now() + delay > deadline) then return nil, err end
     self.scheduler:sleep(delay)
   end
 end
 
--- Fetches url into path (through path..".part", renamed when complete).
--- The token is never sent: the video lives on a CDN, not on the API.
+-- A request that is safe to repeat (task retrieval), with retries.
+function Transport:call(path, body, deadline)
+  return self:with_retries(function() return self:interpret(self:post(path, body)) end, deadline)
+end
+
+-- Fetches url into path (through path..".part", renamed when complete) and
+-- returns path, bytes. The token is never sent: the video is on a CDN.
 function Transport:download(url, path)
   local s = self.settings
   local part = path .. ".part"
-  local attempt = 0
-  while true do
+  return self:with_retries(function()
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,
       max_body = s.max_download_bytes,
@@ -135,21 +139,17 @@ function Transport:download(url, path)
     if res.reason == "setup" then
       return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
     end
-    local err
-    if res.reason then
-      err = transfer_error(res)
-    elseif res.status < 200 or res.status > 299 then
-      err = errors.new("api", ("HTTP %d while downloading the video"):format(res.status), { status = res.status })
-    else
-      local ok, rename_err = os.rename(part, path)
-      if not ok then return nil, errors.invalid("path", "cannot be written: " .. tostring(rename_err)) end
-      return path, res.bytes
+    local err = res.reason and transfer_error(res)
+      or ((res.status < 200 or res.status > 299) and status_error(self, res))
+    if err then
+      os.remove(part)
+      err.message = "downloading the video: " .. err.message
+      return nil, err
     end
-    os.remove(part)
-    attempt = attempt + 1
-    if attempt > s.max_retries or not retry.retryable(err) then return nil, err end
-    self.scheduler:sleep(retry.delay(attempt, s, nil) or 0)
-  end
+    local ok, rename_err = os.rename(part, path)
+    if not ok then return nil, errors.invalid("path", "cannot be written: " .. tostring(rename_err)) end
+    return path, res.bytes
+  end)
 end
 
 return Transport

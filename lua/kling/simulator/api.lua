@@ -318,6 +318,8 @@ function Api:video(req)
   if req.headers.authorization then
     self.counts.downloads_with_token = self.counts.downloads_with_token + 1
   end
+  local fault = self:take_fault(req)
+  if fault then return self:fault_response(fault, req) end
   local id = req.path:match("^/files/([%w%-]+)%.mp4$")
   if not id or not self.tasks[id] then return { status = 404, headers = {}, body = "not found" } end
   return { status = 200, headers = { ["Content-Type"] = "video/mp4" }, body = sample_video }
