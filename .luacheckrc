@@ -4,4 +4,5 @@ files["spec/**/*.lua"] = { std = "+busted" }
 files["examples/love/*.lua"] = { globals = { "love" } }
 files["examples/nvim/*.lua"] = { read_globals = { "vim" } }
 files["scripts/nvim-example.lua"] = { globals = { "vim" } }
+files["scripts/love-example/*.lua"] = { globals = { "love" } }
 exclude_files = { "lua/kling/simulator/sample_video.lua", "build/**" }

@@ -49,7 +49,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim example-love install uninstall clean
 
 all: $(MODULE)
 
@@ -116,6 +116,15 @@ example-nvim:
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" \
 	  KLING_LUA=luajit luajit scripts/with-simulator.lua \
 	  "nvim --headless --clean -c 'luafile scripts/nvim-example.lua'" 1
+
+# examples/love/main.lua, unchanged, in LOVE under Xvfb on the simulator: the
+# harness reports frames and the slowest love.update.
+example-love:
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" \
+	  KLING_LUA=luajit KLING_EXAMPLE_DIR="$(CURDIR)/examples/love" luajit scripts/with-simulator.lua \
+	  "xvfb-run -a love scripts/love-example" 1
 
 # Installs the rockspec into a scratch tree and loads it from there.
 ROCK_TREE := build/rock-tree
