@@ -33,7 +33,12 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
 ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
+# Lua modules take the interpreter's symbols at load time, so they never link liblua.
+ifeq ($(shell uname -s),Darwin)
+LIBFLAG ?= -bundle -undefined dynamic_lookup
+else
 LIBFLAG ?= -shared
+endif
 
 BUILD   := build/$(LUA_VERSION)
 SOURCES := $(wildcard src/*.c)
