@@ -77,6 +77,18 @@ describe("submit retries", function()
     assert.equal(1, sim:stats().submits)
   end)
 
+  it("a submit dropped on a reused keep-alive connection is not resent by libcurl", function()
+    -- a poll leaves an idle keep-alive connection in the client's pool
+    assert.equal("not_found", select(2, client:task("warm-up")).kind)
+    sim:fault({ path = MOTION, drop = true, create_task = true })
+    local id, err = client:submit(Simulator.params())
+    assert.is_nil(id)
+    assert.equal("network", err.kind)
+    assert.is_true(err.maybe_submitted)
+    assert.equal(1, sim:stats().submits)
+    assert.equal(1, sim:stats().tasks_created)
+  end)
+
   it("a 2xx without task_id is a bad_response that may have created a job", function()
     sim:fault({ path = MOTION, status = 200, json = { ok = true } })
     local id, err = client:submit(Simulator.params())
