@@ -15,10 +15,6 @@ local Client = {}
 Client.__index = Client
 Client.__name = "kling.client"
 
-local function closed_error()
-  return errors.new("closed", "the client is closed")
-end
-
 local function str(v)
   if type(v) == "string" and v ~= "" then return v end
 end
@@ -111,7 +107,7 @@ end
 function Client:_submit(body, hooks)
   local s, attempt = self.settings, 0
   while true do
-    if self._closed then return nil, closed_error() end
+    if self._closed then return nil, errors.closed() end
     local result, err = self._transport:interpret(self._transport:post("/kling/motion", body, true))
     local task_id = result and str(result.task_id) or (err and err.task_id)
     if result and not task_id then
@@ -148,7 +144,7 @@ end
 -- ---- retrieval ----
 
 function Client:_retrieve(task_id, deadline)
-  if self._closed then return nil, closed_error() end
+  if self._closed then return nil, errors.closed() end
   local body, err = self._transport:call("/kling/tasks", { action = "retrieve", id = task_id }, deadline)
   if not body then
     err.task_id = err.task_id or task_id
@@ -168,7 +164,7 @@ end
 
 -- One retrieve_batch request: { [id] = record }, or nil and an error.
 function Client:_batch_records(ids)
-  if self._closed then return nil, closed_error() end
+  if self._closed then return nil, errors.closed() end
   local body, err = self._transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids })
   if not body then return nil, err end
   if type(body.items) ~= "table" then
@@ -227,7 +223,7 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
       if left <= 0 then break end
       self._scheduler:sleep(math.min(delay, left))
     end
-    if self._closed then return nil, closed_error() end
+    if self._closed then return nil, errors.closed() end
     local t, err = self._poller:poll(task_id)
     if t then
       state, last_err = t.state, nil
@@ -282,7 +278,7 @@ function Client:download(result, path)
   local err = validate.url("video_url", url)
   if err then return nil, err end
   if type(path) ~= "string" or path == "" then return nil, errors.invalid("path", "must be a file name") end
-  if self._closed then return nil, closed_error() end
+  if self._closed then return nil, errors.closed() end
   return self._transport:download(url, path)
 end
 
@@ -323,7 +319,7 @@ end
 function Client:spawn(fn, ...)
   if type(fn) ~= "function" then arg_error(1, "spawn", "function", fn) end
   local job = self._scheduler:spawn(fn, ...)
-  if self._closed then self._scheduler:cancel(job, closed_error()) end
+  if self._closed then self._scheduler:cancel(job, errors.closed()) end
   return job
 end
 
@@ -350,7 +346,7 @@ end
 function Client:close()
   if self._closed then return end
   self._closed = true
-  self._scheduler:close(closed_error())
+  self._scheduler:close(errors.closed())
 end
 
 Client.__close = Client.close

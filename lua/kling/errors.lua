@@ -36,6 +36,10 @@ function errors.is(value)
   return getmetatable(value) == Error
 end
 
+function errors.closed()
+  return errors.new("closed", "the client is closed")
+end
+
 function errors.invalid(field, message)
   return errors.new("invalid_argument", field .. " " .. message, { field = field })
 end

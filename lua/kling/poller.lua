@@ -6,6 +6,7 @@
 -- The request is sent by an internal job, not by one of the waiting callers,
 -- so cancelling any caller never strands the others.
 local errors = require "kling.errors"
+local task = require "kling.task"
 
 local Poller = {}
 Poller.__index = Poller
@@ -30,8 +31,7 @@ function Poller:flush(batch)
   for _, member in ipairs(batch.members) do
     if found then
       local t = found[member.id]
-      scheduler:wake(member.waiter, t and { t } or { nil, errors.new("not_found",
-        "no task with id " .. member.id, { task_id = member.id }) })
+      scheduler:wake(member.waiter, t and { t } or { nil, task.not_found(member.id) })
     else
       local e = setmetatable({}, getmetatable(err))
       for k, v in pairs(err) do e[k] = v end
@@ -55,7 +55,7 @@ function Poller:poll(task_id)
   end
   local waiter = { kind = "event" }
   batch.members[#batch.members + 1] = { id = task_id, waiter = waiter }
-  local r = self.scheduler:await(waiter, { nil, errors.new("closed", "the client is closed") })
+  local r = self.scheduler:await(waiter, { nil, errors.closed() })
   return r[1], r[2]
 end
 

@@ -58,18 +58,21 @@ function Scheduler:await(waiter, closed_value)
   return closed_value
 end
 
+-- What a transfer "returns" once the client is closed.
+local function closed_result()
+  return { reason = "closed", error = "the client is closed", status = 0, headers = {} }
+end
+
 -- Sends a request and waits for its result table (see src/transfer.c).
 function Scheduler:transfer(request)
-  if self.closed then
-    return { reason = "closed", error = "the client is closed", status = 0, headers = {} }
-  end
+  if self.closed then return closed_result() end
   local id, err = self.multi:add(request)
   if not id then
     return { reason = "setup", error = err, status = 0, headers = {} }
   end
   local waiter = { kind = "transfer", id = id }
   self.transfers[id] = waiter
-  return self:await(waiter, { reason = "closed", error = "the client is closed", status = 0, headers = {} })
+  return self:await(waiter, closed_result())
 end
 
 local function insert_sorted(list, waiter)
@@ -96,13 +99,16 @@ end
 
 -- ---- jobs ----
 
-function Scheduler:spawn(fn, ...)
-  local job = Job.new(self, fn, pack(...))
+local function start(self, job)
   self.jobs[job.co] = job
   self.live[job] = true
-  self.live_count = self.live_count + 1
+  if not job.internal then self.live_count = self.live_count + 1 end
   self.runnable[#self.runnable + 1] = job
   return job
+end
+
+function Scheduler:spawn(fn, ...)
+  return start(self, Job.new(self, fn, pack(...)))
 end
 
 -- A job of the client's own (a batched poll): stepped like any other, not
@@ -110,10 +116,7 @@ end
 function Scheduler:spawn_internal(fn)
   local job = Job.new(self, fn, pack())
   job.internal = true
-  self.jobs[job.co] = job
-  self.live[job] = true
-  self.runnable[#self.runnable + 1] = job
-  return job
+  return start(self, job)
 end
 
 function Scheduler:finish(job)

@@ -21,7 +21,6 @@ local NETWORK_MESSAGES = {
   write = "could not write the answer",
   setup = "could not start the request",
   network = "network failure",
-  closed = "the client is closed",
 }
 
 -- redact(text) removes the token from text that came from elsewhere (a proxy
@@ -60,11 +59,11 @@ local function describe_body(self, res)
 end
 
 local function transfer_error(res)
+  if res.reason == "closed" then return errors.closed() end
   local what = NETWORK_MESSAGES[res.reason] or NETWORK_MESSAGES.network
   local kind = "network"
   if res.reason == "timeout" then kind = "timeout" end
   if res.reason == "too_large" then kind = "bad_response" end
-  if res.reason == "closed" then return errors.new("closed", "the client is closed") end
   return errors.new(kind, what .. ": " .. tostring(res.error), {
     reason = res.reason, sent = res.sent,
     status = res.status ~= 0 and res.status or nil,
