@@ -104,35 +104,36 @@ local function provably_not_taken(err)
     and err.sent == false
 end
 
-function Client:_submit(body, hooks)
-  local s, attempt = self.settings, 0
-  while true do
-    if self._closed then return nil, errors.closed() end
-    local result, err = self._transport:interpret(self._transport:post("/kling/motion", body, true))
-    local task_id = result and str(result.task_id) or (err and err.task_id)
-    if result and not task_id then
-      return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
-        .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
-    end
-    if task_id then
-      self._submitted[task_id] = true
-      local ok, herr = self:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
-      if not ok then return nil, herr end
-      return task_id
-    end
-    attempt = attempt + 1
-    local delay = provably_not_taken(err) and attempt <= s.max_retries
-      and retry.delay(attempt, s, err.retry_after)
-    if not delay then
-      if may_have_been_taken(err) then
-        err.maybe_submitted = true
-        err.message = err.message .. "; the job may have been created, so it was not "
-          .. "submitted again (that would bill twice)"
-      end
-      return nil, err
-    end
-    self._scheduler:sleep(delay)
+-- One submit: the task id (from the answer, or from an error body that names
+-- the job), or nil and an error.
+function Client:_submit_once(body)
+  local transport = self._transport
+  local result, err = transport:interpret(transport:post("/kling/motion", body, true))
+  if not result then
+    if err.task_id then return err.task_id end
+    return nil, err
   end
+  local task_id = str(result.task_id)
+  if task_id then return task_id end
+  return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
+    .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
+end
+
+function Client:_submit(body, hooks)
+  local task_id, err = self._transport:with_retries(function() return self:_submit_once(body) end,
+    nil, provably_not_taken)
+  if not task_id then
+    if not err.maybe_submitted and may_have_been_taken(err) then
+      err.maybe_submitted = true
+      err.message = err.message .. "; the job may have been created, so it was not "
+        .. "submitted again (that would bill twice)"
+    end
+    return nil, err
+  end
+  self._submitted[task_id] = true
+  local ok, herr = self:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
+  if not ok then return nil, herr end
+  return task_id
 end
 
 function Client:submit(params)

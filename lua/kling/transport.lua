@@ -106,14 +106,16 @@ end
 
 -- Runs attempt() until it succeeds, fails for good, or the retries run out.
 -- attempt() returns a result (and one more value), or nil and an error.
--- deadline (monotonic seconds) bounds the sleeps between attempts.
-function Transport:with_retries(attempt, deadline)
+-- deadline (monotonic seconds) bounds the sleeps between attempts;
+-- can_retry(err) defaults to retry.retryable (safe for idempotent requests).
+function Transport:with_retries(attempt, deadline, can_retry)
   local s, n = self.settings, 0
+  can_retry = can_retry or retry.retryable
   while true do
     local result, err = attempt()
     if result then return result, err end
     n = n + 1
-    if n > s.max_retries or not retry.retryable(err) then return nil, err end
+    if n > s.max_retries or not can_retry(err) then return nil, err end
     local delay = retry.delay(n, s, err.retry_after)
     if not delay or (deadline and core.now() + delay > deadline) then return nil, err end
     self.scheduler:sleep(delay)
