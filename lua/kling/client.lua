@@ -60,7 +60,7 @@ function Client.new(options)
     _delivered = {},   -- task ids whose finished state a callback already reported
     _closed = false,
   }, Client)
-  self._poller = Poller.new(scheduler, function(ids) return self:_retrieve_many(ids) end,
+  self._poller = Poller.new(scheduler, function(ids, deadline) return self:_retrieve_many(ids, deadline) end,
     settings.poll_batch_window)
   return self
 end
@@ -164,9 +164,9 @@ function Client:task(task_id)
 end
 
 -- One retrieve_batch request: { [id] = record }, or nil and an error.
-function Client:_batch_records(ids)
+function Client:_batch_records(ids, deadline)
   if self._closed then return nil, errors.closed() end
-  local body, err = self._transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids })
+  local body, err = self._transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids }, deadline)
   if not body then return nil, err end
   if type(body.items) ~= "table" then
     return nil, errors.new("bad_response", "the batch answer has no items list")
@@ -179,14 +179,14 @@ function Client:_batch_records(ids)
 end
 
 -- For the poller: { [id] = task } with unknown ids absent, or nil and an error.
-function Client:_retrieve_many(ids)
+function Client:_retrieve_many(ids, deadline)
   if #ids == 1 then -- the plain retrieve answers an unknown id with {}
-    local t, err = self:_retrieve(ids[1])
+    local t, err = self:_retrieve(ids[1], deadline)
     if t then return { [ids[1]] = t } end
     if err.kind == "not_found" then return {} end
     return nil, err
   end
-  local records, err = self:_batch_records(ids)
+  local records, err = self:_batch_records(ids, deadline)
   if not records then return nil, err end
   local found = {}
   for id, record in pairs(records) do found[id] = task.normalize(record, id) end
@@ -225,7 +225,7 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
       self._scheduler:sleep(math.min(delay, left))
     end
     if self._closed then return nil, errors.closed() end
-    local t, err = self._poller:poll(task_id)
+    local t, err = self._poller:poll(task_id, deadline)
     if t then
       state, last_err = t.state, nil
       local ok, herr = self:_call_hook("on_status", on_status, t, task_id)

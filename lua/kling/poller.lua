@@ -14,7 +14,7 @@ Poller.__index = Poller
 -- The API documents no limit on ids per batch; this keeps bodies small.
 local MAX_BATCH = 50
 
--- retrieve(ids) -> { [id] = task } | nil, err   (see Client:_retrieve_many)
+-- retrieve(ids, deadline) -> { [id] = task } | nil, err   (see Client:_retrieve_many)
 function Poller.new(scheduler, retrieve, window)
   return setmetatable({ scheduler = scheduler, retrieve = retrieve, window = window }, Poller)
 end
@@ -23,7 +23,7 @@ function Poller:flush(batch)
   local scheduler = self.scheduler
   scheduler:sleep(self.window)
   if self.open == batch then self.open = nil end
-  local ok, found, err = scheduler:pcall(self.retrieve, batch.ids)
+  local ok, found, err = scheduler:pcall(self.retrieve, batch.ids, batch.deadline)
   if not ok then
     err = errors.new("bad_response", "task retrieval failed: " .. tostring(found))
     found = nil
@@ -42,12 +42,17 @@ function Poller:flush(batch)
 end
 
 -- Returns the normalised task, or nil and an error, as a single retrieval would.
-function Poller:poll(task_id)
+-- deadline (monotonic seconds, optional) bounds the retry sleeps: a batch keeps
+-- its members' earliest, so no member's wait overruns; the others just poll again.
+function Poller:poll(task_id, deadline)
   local batch = self.open
   if not batch or #batch.ids >= MAX_BATCH then
     batch = { ids = {}, seen = {}, members = {} }
     self.open = batch
     self.scheduler:spawn_internal(function() self:flush(batch) end)
+  end
+  if deadline and (batch.deadline == nil or deadline < batch.deadline) then
+    batch.deadline = deadline
   end
   if not batch.seen[task_id] then
     batch.seen[task_id] = true
