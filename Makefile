@@ -53,8 +53,9 @@ LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_ABI)
 RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" KLING_LUA="$(LUA)"
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
+WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim example-love install uninstall clean
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim example-love install uninstall clean run-example-nvim run-example-love
 
 all: $(MODULE)
 
@@ -87,14 +88,14 @@ test-all: deps-all
 demo: deps
 	@$(MAKE) --no-print-directory $(MODULE)
 	@mkdir -p build/demo
-	@$(RUN_ENV) $(LUA) scripts/with-simulator.lua \
+	@$(WITH_SIMULATOR) \
 	  "$(LUA) examples/motion.lua https://cdn.example.test/person.jpg https://cdn.example.test/dance.mp4 build/demo/motion.mp4"
 
 # Benchmarks are programs, not tests: JOBS jobs on one client, simulator generation 3 s.
 JOBS ?= 300
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
-	@$(RUN_ENV) $(LUA) scripts/with-simulator.lua "$(LUA) bench/many_jobs.lua $(JOBS)" 3
+	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS)" 3
 
 # The simulator in the foreground, for developing offline (Ctrl-C to stop).
 simulator: deps
@@ -114,22 +115,18 @@ valgrind: $(MODULE)
 	  --suppressions=scripts/valgrind.supp --error-exitcode=9 \
 	  $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" $(VALGRIND_SPECS)
 
-# examples/nvim/kling_motion.lua in a headless Neovim (its LuaJIT) on the simulator.
-example-nvim:
+# The examples, unchanged, in their real hosts on the simulator (LuaJIT builds):
+#   example-nvim  examples/nvim/kling_motion.lua in a headless Neovim
+#   example-love  examples/love/main.lua in LOVE under Xvfb; the harness reports
+#                 frames and the slowest love.update
+EXAMPLE_nvim := "nvim --headless --clean -c 'luafile scripts/nvim-example.lua'"
+EXAMPLE_love := "xvfb-run -a love scripts/love-example"
+example-nvim example-love:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
-	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
-	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" \
-	  KLING_LUA=luajit luajit scripts/with-simulator.lua \
-	  "nvim --headless --clean -c 'luafile scripts/nvim-example.lua'" 1
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit run-$@
 
-# examples/love/main.lua, unchanged, in LOVE under Xvfb on the simulator: the
-# harness reports frames and the slowest love.update.
-example-love:
-	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
-	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
-	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" \
-	  KLING_LUA=luajit KLING_EXAMPLE_DIR="$(CURDIR)/examples/love" luajit scripts/with-simulator.lua \
-	  "xvfb-run -a love scripts/love-example" 1
+run-example-%: $(MODULE)
+	KLING_EXAMPLE_DIR="$(CURDIR)/examples/$*" $(WITH_SIMULATOR) $(EXAMPLE_$*) 1
 
 # Installs the rockspec into a scratch tree and loads it from there.
 ROCK_TREE := build/rock-tree
