@@ -125,7 +125,7 @@ example-nvim example-love:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit run-$@
 
-run-example-%: $(MODULE)
+run-example-nvim run-example-love: run-example-%: $(MODULE)
 	KLING_EXAMPLE_DIR="$(CURDIR)/examples/$*" $(WITH_SIMULATOR) $(EXAMPLE_$*) 1
 
 # Installs the rockspec into a scratch tree and loads it from there.
