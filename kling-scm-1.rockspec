@@ -31,7 +31,7 @@ build = {
   type = "builtin",
   modules = {
     ["kling.core"] = {
-      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/multi.c", "src/transfer.c" },
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/multi.c", "src/redact.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
@@ -44,6 +44,7 @@ build = {
     ["kling"] = "lua/kling/init.lua",
     ["kling.job"] = "lua/kling/job.lua",
     ["kling.poller"] = "lua/kling/poller.lua",
+    ["kling.recent"] = "lua/kling/recent.lua",
     ["kling.retry"] = "lua/kling/retry.lua",
     ["kling.scheduler"] = "lua/kling/scheduler.lua",
     ["kling.task"] = "lua/kling/task.lua",

@@ -102,10 +102,40 @@ describe("kling.core", function()
     m:close()
   end)
 
+  -- A size limit is a size_t in C: a double past its range must not be cast.
+  it("refuses a size limit or a timeout it cannot represent (audit 7)", function()
+    local m = core.multi()
+    for _, v in ipairs({ 2 ^ 64, 1e300, 1 / 0 }) do
+      assert.has_error(function() m:add({ url = sim.url .. "/_sim/stats", max_body = v }) end)
+    end
+    assert.has_error(function() m:add({ url = sim.url .. "/_sim/stats", timeout = 0 / 0 }) end)
+    assert.equal(0, m:count())
+    m:close()
+  end)
+
+  -- No header byte arrives on a refused connection: the header buffer was
+  -- never allocated (UBSan flagged the pointer arithmetic on it under make asan).
+  it("a refused connection reports an empty header table (audit 8)", function()
+    local m = core.multi()
+    local r = until_done(m, m:add({ url = "http://127.0.0.1:1/", connect_timeout = 1 }))
+    assert.same({}, r.headers)
+    assert.equal(0, r.status)
+    m:close()
+  end)
+
+  it("max_connections out of range is an error, not a raise", function()
+    for _, v in ipairs({ 2 ^ 63, 1e300, -1, 0.5 }) do
+      local m, err = core.multi(v)
+      assert.is_nil(m)
+      assert.is_string(err)
+    end
+  end)
+
   it("rejects header injection in the token and in headers", function()
     local m = core.multi()
     assert.has_error(function() m:set_token("a\r\nX-Evil: 1") end)
     assert.has_error(function() m:add({ url = sim.url, headers = { "A: b\r\nC: d" } }) end)
+    assert.has_error(function() m:add({ url = sim.url, user_agent = "x\r\nX-Injected: yes" }) end)
     m:close()
   end)
 

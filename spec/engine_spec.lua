@@ -104,6 +104,27 @@ describe("batched polls", function()
     for i = 2, 4 do assert.equal("done", jobs[i]:status()) end
   end)
 
+  it("cancelling the only member of a batch stops its poll (audit 15)", function()
+    local c = sim:client({ poll_batch_window = 0.3 })
+    local id = assert(c:submit(Simulator.params()))
+    local before = sim:count("/kling/tasks")
+    local job = c:spawn(function() return c:wait(id) end)
+    c:step(0) -- the job has joined a batch that waits out its window
+    assert.equal("running", job:status())
+    assert.is_true(job:cancel())
+    -- step until the client's own jobs are gone (a batch would be sent meanwhile)
+    while next(c._scheduler.live) do c:step(0.05) end
+    assert.equal(before, sim:count("/kling/tasks"), "an idle client sent a poll")
+    -- and a batch already on the wire is dropped
+    sim:fault({ path = "/kling/tasks", delay = 1 })
+    job = c:spawn(function() return c:wait(id) end)
+    while c._multi:count() == 0 do c:step(0.05) end
+    assert.is_true(job:cancel())
+    c:step(0)
+    assert.equal(0, c._multi:count())
+    c:close()
+  end)
+
   it("an unknown id in a batch ends only that wait, with not_found", function()
     local id = assert(client:submit(Simulator.params()))
     local ok = client:spawn(function() return client:wait(id) end)

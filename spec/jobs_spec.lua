@@ -107,10 +107,10 @@ describe("jobs", function()
   end)
 
   it("cancel stops a job mid-wait and frees its transfer", function()
-    sim:fault({ path = "/kling/motion", delay = 1 }) -- the job is surely in its submit
-    local job = client:spawn(function() return client:motion(Simulator.params()) end)
-    client:step(0.05)
-    assert.equal(1, client._multi:count())
+    local id = assert(client:submit(Simulator.params()))
+    sim:fault({ path = "/kling/tasks", delay = 1 }) -- the job is surely in its poll
+    local job = client:spawn(function() return client:wait(id) end)
+    while client._multi:count() == 0 do client:step(0.01) end
     assert.equal("running", job:status())
     assert.is_true(job:cancel())
     assert.is_false(job:cancel())
@@ -221,15 +221,16 @@ describe("jobs", function()
     assert.equal("closed", err.kind)
   end)
 
-  it("a verbose sink that raises does not strand the transfer it reports", function()
+  it("a verbose sink that raises neither raises from the call nor strands its transfer", function()
     local c = sim:client({ verbose = function() error("sink broke") end })
     local id = assert(client:submit(Simulator.params()))
     local job = c:spawn(function() return c:task(id) end)
-    local ok = pcall(function() while c:pending() > 0 do c:step(0.05) end end)
-    assert.is_false(ok)
-    c._scheduler.log = nil
-    local t = assert(job:wait(2))
+    while c:pending() > 0 do c:step(0.05) end
+    local t = assert(job:result())
     assert.equal(id, t.id)
+    assert(c:task(id))
+    assert.equal("hook", c.verbose_error.kind)
+    assert.truthy(c.verbose_error.message:find("sink broke", 1, true))
     c:close()
   end)
 
@@ -242,5 +243,89 @@ describe("jobs", function()
     ]]))
     local c = chunk(sim)
     assert.equal("closed", select(2, c:task("x")).kind)
+  end)
+end)
+
+-- A submit on the wire may already be billed: cancel and close let it finish
+-- (bounded by its HTTP timeout) so that its task id is known.
+describe("cancel and close during a submit (audit 3)", function()
+  local sim, client, seen
+  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function()
+    sim:reset()
+    client = sim:client()
+    seen = {}
+    -- the server takes the submit at once and answers 0.3 s later
+    sim:fault({ path = "/kling/motion", delay = 0.3, pass = true })
+  end)
+  after_each(function() client:close() end)
+
+  local function params()
+    return Simulator.params({ on_submit = function(id) seen[#seen + 1] = id end })
+  end
+
+  local function spawn_on_the_wire()
+    local job = client:spawn(function() return client:motion(params()) end)
+    while sim:stats().submits == 0 do client:step(0.01) end
+    return job
+  end
+
+  it("job:cancel() lets it finish: on_submit runs and the error carries the task id", function()
+    local job = spawn_on_the_wire()
+    assert.is_true(job:cancel())
+    assert.is_false(job:cancel())
+    while job:status() == "running" do client:step(0.05) end
+    assert.equal("cancelled", job:status())
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("cancelled", err.kind)
+    assert.equal(1, #seen)
+    assert.equal(seen[1], err.task_id)
+    assert.equal(1, sim:stats().tasks_created)
+    assert.equal(0, client:pending())
+    assert.equal(0, sim:count("/kling/tasks"), "a cancelled job went on polling")
+  end)
+
+  it("close() waits for it: on_submit runs and the error is closed with the task id", function()
+    local job = spawn_on_the_wire()
+    client:close()
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("closed", err.kind)
+    assert.equal(1, #seen)
+    assert.equal(seen[1], err.task_id)
+    assert.is_nil(err.maybe_submitted)
+  end)
+
+  it("close(0) cannot wait: the error says maybe_submitted", function()
+    local job = spawn_on_the_wire()
+    client:close(0)
+    local r, err = job:result()
+    assert.is_nil(r)
+    assert.equal("closed", err.kind)
+    assert.is_true(err.maybe_submitted)
+    assert.equal(0, #seen)
+  end)
+
+  it("a blocking submit whose client a job closes still learns its task id", function()
+    client:spawn(function()
+      while sim:stats().submits == 0 do coroutine.yield() end
+      client:close()
+    end)
+    local id, err = client:submit(params())
+    assert.is_nil(id)
+    assert.equal("closed", err.kind)
+    assert.equal(1, #seen)
+    assert.equal(seen[1], err.task_id)
+  end)
+
+  it("a job cancelled before its submit was sent is dropped at once", function()
+    sim:reset()
+    local job = client:spawn(function() return client:motion(params()) end)
+    assert.is_true(job:cancel())
+    assert.equal("cancelled", job:status())
+    client:run()
+    assert.equal(0, sim:stats().submits)
   end)
 end)

@@ -98,6 +98,37 @@ describe("submit retries", function()
     assert.equal(1, sim:stats().submits)
   end)
 
+  -- 303 See Other means the request was processed; a 2xx that is neither a
+  -- task id nor a well-formed error says nothing about the job either.
+  it("a 303 answer to a submit may have created a job (audit 12)", function()
+    sim:fault({ path = MOTION, status = 303, create_task = true, with_task_id = false })
+    local id, err = client:submit(Simulator.params())
+    assert.is_nil(id)
+    assert.is_true(err.maybe_submitted)
+    assert.equal(1, sim:stats().submits)
+  end)
+
+  it("a 2xx with a malformed error object may have created a job (audit 12)", function()
+    sim:fault({ path = MOTION, status = 200, json = { success = false, error = { code = 5 } } })
+    local id, err = client:submit(Simulator.params())
+    assert.is_nil(id)
+    assert.is_true(err.maybe_submitted)
+    sim:fault({ path = MOTION, status = 201, json = { success = false, error = "oops" } })
+    id, err = client:submit(Simulator.params())
+    assert.is_nil(id)
+    assert.is_true(err.maybe_submitted)
+    assert.equal(2, sim:stats().submits)
+  end)
+
+  it("a malformed status line on a submit is a bad_response that may have created a job (audit 13)", function()
+    sim:fault({ path = MOTION, raw = "HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\n{}" })
+    local id, err = client:submit(Simulator.params())
+    assert.is_nil(id)
+    assert.equal("bad_response", err.kind)
+    assert.is_true(err.maybe_submitted)
+    assert.equal(1, sim:stats().submits)
+  end)
+
   it("a 429 is retried, honouring Retry-After", function()
     sim:fault({ path = MOTION, status = 429, retry_after = 1 })
     local started = core.now()
@@ -264,6 +295,70 @@ describe("poll retries", function()
     assert.equal("timeout", err.kind)
     assert.is_true(core.now() - started < 0.8)
   end)
+
+  it("a timeout under half a millisecond still limits the request (audit 9)", function()
+    local id = submitted()
+    local c = sim:client({ timeout = 1e-4, max_retries = 0 })
+    sim:fault({ path = TASKS, delay = 1.5 })
+    local started = core.now()
+    local t, err = c:task(id)
+    c:close()
+    assert.is_nil(t)
+    assert.equal("timeout", err.kind)
+    assert.is_true(core.now() - started < 1, "the request was not limited")
+  end)
+
+  -- Each request made for a wait gets min(timeout, time left).
+  it("a wait's polls never outlast the wait (audit 4)", function()
+    local id = submitted()
+    sim:fault({ path = TASKS, delay = 3, times = 3 })
+    local started = core.now()
+    local r, err = client:wait(id, { timeout = 0.5 })
+    local took = core.now() - started
+    assert.is_nil(r)
+    assert.equal("timeout", err.kind)
+    assert.equal(id, err.task_id)
+    assert.is_true(took < 1, ("the wait of 0.5 s took %.2f s"):format(took))
+  end)
+
+  -- libcurl hands on a three-digit status outside HTTP's range as it is
+  for _, line in ipairs({ "HTTP/1.1 600 X", "HTTP/1.1 999 X" }) do
+    it("a status outside 100..599 (" .. line .. ") is a bad_response that polls retry (audit 13)", function()
+      local id = submitted()
+      local raw = line .. "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+      sim:fault({ path = TASKS, raw = raw })
+      local t, err = client:task(id)
+      assert.is_nil(err)
+      assert.is_true(t.done)
+      assert.equal(2, polls())
+      sim:fault({ path = TASKS, times = 3, raw = raw })
+      t, err = client:task(id)
+      assert.is_nil(t)
+      assert.equal("bad_response", err.kind)
+      assert.equal("bad_status", err.reason)
+      assert.is_nil(err.status)
+    end)
+  end
+
+  -- HTTP/0.9, another protocol on the port, or a status line libcurl cannot
+  -- parse: libcurl says "unsupported protocol", which is not a URL kling refused.
+  for _, raw in ipairs({ "SSH-2.0-OpenSSH_9.2\r\n", "HTTP/1.1 2 OK\r\nContent-Length: 2\r\n\r\n{}",
+                         "HTTP/1.1 -1 X\r\n\r\n", "HTTP/1.1 222222222 OK\r\n\r\n" }) do
+    it(("an answer that is not HTTP (%q) is a network failure that polls retry (audit 14)"):format(raw), function()
+      local id = submitted()
+      sim:fault({ path = TASKS, raw = raw })
+      local t, err = client:task(id)
+      assert.is_nil(err)
+      assert.is_true(t.done)
+      assert.equal(2, polls())
+      sim:fault({ path = TASKS, times = 3, raw = raw })
+      t, err = client:task(id)
+      assert.is_nil(t)
+      assert.equal("network", err.kind)
+      assert.equal("protocol", err.reason)
+      assert.is_nil(err.status)
+    end)
+  end
 
   it("an oversized answer is bad_response", function()
     local id = submitted()

@@ -58,6 +58,34 @@ describe("validation", function()
     rejects("async", Simulator.params({ async = false }))
   end)
 
+  -- Params are read once, raw, into a plain table: what is checked is what is sent.
+  it("a field supplied by __index or __pairs is neither trusted nor sent (audit 10)", function()
+    local p = Simulator.params()
+    p.image_url = nil
+    rejects("image_url", setmetatable(p, { __index = { image_url = Simulator.PARAMS.image_url } }))
+    local q = Simulator.params({ mode = "ultra" })
+    local shown = Simulator.params()
+    rejects("mode", setmetatable(q, { __pairs = function() return next, shown, nil end }))
+    local w = Simulator.params({ watermark_info = setmetatable({}, { __index = { enabled = true } }) })
+    rejects("watermark_info", w)
+  end)
+
+  it("tasks() refuses holes and non-array keys, and sends only what it checked (audit 11)", function()
+    local r, err = client:tasks({ "ok", nil, "bad\n" })
+    assert.is_nil(r)
+    assert.equal("ids[2]", err.field)
+    r, err = client:tasks({ "a", extra = "b" })
+    assert.is_nil(r)
+    assert.equal("ids", err.field)
+    assert.truthy(err.message:find("extra", 1, true))
+    r, err = client:tasks({ [1] = "a", [3] = "c" })
+    assert.is_nil(r)
+    assert.equal("ids[2]", err.field)
+    r = client:tasks(setmetatable({}, {
+      __index = function(_, i) if i == 1 or i == 2 then return "x" end end, __len = function() return 2 end }))
+    assert.same({}, r)
+  end)
+
   it("checks task ids", function()
     for _, bad in ipairs({ "", 42, "a b", "a\nb" }) do
       local r, err = client:task(bad)
@@ -108,6 +136,37 @@ describe("client options", function()
     fails("base_url", { base_url = "api.acedata.cloud" })
     fails("token", { token = "has space" })
     fails("wait_timout", { wait_timout = 1 })
+  end)
+
+  -- A control character in an option would reach a request line or a header.
+  it("refuses control characters in every string option (audit 5)", function()
+    for _, name in ipairs({ "user_agent", "proxy", "cainfo", "capath", "base_url" }) do
+      for _, bad in ipairs({ "x\r\nX-Injected: yes", "a\0b", "tab\there" }) do
+        local value = (name == "base_url" and "http://127.0.0.1:1/" or "") .. bad
+        fails(name, { [name] = value })
+      end
+    end
+  end)
+
+  it("bounds every numeric option, returning an error instead of raising (audit 6)", function()
+    for _, v in ipairs({ 2 ^ 63, 1e300, 1 / 0 }) do
+      fails("max_connections", { max_connections = v })
+      fails("max_retries", { max_retries = v })
+      fails("max_response_bytes", { max_response_bytes = v })
+      fails("max_download_bytes", { max_download_bytes = v })
+      fails("timeout", { timeout = v })
+      fails("connect_timeout", { connect_timeout = v })
+      fails("poll_interval", { poll_interval = v })
+      fails("wait_timeout", { wait_timeout = v })
+      fails("download_timeout", { download_timeout = v })
+      fails("retry_delay", { retry_delay = v })
+      fails("poll_batch_window", { poll_batch_window = v })
+    end
+    fails("max_connections", { max_connections = 0 })
+    fails("max_response_bytes", { max_response_bytes = 0 })
+    local c = assert(kling.new({ token = "t", base_url = "http://127.0.0.1:1", max_connections = 1000,
+                                 max_download_bytes = 2 ^ 40, max_retries = 10 }))
+    c:close()
   end)
 
   it("accepts fractional seconds", function()

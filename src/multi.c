@@ -12,6 +12,7 @@
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
+#include "redact.h"
 #include "transfer.h"
 
 /* Verbose output kept between two perform() calls, at most. */
@@ -26,9 +27,11 @@ typedef struct kl_multi {
     kl_transfer *done;     /* finished, not yet returned by perform() */
     int active_count;
     lua_Integer next_id;
-    char *auth_header;     /* the only copy of the token */
-    kl_buffer log;
+    char *auth_header;     /* "Authorization: Bearer <token>": kling's only copy */
+    kl_log log;            /* verbose output; its secret points into auth_header */
 } kl_multi;
+
+static const char AUTH_PREFIX[] = "Authorization: Bearer ";
 
 static void unlink_transfer(kl_transfer **list, kl_transfer *t)
 {
@@ -50,8 +53,13 @@ static void link_transfer(kl_transfer **list, kl_transfer *t)
     *list = t;
 }
 
+/* Overwrites kling's copy before freeing it. libcurl keeps copies of its own
+ * (the header list it was given is ours, but the request it built from it is
+ * in buffers it frees without clearing): see docs/design.md. */
 static void forget_token(kl_multi *m)
 {
+    m->log.secret = NULL;
+    m->log.secret_len = 0;
     if (m->auth_header != NULL) {
         volatile char *p = m->auth_header;
         while (*p)
@@ -69,12 +77,24 @@ static kl_multi *check_multi(lua_State *L)
     return m;
 }
 
+/* The most connections per host a client may ask for. */
+#define KL_MAX_CONNECTIONS 100000
+
+/* multi([max_connections]) -> handle | nil, message */
 static int multi_new(lua_State *L)
 {
-    long max_connections = (long)luaL_optinteger(L, 1, 0);
-    kl_multi *m = lua_newuserdata(L, sizeof *m);
+    double max_connections = luaL_optnumber(L, 1, 0);
+    kl_multi *m;
+    if (lua_gettop(L) >= 1 && !lua_isnil(L, 1)
+        && !(max_connections >= 1 && max_connections <= KL_MAX_CONNECTIONS
+             && max_connections == (double)(long)max_connections)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "max_connections must be a whole number from 1 to %d", KL_MAX_CONNECTIONS);
+        return 2;
+    }
+    m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
-    kl_buffer_init(&m->log, KL_MAX_LOG_BYTES);
+    kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
     m->multi = curl_multi_init();
@@ -84,7 +104,7 @@ static int multi_new(lua_State *L)
         return 2;
     }
     if (max_connections > 0)
-        curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_connections);
+        curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
     return 1;
 }
 
@@ -94,18 +114,44 @@ static int multi_set_token(lua_State *L)
     kl_multi *m = check_multi(L);
     size_t len;
     const char *token = luaL_optlstring(L, 2, NULL, &len);
-    static const char prefix[] = "Authorization: Bearer ";
     forget_token(m);
     if (token == NULL)
         return 0;
-    if (strlen(token) != len || strpbrk(token, "\r\n") != NULL)
-        return luaL_argerror(L, 2, "token must be one line of text");
-    m->auth_header = malloc(sizeof prefix + len);
+    if (len == 0 || strlen(token) != len || strpbrk(token, "\r\n") != NULL)
+        return luaL_argerror(L, 2, "token must be one non-empty line of text");
+    m->auth_header = malloc(sizeof AUTH_PREFIX + len);
     if (m->auth_header == NULL)
         return luaL_error(L, "out of memory");
-    memcpy(m->auth_header, prefix, sizeof prefix - 1);
-    memcpy(m->auth_header + sizeof prefix - 1, token, len + 1);
+    memcpy(m->auth_header, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
+    memcpy(m->auth_header + sizeof AUTH_PREFIX - 1, token, len + 1);
+    m->log.secret = m->auth_header + sizeof AUTH_PREFIX - 1;
+    m->log.secret_len = len;
     return 0;
+}
+
+/* redact(text) -> text with every occurrence of the token replaced by
+ * "[redacted]". For server text the Lua layer quotes in an error; it works
+ * on a closed handle too (there is no token left to find then). */
+static int multi_redact(lua_State *L)
+{
+    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    size_t len, at;
+    const char *text = luaL_checklstring(L, 2, &len);
+    luaL_Buffer b;
+    if (m->log.secret == NULL || kl_find(text, len, m->log.secret, m->log.secret_len) == len) {
+        lua_settop(L, 2);
+        return 1;
+    }
+    luaL_buffinit(L, &b);
+    while ((at = kl_find(text, len, m->log.secret, m->log.secret_len)) < len) {
+        luaL_addlstring(&b, text, at);
+        luaL_addlstring(&b, KL_REDACTED, sizeof KL_REDACTED - 1);
+        text += at + m->log.secret_len;
+        len -= at + m->log.secret_len;
+    }
+    luaL_addlstring(&b, text, len);
+    luaL_pushresult(&b);
+    return 1;
 }
 
 /* add(request) -> id | nil, message */
@@ -207,9 +253,9 @@ static int multi_perform(lua_State *L)
         unlink_transfer(&m->done, t);
         kl_transfer_free(t);
     }
-    if (m->log.len > 0) {
-        lua_pushlstring(L, m->log.data, m->log.len);
-        kl_buffer_reset(&m->log);
+    if (m->log.text.len > 0) {
+        lua_pushlstring(L, m->log.text.data, m->log.text.len);
+        kl_buffer_reset(&m->log.text);
     } else {
         lua_pushnil(L);
     }
@@ -274,7 +320,7 @@ static int multi_close(lua_State *L)
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
     forget_token(m);
-    kl_buffer_free(&m->log);
+    kl_buffer_free(&m->log.text);
     return 0;
 }
 
@@ -290,6 +336,7 @@ static int multi_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
     {"set_token", multi_set_token},
+    {"redact", multi_redact},
     {"add", multi_add},
     {"perform", multi_perform},
     {"cancel", multi_cancel},

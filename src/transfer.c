@@ -8,10 +8,17 @@
 
 #include "compat.h"
 #include "json.h"
+#include "redact.h"
 
 /* Headers a hostile server may send before we give up on it (libcurl has its
  * own, smaller, per-line cap). */
 #define KL_MAX_HEADER_BYTES (64 * 1024)
+
+/* The largest size limit a Lua number carries exactly (2^53). */
+#define KL_MAX_SIZE_LIMIT 9007199254740992.0
+
+/* Longer timeouts are clamped: a year is "no practical limit". */
+#define KL_MAX_TIMEOUT_SECONDS (86400.0 * 365)
 
 /* ---- reading a request from Lua (may raise; allocates nothing) ---- */
 
@@ -33,6 +40,15 @@ static const char *field_string(lua_State *L, int idx, const char *key, size_t *
         *len = n;
     else if (strlen(s) != n)
         luaL_error(L, "request field '%s' contains a NUL byte", key);
+    return s;
+}
+
+/* A string that libcurl puts into a request line or a header: one line. */
+static const char *field_line(lua_State *L, int idx, const char *key)
+{
+    const char *s = field_string(L, idx, key, NULL);
+    if (s != NULL && strpbrk(s, "\r\n") != NULL)
+        luaL_error(L, "request field '%s' must be one line of text", key);
     return s;
 }
 
@@ -60,13 +76,26 @@ static double field_number(lua_State *L, int idx, const char *key, double dflt)
     return v;
 }
 
+/* A byte limit; converting a double outside size_t's range is undefined. */
+static size_t field_size(lua_State *L, int idx, const char *key)
+{
+    double v = field_number(L, idx, key, 0);
+    if (v > KL_MAX_SIZE_LIMIT)
+        luaL_error(L, "request field '%s' is out of range (at most 2^53)", key);
+    return (size_t)v;
+}
+
+/* Rounds up: a positive timeout under half a millisecond must not become 0,
+ * which libcurl reads as "no timeout at all". */
 static long seconds_to_ms(double s)
 {
+    double ms;
     if (s <= 0)
         return 0;
-    if (s > 86400.0 * 365)
-        s = 86400.0 * 365;
-    return (long)(s * 1000.0 + 0.5);
+    if (s > KL_MAX_TIMEOUT_SECONDS)
+        s = KL_MAX_TIMEOUT_SECONDS;
+    ms = s * 1000.0;
+    return ms < 1.0 ? 1L : (long)(ms + 0.999);
 }
 
 static void read_headers(lua_State *L, int idx, kl_request *req)
@@ -98,7 +127,7 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
     memset(req, 0, sizeof *req);
-    req->url = field_string(L, idx, "url", NULL);
+    req->url = field_line(L, idx, "url");
     if (req->url == NULL)
         luaL_error(L, "request field 'url' is required");
     req->body = field_string(L, idx, "body", &req->body_len);
@@ -111,18 +140,19 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     } else {
         lua_pop(L, 1);
     }
-    req->user_agent = field_string(L, idx, "user_agent", NULL);
-    req->cainfo = field_string(L, idx, "cainfo", NULL);
-    req->capath = field_string(L, idx, "capath", NULL);
-    req->proxy = field_string(L, idx, "proxy", NULL);
+    req->user_agent = field_line(L, idx, "user_agent");
+    req->cainfo = field_line(L, idx, "cainfo");
+    req->capath = field_line(L, idx, "capath");
+    req->proxy = field_line(L, idx, "proxy");
     req->output = field_string(L, idx, "output", NULL);
     read_headers(L, idx, req);
     req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
     req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
-    req->max_body = (size_t)field_number(L, idx, "max_body", 0);
+    req->max_body = field_size(L, idx, "max_body");
     req->auth = field_bool(L, idx, "auth");
     req->fresh_connect = field_bool(L, idx, "fresh_connect");
     req->follow = field_bool(L, idx, "follow");
+    req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
     req->decode = field_bool(L, idx, "decode");
     req->verbose = field_bool(L, idx, "verbose");
 }
@@ -171,21 +201,27 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static int starts_with_nocase(const char *s, size_t len, const char *prefix)
+/* One line of verbose output: an authorization header's value is cut off
+ * (so even a token split across two callbacks is not shown), and the token
+ * is blanked out wherever else it stands. */
+static void log_line(kl_log *log, const char *prefix, const char *line, size_t len)
 {
-    size_t i, n = strlen(prefix);
-    if (len < n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (tolower((unsigned char)s[i]) != prefix[i])
-            return 0;
-    return 1;
+    size_t cut = kl_authorization_value(line, len);
+    kl_buffer_append(&log->text, prefix, 2);
+    if (cut > 0) {
+        kl_redact_append(&log->text, line, cut, log->secret, log->secret_len);
+        kl_buffer_append(&log->text, " " KL_REDACTED, sizeof KL_REDACTED);
+    } else {
+        kl_redact_append(&log->text, line, len, log->secret, log->secret_len);
+    }
+    kl_buffer_append(&log->text, "\n", 1);
 }
 
-/* Verbose output goes through here so that credentials never reach it. */
+/* Verbose output goes through here so that credentials never reach it, in
+ * whatever debug text type libcurl uses for them. */
 static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
 {
-    kl_buffer *log = userp;
+    kl_log *log = userp;
     const char *prefix;
     (void)easy;
     switch (type) {
@@ -200,16 +236,8 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
         size_t text = len;
         while (text > 0 && (data[text - 1] == '\n' || data[text - 1] == '\r'))
             text--;
-        if (text > 0) {
-            kl_buffer_append(log, prefix, 2);
-            if (type == CURLINFO_HEADER_OUT && starts_with_nocase(data, text, "authorization:"))
-                kl_buffer_append(log, "Authorization: [redacted]", 25);
-            else if (type == CURLINFO_HEADER_OUT && starts_with_nocase(data, text, "proxy-authorization:"))
-                kl_buffer_append(log, "Proxy-Authorization: [redacted]", 31);
-            else
-                kl_buffer_append(log, data, text);
-            kl_buffer_append(log, "\n", 1);
-        }
+        if (text > 0)
+            log_line(log, prefix, data, text);
         data += len;
         size -= len;
     }
@@ -241,20 +269,32 @@ static int build_headers(kl_transfer *t, const kl_request *req, const char *auth
     return 1;
 }
 
-static void set_protocols(CURL *e, int follow)
+static int starts_with_nocase(const char *s, const char *prefix)
 {
+    for (; *prefix != '\0'; s++, prefix++)
+        if (tolower((unsigned char)*s) != *prefix)
+            return 0;
+    return 1;
+}
+
+/* Redirects from an https URL stay on https unless the caller allows the
+ * downgrade: a plain-http hop would expose the download to the network. */
+static void set_protocols(CURL *e, const kl_request *req)
+{
+    int https_only = req->follow && !req->allow_downgrade && starts_with_nocase(req->url, "https:");
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (follow)
-        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (req->follow)
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, https_only ? "https" : "http,https");
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    if (follow)
-        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    if (req->follow)
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
+                         https_only ? (long)CURLPROTO_HTTPS : (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 }
 
-static void configure(kl_transfer *t, const kl_request *req, kl_buffer *log)
+static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
 {
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
@@ -270,7 +310,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_buffer *log)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    set_protocols(e, req->follow);
+    set_protocols(e, req);
     if (req->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
@@ -301,7 +341,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_buffer *log)
 }
 
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
-                             kl_buffer *log, char *err, size_t errlen)
+                             kl_log *log, char *err, size_t errlen)
 {
     kl_transfer *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -310,6 +350,7 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
     }
     t->id = id;
     t->decode = req->decode;
+    t->follow = req->follow;
     kl_buffer_init(&t->body, req->max_body);
     kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
     t->easy = curl_easy_init();
@@ -345,20 +386,28 @@ void kl_transfer_finish(kl_transfer *t, CURLcode result)
 
 /* ---- reporting the outcome to Lua (may raise: the caller still owns t) ---- */
 
-static const char *failure_reason(const kl_transfer *t)
+/* Why a transfer failed, in the words the Lua layer's retry rules use. */
+static const char *failure_reason(const kl_transfer *t, long status)
 {
     if (t->too_large)
         return "too_large";
     if (t->write_failed)
         return "write";
+    /* a Location that libcurl refused to follow (another scheme, a
+     * downgrade, a malformed URL): the server's doing, not the caller's URL */
+    if (t->follow && status >= 300 && status <= 399
+        && (t->result == CURLE_UNSUPPORTED_PROTOCOL || t->result == CURLE_URL_MALFORMAT))
+        return "redirect";
     switch (t->result) {
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY: return "resolve";
     case CURLE_COULDNT_CONNECT: return "connect";
     case CURLE_GOT_NOTHING: return "empty";
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return "url";
+    case CURLE_URL_MALFORMAT: return "url";
+    /* with the URL's scheme checked before sending, this means the server
+     * answered in something other than HTTP (libcurl refuses HTTP/0.9) */
+    case CURLE_UNSUPPORTED_PROTOCOL: return "protocol";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -372,9 +421,13 @@ static const char *failure_reason(const kl_transfer *t)
 
 static void push_headers(lua_State *L, const kl_buffer *head)
 {
-    const char *p = head->data, *end = head->data + head->len;
+    const char *p, *end;
     lua_newtable(L);
-    while (p != NULL && p < end) {
+    if (head->len == 0) /* data may be NULL: no arithmetic on it */
+        return;
+    p = head->data;
+    end = head->data + head->len;
+    while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(line_end - p));
@@ -435,7 +488,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
         lua_setfield(L, -2, "curl_code");
         lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result));
         lua_setfield(L, -2, "error");
-        lua_pushstring(L, failure_reason(t));
+        lua_pushstring(L, failure_reason(t, status));
         lua_setfield(L, -2, "reason");
     }
     push_headers(L, &t->head);

@@ -12,6 +12,14 @@
 
 #define KL_MAX_EXTRA_HEADERS 16
 
+/* Where verbose output goes: its owner's buffer, and the token that must
+ * never reach it (NULL when there is none). */
+typedef struct kl_log {
+    kl_buffer text;
+    const char *secret;
+    size_t secret_len;
+} kl_log;
+
 typedef struct kl_request {
     const char *url;
     const char *body; /* NULL: GET */
@@ -24,6 +32,7 @@ typedef struct kl_request {
     int auth;         /* attach the owner's Authorization header */
     int fresh_connect;
     int follow;       /* follow redirects (downloads only) */
+    int allow_downgrade; /* let a redirect lead from https to plain http */
     int decode;       /* decode the body as JSON */
     int verbose;
 } kl_request;
@@ -39,6 +48,7 @@ typedef struct kl_transfer {
     int to_file;
     curl_off_t written;
     int decode;
+    int follow;
     int too_large;
     int write_failed;
     CURLcode result;
@@ -52,7 +62,7 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
 /* Builds a transfer, or returns NULL with a message in err. auth_header may be
  * NULL; log receives redacted verbose output. */
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
-                             kl_buffer *log, char *err, size_t errlen);
+                             kl_log *log, char *err, size_t errlen);
 
 /* Called once libcurl reports the transfer finished. */
 void kl_transfer_finish(kl_transfer *t, CURLcode result);

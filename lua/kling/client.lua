@@ -3,6 +3,7 @@ local core = require "kling.core"
 local config = require "kling.config"
 local errors = require "kling.errors"
 local Poller = require "kling.poller"
+local Recent = require "kling.recent"
 local retry = require "kling.retry"
 local Scheduler = require "kling.scheduler"
 local task = require "kling.task"
@@ -23,25 +24,18 @@ local function arg_error(n, fname, expected, got)
   error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(got)), 3)
 end
 
--- Returns a function that blanks the token out of foreign text. The token is
--- an upvalue here and a C string in kling.core, never a field of the client.
-local function redactor(token)
-  return function(text)
-    local out, from = {}, 1
-    while true do
-      local i, j = text:find(token, from, true)
-      if not i then break end
-      out[#out + 1] = text:sub(from, i - 1) .. "[redacted]"
-      from = j + 1
-    end
-    out[#out + 1] = text:sub(from)
-    return table.concat(out)
-  end
-end
-
 local function log_sink(verbose)
   if type(verbose) == "function" then return verbose end
   if verbose then return function(text) io.stderr:write(text) end end
+end
+
+-- How many task ids a client remembers for matching webhooks (and how many
+-- finished deliveries it remembers): bounded, so a long-lived client does not grow.
+local REMEMBERED_TASKS = 10000
+
+local function hook_error(name, err, task_id)
+  return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)),
+    { task_id = task_id, cause = err })
 end
 
 function Client.new(options)
@@ -49,17 +43,23 @@ function Client.new(options)
   if not settings then return nil, token end
   local multi, err = core.multi(settings.max_connections)
   if not multi then return nil, errors.new("network", "cannot start libcurl: " .. tostring(err)) end
+  -- the token lives in C from here on; the Lua side keeps no reference to it
   multi:set_token(token)
-  local scheduler = Scheduler.new(multi, log_sink(settings.verbose))
   local self = setmetatable({
     settings = settings,
     _multi = multi,
-    _scheduler = scheduler,
-    _transport = Transport.new(settings, scheduler, redactor(token)),
-    _submitted = {},   -- task ids this client submitted (callbacks are matched to them)
-    _delivered = {},   -- task ids whose finished state a callback already reported
+    _submitted = Recent.new(REMEMBERED_TASKS), -- task ids this client submitted (callbacks are matched to them)
+    _delivered = Recent.new(REMEMBERED_TASKS), -- task ids whose finished state a callback already reported
     _closed = false,
   }, Client)
+  local function on_log_error(e)
+    settings.verbose = false
+    self.verbose_error = hook_error("verbose", tostring(e) .. "; verbose output is off for this client")
+  end
+  local scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error)
+  self._scheduler = scheduler
+  self._redact = function(text) return multi:redact(text) end
+  self._transport = Transport.new(settings, scheduler, self._redact)
   self._poller = Poller.new(scheduler, function(ids, deadline) return self:_retrieve_many(ids, deadline) end,
     settings.poll_batch_window)
   return self
@@ -72,14 +72,11 @@ end
 
 -- ---- hooks ----
 
-local function hook_error(name, err, task_id)
-  return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)),
-    { task_id = task_id, cause = err })
-end
-
+-- Runs a hook of the caller's; an error it raises comes back as kind "hook".
+-- A cancellation arriving meanwhile waits until the hook returns.
 function Client:_call_hook(name, fn, arg, task_id)
   if not fn then return true end
-  local ok, err = self._scheduler:pcall(fn, arg)
+  local ok, err = self._scheduler:protect(fn, arg)
   if ok then return true end
   return nil, hook_error(name, err, task_id)
 end
@@ -87,11 +84,15 @@ end
 -- ---- submit ----
 
 -- Could the server have accepted (and billed) a submit that failed this way?
+-- Any submit that was delivered and not plainly refused might have been.
 local function may_have_been_taken(err)
   if err.kind == "network" then return err.sent == true end
   if err.kind == "timeout" then return err.sent ~= false end
   if err.kind == "bad_response" then return true end
-  return err.status ~= nil and (err.status >= 500 or err.status == 408)
+  if err.kind == "closed" then return err.in_flight == true end
+  local s = err.status
+  -- a 4xx (but 408) is a refusal; 2xx, 3xx (303 means "processed") and 5xx are not
+  return s ~= nil and not (s >= 400 and s <= 499 and s ~= 408)
 end
 
 -- A submit is retried only when the server provably did not take it: nothing
@@ -105,21 +106,24 @@ local function provably_not_taken(err)
 end
 
 -- One submit: the task id (from the answer, or from an error body that names
--- the job), or nil and an error.
+-- the job), or nil and an error. The request is shielded: a cancel or close
+-- lets it finish rather than lose the id of a job that may be billed.
 function Client:_submit_once(body)
   local transport = self._transport
-  local result, err = transport:interpret(transport:post("/kling/motion", body, true))
+  local result, err = transport:interpret(transport:post("/kling/motion", body,
+    { fresh_connect = true, shield = true }))
   if not result then
     if err.task_id then return err.task_id end
     return nil, err
   end
-  local task_id = str(result.task_id)
+  local task_id = transport:foreign(result.task_id)
   if task_id then return task_id end
   return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
     .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
 end
 
 function Client:_submit(body, hooks)
+  local scheduler = self._scheduler
   local task_id, err = self._transport:with_retries(function() return self:_submit_once(body) end,
     nil, provably_not_taken)
   if not task_id then
@@ -130,8 +134,17 @@ function Client:_submit(body, hooks)
     end
     return nil, err
   end
-  self._submitted[task_id] = true
+  self._submitted:add(task_id)
+  -- cancelled or closed while the submit was on the wire: the id goes with
+  -- the error, even if the hook below is cut short by a close
+  local stopped = scheduler:cancellation()
+  if stopped then stopped.task_id = task_id end
   local ok, herr = self:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
+  stopped = scheduler:cancellation()
+  if stopped then
+    stopped.task_id = task_id
+    return nil, stopped
+  end
   if not ok then return nil, herr end
   return task_id
 end
@@ -154,7 +167,7 @@ function Client:_retrieve(task_id, deadline)
   if body.id == nil and body.response == nil and body.created_at == nil then
     return nil, task.not_found(task_id)
   end
-  return task.normalize(body, task_id)
+  return task.normalize(body, task_id, self._redact)
 end
 
 function Client:task(task_id)
@@ -189,23 +202,23 @@ function Client:_retrieve_many(ids, deadline)
   local records, err = self:_batch_records(ids, deadline)
   if not records then return nil, err end
   local found = {}
-  for id, record in pairs(records) do found[id] = task.normalize(record, id) end
+  for id, record in pairs(records) do found[id] = task.normalize(record, id, self._redact) end
   return found
 end
 
 function Client:tasks(ids)
   if type(ids) ~= "table" then arg_error(1, "tasks", "table", ids) end
-  for i, id in ipairs(ids) do
-    local err = validate.task_id(id, ("ids[%d]"):format(i))
-    if err then return nil, err end
-  end
+  local checked, err = validate.task_ids(ids)
+  if not checked then return nil, err end
+  ids = checked
   if #ids == 0 then return {} end
-  local records, err = self:_batch_records(ids)
+  local records
+  records, err = self:_batch_records(ids)
   if not records then return nil, err end
   local list = {}
   for i, id in ipairs(ids) do
     local record = records[id]
-    list[i] = record and task.normalize(record, id)
+    list[i] = record and task.normalize(record, id, self._redact)
       or { id = id, state = "not_found", done = false, error = task.not_found(id) }
   end
   return list
@@ -223,6 +236,7 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
       local left = deadline - now()
       if left <= 0 then break end
       self._scheduler:sleep(math.min(delay, left))
+      if now() >= deadline then break end
     end
     if self._closed then return nil, errors.closed() end
     local t, err = self._poller:poll(task_id, deadline)
@@ -274,13 +288,21 @@ end
 -- ---- results and callbacks ----
 
 -- Saves the video of a result (or a URL) to path; returns path, bytes.
-function Client:download(result, path)
+-- opts.allow_downgrade: follow a redirect from https to plain http.
+function Client:download(result, path, opts)
+  if opts ~= nil and type(opts) ~= "table" then arg_error(3, "download", "table or nil", opts) end
+  opts = opts or {}
   local url = type(result) == "table" and result.video_url or result
   local err = validate.url("video_url", url)
   if err then return nil, err end
-  if type(path) ~= "string" or path == "" then return nil, errors.invalid("path", "must be a file name") end
+  if type(path) ~= "string" or path == "" or path:find("%z") then
+    return nil, errors.invalid("path", "must be a file name")
+  end
+  if opts.allow_downgrade ~= nil and type(opts.allow_downgrade) ~= "boolean" then
+    return nil, errors.invalid("allow_downgrade", "must be a boolean")
+  end
   if self._closed then return nil, errors.closed() end
-  return self._transport:download(url, path)
+  return self._transport:download(url, path, opts.allow_downgrade)
 end
 
 -- A callback POST is unauthenticated: it is matched to a task this client
@@ -303,15 +325,21 @@ function Client:handle_callback(payload, opts)
   local body = task.unwrap(payload)
   local task_id = str(body.task_id) or str(payload.task_id)
   if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
-  local known = self._submitted[task_id] or (opts.accept and opts.accept(task_id))
+  task_id = self._redact(task_id) -- the body is foreign text like any answer
+  local known = self._submitted:has(task_id)
+  if not known and opts.accept then
+    local ok, accepted = self._scheduler:pcall(opts.accept, task_id)
+    if not ok then return nil, hook_error("accept", accepted, task_id) end
+    known = accepted
+  end
   if not known then
     return nil, errors.new("not_found", "a callback for a task this client did not submit",
       { task_id = task_id })
   end
   local t, err = self:_retrieve(task_id)
   if not t then return nil, err end
-  t.first_delivery = t.done and not self._delivered[task_id] or false
-  if t.done then self._delivered[task_id] = true end
+  t.first_delivery = t.done and not self._delivered:has(task_id) or false
+  if t.done then self._delivered:add(task_id) end
   return t
 end
 
@@ -344,13 +372,21 @@ function Client:pending()
 end
 
 -- Ends every job (they report kind "closed"), every transfer, and libcurl.
-function Client:close()
+-- A submit already on the wire may be billed, so close first lets it finish
+-- (up to grace seconds; by default its own HTTP timeout): its job then ends
+-- "closed" with the task id, after on_submit ran. close(0) does not wait;
+-- such a job's error says maybe_submitted. Idempotent.
+function Client:close(grace)
+  if grace ~= nil and (type(grace) ~= "number" or grace ~= grace or grace < 0) then
+    arg_error(1, "close", "non-negative number or nil", grace)
+  end
   if self._closed then return end
   self._closed = true
-  self._scheduler:close(errors.closed())
+  self._scheduler:close(errors.closed, grace)
 end
 
-Client.__close = Client.close
-Client.__gc = Client.close
+Client.__close = function(self) self:close() end
+-- a finalizer must not wait on the network
+Client.__gc = function(self) self:close(0) end
 
 return Client

@@ -23,27 +23,48 @@ local DEFAULTS = {
   verbose = false,
 }
 
+-- Every numeric option has a range: a value outside it is an error that
+-- names the option, never a raise deep inside libcurl or a cast in C.
+local DAY, YEAR = 86400, 86400 * 365
+local MAX_BYTES = 2 ^ 53 -- the largest size a Lua number carries exactly
 local NUMBERS = {
-  timeout = "positive", connect_timeout = "positive", poll_interval = "positive",
-  max_poll_interval = "positive", wait_timeout = "positive", poll_batch_window = "non_negative",
-  download_timeout = "positive", retry_delay = "non_negative",
-  max_retry_delay = "non_negative", max_retry_after = "non_negative",
-  max_retries = "count", max_connections = "count",
-  max_response_bytes = "count", max_download_bytes = "count",
+  --                   kind       min   max
+  timeout           = { "seconds", 0,    DAY },
+  connect_timeout   = { "seconds", 0,    DAY },
+  download_timeout  = { "seconds", 0,    DAY },
+  poll_interval     = { "seconds", 0,    DAY },
+  max_poll_interval = { "seconds", 0,    DAY },
+  wait_timeout      = { "seconds", 0,    YEAR },
+  poll_batch_window = { "seconds_or_0", 0, 60 },
+  retry_delay       = { "seconds_or_0", 0, DAY },
+  max_retry_delay   = { "seconds_or_0", 0, DAY },
+  max_retry_after   = { "seconds_or_0", 0, DAY },
+  max_retries       = { "count", 0, 100 },
+  max_connections   = { "count", 1, 100000 }, -- kling.core's bound too
+  max_response_bytes = { "count", 1, MAX_BYTES },
+  max_download_bytes = { "count", 1, MAX_BYTES },
 }
 local STRINGS = { user_agent = true, cainfo = true, capath = true, proxy = true }
 
 local function check_number(name, value, rule)
+  local kind, min, max = rule[1], rule[2], rule[3]
   if type(value) ~= "number" or value ~= value then
     return errors.invalid(name, "must be a number")
   end
-  if rule == "positive" and value <= 0 then
-    return errors.invalid(name, "must be greater than 0")
-  elseif rule == "non_negative" and value < 0 then
-    return errors.invalid(name, "must not be negative")
-  elseif rule == "count" and (value < 0 or value % 1 ~= 0) then
-    return errors.invalid(name, "must be a whole number, 0 or more")
+  if kind == "seconds" and not (value > min and value <= max) then
+    return errors.invalid(name, ("must be more than 0 and at most %d seconds, got %s"):format(max, tostring(value)))
+  elseif kind == "seconds_or_0" and not (value >= min and value <= max) then
+    return errors.invalid(name, ("must be from 0 to %d seconds, got %s"):format(max, tostring(value)))
+  elseif kind == "count" and not (value >= min and value <= max and value % 1 == 0) then
+    return errors.invalid(name, ("must be a whole number from %d to %.0f, got %s"):format(min, max, tostring(value)))
   end
+end
+
+-- Strings that libcurl puts into a request line, a header or a file name:
+-- a control character could inject a header or cut the value short in C.
+local function check_line(name, value)
+  if type(value) ~= "string" then return errors.invalid(name, "must be a string") end
+  if value:find("%c") then return errors.invalid(name, "must not contain control characters") end
 end
 
 local function check_token(token)
@@ -56,7 +77,9 @@ local function check_token(token)
 end
 
 local function check_base_url(url)
-  if type(url) ~= "string" or not url:match("^https?://[^%s/?#]+[^%s]*$") then
+  local err = check_line("base_url", url)
+  if err then return err end
+  if not url:match("^https?://[^%s/?#]+[^%s]*$") then
     return errors.invalid("base_url", "must be an http:// or https:// URL")
   end
 end
@@ -79,7 +102,7 @@ function config.build(options)
     if NUMBERS[name] then
       err = check_number(name, value, NUMBERS[name])
     elseif STRINGS[name] then
-      if type(value) ~= "string" then err = errors.invalid(name, "must be a string") end
+      err = check_line(name, value)
     elseif name == "verbose" then
       if type(value) ~= "boolean" and type(value) ~= "function" then
         err = errors.invalid(name, "must be a boolean or a function(text)")

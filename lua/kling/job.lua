@@ -9,7 +9,8 @@ Job.__index = Job
 Job.__name = "kling.job"
 
 function Job.new(scheduler, fn, args)
-  local self = setmetatable({ scheduler = scheduler, state = "running" }, Job)
+  -- protected > 0: inside a section a cancellation waits for (see Scheduler:protect)
+  local self = setmetatable({ scheduler = scheduler, state = "running", protected = 0 }, Job)
   self.co = coroutine.create(function() return fn(compat.unpack(args, 1, args.n)) end)
   return self
 end
@@ -43,8 +44,10 @@ function Job:result()
   return nil, self.error
 end
 
--- Stops the job where it waits. The API cannot cancel a submitted task: this
--- only stops following it.
+-- Stops the job where it waits; returns true if it was running. The API
+-- cannot cancel a submitted task: this only stops following it. A submit
+-- already on the wire is first allowed to finish (bounded by its HTTP
+-- timeout), so the job then ends "cancelled" with the task id it got.
 function Job:cancel()
   return self.scheduler:cancel(self, errors.new("cancelled", "the job was cancelled"))
 end

@@ -19,17 +19,31 @@ function Poller.new(scheduler, retrieve, window)
   return setmetatable({ scheduler = scheduler, retrieve = retrieve, window = window }, Poller)
 end
 
+-- The ids of the members still waiting, once each.
+local function live_ids(batch)
+  local ids, seen = {}, {}
+  for _, member in ipairs(batch.members) do
+    if not member.waiter.cancelled and not seen[member.id] then
+      seen[member.id] = true
+      ids[#ids + 1] = member.id
+    end
+  end
+  return ids
+end
+
 function Poller:flush(batch)
   local scheduler = self.scheduler
   scheduler:sleep(self.window)
   if self.open == batch then self.open = nil end
-  local ok, found, err = scheduler:pcall(self.retrieve, batch.ids, batch.deadline)
+  local ok, found, err = scheduler:pcall(self.retrieve, live_ids(batch), batch.deadline)
+  batch.answered = true
   if not ok then
     err = errors.new("bad_response", "task retrieval failed: " .. tostring(found))
     found = nil
   end
   for _, member in ipairs(batch.members) do
-    if found then
+    if member.waiter.cancelled then -- luacheck: ignore 542
+    elseif found then
       local t = found[member.id]
       scheduler:wake(member.waiter, t and { t } or { nil, task.not_found(member.id) })
     else
@@ -41,25 +55,31 @@ function Poller:flush(batch)
   end
 end
 
+-- A member's wait was cancelled: once no member is left, the batch is not
+-- sent (or, on the wire, dropped), so a client nobody waits on stays idle.
+function Poller:leave(batch)
+  batch.live = batch.live - 1
+  if batch.live > 0 or batch.answered then return end
+  if self.open == batch then self.open = nil end
+  self.scheduler:cancel(batch.job, errors.new("cancelled", "no wait needs this poll any more"))
+end
+
 -- Returns the normalised task, or nil and an error, as a single retrieval would.
 -- deadline (monotonic seconds, optional) bounds the retry sleeps: a batch keeps
 -- its members' earliest, so no member's wait overruns; the others just poll again.
 function Poller:poll(task_id, deadline)
   local batch = self.open
-  if not batch or #batch.ids >= MAX_BATCH then
-    batch = { ids = {}, seen = {}, members = {} }
+  if not batch or #batch.members >= MAX_BATCH then
+    batch = { members = {}, live = 0 }
     self.open = batch
-    self.scheduler:spawn_internal(function() self:flush(batch) end)
+    batch.job = self.scheduler:spawn_internal(function() self:flush(batch) end)
   end
   if deadline and (batch.deadline == nil or deadline < batch.deadline) then
     batch.deadline = deadline
   end
-  if not batch.seen[task_id] then
-    batch.seen[task_id] = true
-    batch.ids[#batch.ids + 1] = task_id
-  end
-  local waiter = { kind = "event" }
+  local waiter = { kind = "event", on_cancel = function() self:leave(batch) end }
   batch.members[#batch.members + 1] = { id = task_id, waiter = waiter }
+  batch.live = batch.live + 1
   local r = self.scheduler:await(waiter, { nil, errors.closed() })
   return r[1], r[2]
 end

@@ -51,10 +51,15 @@ function retry.delay(attempt, settings, retry_after, random)
   return random() * ceiling
 end
 
--- For idempotent requests: network trouble, 408, 429 and 5xx.
+-- Network failures that asking again cannot mend: a certificate that does
+-- not verify, a URL libcurl cannot use, a redirect it refused to follow.
+local FINAL_REASONS = { tls = true, url = true, redirect = true }
+
+-- For idempotent requests: network trouble, a garbled status line, 408, 429 and 5xx.
 function retry.retryable(err)
-  if err.kind == "network" then return err.reason ~= "tls" and err.reason ~= "url" end
+  if err.kind == "network" then return not FINAL_REASONS[err.reason] end
   if err.kind == "timeout" then return true end
+  if err.kind == "bad_response" then return err.reason == "bad_status" end
   local s = err.status
   return s == 408 or s == 429 or (s ~= nil and s >= 500 and s <= 599)
 end

@@ -16,11 +16,16 @@ Scheduler.__index = Scheduler
 
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
+-- What a job yields to say "my cancellation is due: end me here".
+local CANCEL = setmetatable({}, { __tostring = function() return "kling.cancel" end })
 
-function Scheduler.new(multi, log)
+-- log(text) receives verbose output; on_log_error(err) is told once if log
+-- raises (it is switched off then: a diagnostic sink must not break calls).
+function Scheduler.new(multi, log, on_log_error)
   return setmetatable({
     multi = multi,
     log = log,            -- function(text) or nil
+    on_log_error = on_log_error,
     transfers = {},       -- transfer id -> waiter
     timers = {},          -- waiters sorted by due time
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
@@ -38,8 +43,34 @@ end
 
 -- ---- waiting ----
 
+-- A job whose cancellation was put off (its submit was on the wire) ends at
+-- its next wait, unless it is inside a protected section (its on_submit hook).
+function Scheduler:checkpoint()
+  local job = self:current_job()
+  if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end
+end
+
+-- The error a caller whose cancellation was put off should end with: the
+-- job's own, or for a blocking caller the client's closing error. nil if
+-- the caller was neither cancelled nor closed on.
+function Scheduler:cancellation()
+  local job = self:current_job()
+  if job then return job.cancel_error end
+  if self.closed then return self.close_error() end
+end
+
+-- Runs fn(...) so that a cancellation arriving meanwhile waits until it returns.
+function Scheduler:protect(fn, ...)
+  local job = self:current_job()
+  if job then job.protected = job.protected + 1 end
+  local r = pack(self:pcall(fn, ...))
+  if job then job.protected = job.protected - 1 end
+  return unpack(r, 1, r.n)
+end
+
 -- closed_value is what a blocking caller gets if the client closes meanwhile.
 function Scheduler:await(waiter, closed_value)
+  self:checkpoint()
   local job = self:current_job()
   if job then
     job.waiter, waiter.job = waiter, job
@@ -58,21 +89,25 @@ function Scheduler:await(waiter, closed_value)
   return closed_value
 end
 
--- What a transfer "returns" once the client is closed.
-local function closed_result()
-  return { reason = "closed", error = "the client is closed", status = 0, headers = {} }
+-- What a transfer "returns" once the client is closed. in_flight: it had
+-- been handed to libcurl, so a submit may have reached the server.
+local function closed_result(in_flight)
+  return { reason = "closed", error = "the client is closed", status = 0, headers = {}, in_flight = in_flight }
 end
 
 -- Sends a request and waits for its result table (see src/transfer.c).
-function Scheduler:transfer(request)
-  if self.closed then return closed_result() end
+-- A shielded transfer (a submit: it may be billed once sent) is never
+-- dropped by a cancel: the job waits for its answer, so the task id is known.
+function Scheduler:transfer(request, shield)
+  self:checkpoint()
+  if self.closed then return closed_result(false) end
   local id, err = self.multi:add(request)
   if not id then
     return { reason = "setup", error = err, status = 0, headers = {} }
   end
-  local waiter = { kind = "transfer", id = id }
+  local waiter = { kind = "transfer", id = id, shield = shield }
   self.transfers[id] = waiter
-  return self:await(waiter, closed_result())
+  return self:await(waiter, closed_result(shield))
 end
 
 local function insert_sorted(list, waiter)
@@ -85,6 +120,7 @@ local function insert_sorted(list, waiter)
 end
 
 function Scheduler:sleep(seconds)
+  self:checkpoint()
   if self.closed then return end
   local waiter = { kind = "timer", due = now() + math.max(seconds, 0) }
   insert_sorted(self.timers, waiter)
@@ -145,30 +181,55 @@ function Scheduler:resume(job, ...)
   if job.state ~= "running" then return end
   local r = pack(coroutine.resume(job.co, ...))
   if not r[1] then
-    job:fail(r[2], debug.traceback(job.co, tostring(r[2])))
+    job:fail(job.cancel_error or r[2], debug.traceback(job.co, tostring(r[2])))
     self:finish(job)
   elseif coroutine.status(job.co) == "dead" then
-    job:succeed(pack(unpack(r, 2, r.n)))
+    -- a job cancelled meanwhile ends cancelled, whatever it returned
+    if job.cancel_error then job:fail(job.cancel_error) else job:succeed(pack(unpack(r, 2, r.n))) end
     self:finish(job)
+  elseif r[2] == CANCEL then
+    job:fail(job.cancel_error)
+    self:finish(job)
+    compat.close_coroutine(job.co)
   elseif r[2] ~= WAIT then
     -- the job yielded on its own: resume it on the next step
     self.runnable[#self.runnable + 1] = job
   end
 end
 
--- Stops a job wherever it waits; its transfer is dropped from libcurl.
-function Scheduler:cancel(job, err)
-  if job.state ~= "running" then return false end
-  local w = job.waiter
-  if w and w.kind == "transfer" and self.transfers[w.id] then
-    self.transfers[w.id] = nil
-    self.multi:cancel(w.id)
-  elseif w and w.kind == "timer" then
-    w.cancelled = true
+-- Forgets a waiter nobody will wait on any more; a transfer is dropped from libcurl.
+function Scheduler:drop(waiter)
+  if waiter.kind == "transfer" then
+    if self.transfers[waiter.id] then
+      self.transfers[waiter.id] = nil
+      self.multi:cancel(waiter.id)
+    end
+  else
+    waiter.cancelled = true
   end
+  if waiter.on_cancel then waiter.on_cancel(waiter) end
+end
+
+-- Ends a job now, wherever it waits.
+function Scheduler:stop(job, err)
+  if job.waiter then self:drop(job.waiter) end
   job:fail(err)
   self:finish(job)
   if coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
+end
+
+-- Stops a job wherever it waits. A job whose submit is on the wire (or
+-- that is in its on_submit hook) ends only once that is over, so that the
+-- task id is known and reported: it may already be billed.
+function Scheduler:cancel(job, err)
+  if job.state ~= "running" or job.cancel_error then return false end
+  local w = job.waiter
+  local on_the_wire = w and w.kind == "transfer" and w.shield and self.transfers[w.id]
+  if on_the_wire or job.protected > 0 then
+    job.cancel_error = err
+    return true
+  end
+  self:stop(job, err)
   return true
 end
 
@@ -178,10 +239,55 @@ function Scheduler:cancel_all(err)
   for _, job in ipairs(list) do self:cancel(job, err) end
 end
 
-function Scheduler:close(err)
+local function shielded_in_flight(self)
+  for _, w in pairs(self.transfers) do
+    if w.shield then return true end
+  end
+  return false
+end
+
+-- Drives the transfers that may not be dropped until they end or grace
+-- seconds pass (nil: until they end; each is bounded by its own timeout).
+function Scheduler:drain(grace)
+  local deadline = grace and now() + grace
+  while shielded_in_flight(self) do
+    local wait = deadline and deadline - now() or 1
+    if wait <= 0 then return end
+    local results, log = self.multi:perform(math.min(wait, 1))
+    if not results then return end
+    self:dispatch(results, log)
+  end
+end
+
+-- Ends every job and transfer, then libcurl. Submits on the wire are first
+-- given up to grace seconds (nil: their own timeout) to be answered; those
+-- still in flight end with maybe_submitted. err_factory() makes the error.
+function Scheduler:close(err_factory, grace)
   if self.closed then return end
-  self.closed = true
-  self:cancel_all(err)
+  self.closed, self.close_error = true, err_factory
+  self:cancel_all(err_factory())
+  for id, w in pairs(self.transfers) do -- blocking callers' requests that are safe to drop
+    if not w.shield then
+      self.transfers[id] = nil
+      self.multi:cancel(id)
+    end
+  end
+  if grace ~= 0 then self:drain(grace) end
+  for id, w in pairs(self.transfers) do -- submits still unanswered
+    if w.job then
+      local err = w.job.cancel_error or err_factory()
+      err.maybe_submitted, err.in_flight = true, true
+      err.message = err.message .. "; a submit was on the wire, so the job may have been created"
+      self:stop(w.job, err)
+    else
+      self.transfers[id] = nil
+      self.multi:cancel(id)
+      w.done, w.value = true, closed_result(true)
+    end
+  end
+  local left = {} -- jobs held in a protected section
+  for job in pairs(self.live) do left[#left + 1] = job end
+  for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
   self.transfers, self.timers, self.runnable = {}, {}, {}
   self.multi:close()
 end
@@ -231,17 +337,27 @@ function Scheduler:dispatch(results, log)
       self:wake(waiter, res)
     end
   end
-  -- last, so that a failing verbose sink cannot strand a finished transfer
-  if log and self.log then self.log(log) end
+  -- last, and guarded: a verbose sink that raises is switched off, and
+  -- neither strands a finished transfer nor raises from the caller's call
+  if log and self.log then
+    local ok, err = pcall(self.log, log)
+    if not ok then
+      self.log = nil
+      if self.on_log_error then self.on_log_error(err) end
+    end
+  end
 end
 
 function Scheduler:pending()
   return self.live_count
 end
 
+-- A job may close the client at any point of a step: each phase checks.
 local function step(self, max_wait)
   self:run_runnable()
+  if self.closed then return end
   self:fire_timers()
+  if self.closed then return end
   local wait = #self.runnable > 0 and 0 or self:next_timer_in(max_wait)
   if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
     wait = 0
@@ -249,6 +365,7 @@ local function step(self, max_wait)
   local results, log = self.multi:perform(wait)
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
   self:dispatch(results, log)
+  if self.closed then return end
   self:fire_timers()
 end
 

@@ -43,24 +43,30 @@ function task.unwrap(body)
   return body
 end
 
-local function failure(response, record, id)
+local function identity(text) return text end
+
+-- redact blanks the token out of the task's own words: they come from the
+-- network like any answer, and a gateway may have echoed it into them.
+local function failure(response, record, id, redact)
   local err = table_or_nil(response.error) or {}
-  local message = string_or_nil(value(err.message))
-  if not message then
-    if response.success == false and string_or_nil(response.video_url) then
-      message = "the API reported success = false although it returned a video"
-    else
-      message = "the task failed"
-    end
+  local message = string_or_nil(err.message)
+  if message then
+    message = redact(message)
+  elseif response.success == false and string_or_nil(response.video_url) then
+    message = "the API reported success = false although it returned a video"
+  else
+    message = "the task failed"
   end
+  local code, trace_id = string_or_nil(err.code), string_or_nil(record.trace_id)
   return errors.new("task_failed", message, {
-    task_id = id, code = string_or_nil(value(err.code)),
-    trace_id = string_or_nil(record.trace_id),
+    task_id = id and redact(id), code = code and redact(code), trace_id = trace_id and redact(trace_id),
   })
 end
 
--- Normalises a record: { id, state, done, result?, error?, raw }.
-function task.normalize(record, fallback_id)
+-- Normalises a record: { id, state, done, result?, error?, raw }. redact
+-- (optional) is applied to every string that goes into an error.
+function task.normalize(record, fallback_id, redact)
+  redact = redact or identity
   local id = string_or_nil(record.id) or fallback_id
   local response = table_or_nil(record.response)
   local t = {
@@ -75,7 +81,7 @@ function task.normalize(record, fallback_id)
   t.state = state or "processing"
   if state == "failed" or (flagged_failure and (has_error or has_video or state == "succeed")) then
     t.done, t.state = true, "failed"
-    t.error = failure(response, record, id)
+    t.error = failure(response, record, id, redact)
   elseif state == "succeed"
       or (response.success == true and has_video and value(record.finished_at) ~= nil) then
     t.done, t.state = true, "succeed"

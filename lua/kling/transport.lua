@@ -18,13 +18,18 @@ local NETWORK_MESSAGES = {
   empty = "the server closed the connection without answering",
   too_large = "the answer is too large",
   url = "unusable URL",
+  protocol = "the server did not answer in HTTP",
+  redirect = "refused to follow a redirect",
   write = "could not write the answer",
   setup = "could not start the request",
   network = "network failure",
 }
 
--- redact(text) removes the token from text that came from elsewhere (a proxy
--- may echo request headers in its error page).
+-- How much of a body that is not JSON an error quotes.
+local SNIPPET_BYTES = 60
+
+-- redact(text) blanks the token out of text that came from the network: a
+-- gateway may echo request headers into any field of its answer.
 function Transport.new(settings, scheduler, redact)
   return setmetatable({ settings = settings, scheduler = scheduler, redact = redact }, Transport)
 end
@@ -38,33 +43,61 @@ function Transport:common_options(request)
   return request
 end
 
-function Transport:post(path, body, fresh_connect)
+-- The HTTP timeout of a request made on behalf of a caller with a deadline
+-- (monotonic seconds): never past the deadline. nil when none is left.
+local function timeout_within(timeout, deadline)
+  if not deadline then return timeout end
+  local left = deadline - core.now()
+  if left <= 0 then return nil end
+  return math.min(timeout, left)
+end
+
+local function out_of_time()
+  return { reason = "timeout", error = "no time left before the deadline", status = 0, sent = false, headers = {} }
+end
+
+-- opts: fresh_connect and shield (submits), deadline (waits).
+function Transport:post(path, body, opts)
+  opts = opts or {}
+  local timeout = timeout_within(self.settings.timeout, opts.deadline)
+  if not timeout then return out_of_time() end
   return self.scheduler:transfer(self:common_options({
     url = self.settings.base_url .. path, json = body, headers = JSON_HEADERS,
-    auth = true, decode = true, timeout = self.settings.timeout,
-    max_body = self.settings.max_response_bytes, fresh_connect = fresh_connect,
-  }))
+    auth = true, decode = true, timeout = timeout,
+    max_body = self.settings.max_response_bytes, fresh_connect = opts.fresh_connect,
+  }), opts.shield)
 end
 
 local function str(v)
   if type(v) == "string" and v ~= "" then return v end
 end
 
+-- A string from the network, fit to quote in an error: redacted first, so a
+-- cut can never leave part of the token behind.
+function Transport:foreign(v)
+  v = str(v)
+  if v then return self.redact(v) end
+end
+
 local function describe_body(self, res)
   local body = res.body or ""
   if body == "" then return "an empty body" end
-  local ctype = res.headers["content-type"] or "no content type"
-  local snippet = self.redact(body:sub(1, 60):gsub("%s+", " "))
+  local ctype = self:foreign(res.headers["content-type"]) or "no content type"
+  local snippet = self.redact(body):sub(1, SNIPPET_BYTES):gsub("%s+", " ")
   return ("%s, not JSON: %q"):format(ctype, snippet)
 end
 
-local function transfer_error(res)
-  if res.reason == "closed" then return errors.closed() end
+function Transport:transfer_error(res)
+  if res.reason == "closed" then
+    local err = errors.closed()
+    err.in_flight = res.in_flight
+    return err
+  end
   local what = NETWORK_MESSAGES[res.reason] or NETWORK_MESSAGES.network
   local kind = "network"
   if res.reason == "timeout" then kind = "timeout" end
   if res.reason == "too_large" then kind = "bad_response" end
-  return errors.new(kind, what .. ": " .. tostring(res.error), {
+  return errors.new(kind, what .. ": " .. (self:foreign(res.error) or "no detail"), {
     reason = res.reason, sent = res.sent,
     status = res.status ~= 0 and res.status or nil,
   })
@@ -78,20 +111,32 @@ local function status_error(self, res)
   local kind = "api"
   if status == 401 or status == 403 then kind = "auth" end
   if status == 429 then kind = "rate_limited" end
-  local message = str(detail.message)
-  message = message and self.redact(message)
+  local message = self:foreign(detail.message)
     or ("HTTP %d with %s"):format(status, res.json and "no error message" or describe_body(self, res))
   return errors.new(kind, message, {
-    status = status, code = str(detail.code), trace_id = str(json.trace_id),
-    task_id = str(json.task_id) or str(data.task_id),
+    status = status, code = self:foreign(detail.code), trace_id = self:foreign(json.trace_id),
+    task_id = self:foreign(json.task_id) or self:foreign(data.task_id),
     retry_after = retry.parse_retry_after(res.headers["retry-after"]),
   })
 end
 
+-- libcurl hands on whatever number a status line carried (2, -1, 222222222).
+local function bad_status(res)
+  return errors.new("bad_response", ("the server answered with a malformed status line (status %s)")
+    :format(tostring(res.status)), { reason = "bad_status" })
+end
+
+-- The error of a finished transfer that is not a 2xx answer, or nil.
+function Transport:failure(res)
+  if res.reason then return self:transfer_error(res) end
+  if res.status < 100 or res.status > 599 then return bad_status(res) end
+  if res.status < 200 or res.status > 299 then return status_error(self, res) end
+end
+
 -- A kling.core result -> the JSON object it carries, or nil and an error.
 function Transport:interpret(res)
-  if res.reason then return nil, transfer_error(res) end
-  if res.status < 200 or res.status > 299 then return nil, status_error(self, res) end
+  local err = self:failure(res)
+  if err then return nil, err end
   local json = res.json
   if type(json) ~= "table" or json[1] ~= nil then
     return nil, errors.new("bad_response", ("HTTP %d answer is %s"):format(res.status,
@@ -117,31 +162,34 @@ function Transport:with_retries(attempt, deadline, can_retry)
     n = n + 1
     if n > s.max_retries or not can_retry(err) then return nil, err end
     local delay = retry.delay(n, s, err.retry_after)
-    if not delay or (deadline and core.now() + delay > deadline) then return nil, err end
+    if not delay or (deadline and core.now() + delay >= deadline) then return nil, err end
     self.scheduler:sleep(delay)
   end
 end
 
--- A request that is safe to repeat (task retrieval), with retries.
+-- A request that is safe to repeat (task retrieval), with retries; every
+-- attempt and every sleep ends by the deadline.
 function Transport:call(path, body, deadline)
-  return self:with_retries(function() return self:interpret(self:post(path, body)) end, deadline)
+  return self:with_retries(function()
+    return self:interpret(self:post(path, body, { deadline = deadline }))
+  end, deadline)
 end
 
 -- Fetches url into path (through path..".part", renamed when complete) and
 -- returns path, bytes. The token is never sent: the video is on a CDN.
-function Transport:download(url, path)
+-- allow_downgrade lets a redirect lead from https to plain http.
+function Transport:download(url, path, allow_downgrade)
   local s = self.settings
   local part = path .. ".part"
   return self:with_retries(function()
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,
-      max_body = s.max_download_bytes,
+      max_body = s.max_download_bytes, allow_downgrade = allow_downgrade,
     }))
     if res.reason == "setup" then
       return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
     end
-    local err = res.reason and transfer_error(res)
-      or ((res.status < 200 or res.status > 299) and status_error(self, res))
+    local err = self:failure(res)
     if err then
       os.remove(part)
       err.message = "downloading the video: " .. err.message

@@ -25,6 +25,18 @@ local function quoted(list)
   return '"' .. table.concat(list, '" or "') .. '"'
 end
 
+-- A plain copy made with next, which honours neither __index nor __pairs:
+-- what is checked is exactly what is sent.
+local function raw_copy(t)
+  local copy = {}
+  local k, v = next(t)
+  while k ~= nil do
+    copy[k] = v
+    k, v = next(t, k)
+  end
+  return copy
+end
+
 function validate.url(field, value)
   if type(value) ~= "string" then
     return errors.invalid(field, "must be a string URL")
@@ -43,10 +55,10 @@ local function check_field(name, value)
   elseif name == "prompt" then
     if type(value) ~= "string" then return errors.invalid(name, "must be a string") end
   elseif name == "watermark_info" then
-    if type(value) ~= "table" or type(value.enabled) ~= "boolean" then
+    if type(value) ~= "table" or type(rawget(value, "enabled")) ~= "boolean" then
       return errors.invalid(name, "must be a table { enabled = true|false }")
     end
-    for k in pairs(value) do
+    for k in next, value do
       if k ~= "enabled" then return errors.invalid(name .. "." .. tostring(k), "is not a watermark option") end
     end
   elseif HOOKS[name] then
@@ -59,10 +71,12 @@ local function check_field(name, value)
 end
 
 -- Returns the JSON body to send and the hooks, or nil and an invalid_argument error.
+-- params is read once, raw; metatables on it are ignored.
 function validate.motion(params, fname)
   if type(params) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(params)), 3)
   end
+  params = raw_copy(params)
   for _, name in ipairs(REQUIRED) do
     if params[name] == nil then
       local hint = ENUMS[name] and (": " .. quoted(ENUMS[name])) or ""
@@ -78,9 +92,32 @@ function validate.motion(params, fname)
     if err then return nil, err end
     if HOOKS[name] then hooks[name] = value else body[name] = value end
   end
-  if body.watermark_info then body.watermark_info = { enabled = body.watermark_info.enabled } end
+  if body.watermark_info then body.watermark_info = { enabled = rawget(body.watermark_info, "enabled") } end
   body.async = true
   return body, hooks
+end
+
+-- A list of task ids, read raw: returns a plain array of exactly the ids
+-- checked (the one to send), or nil and an error naming the entry at fault.
+function validate.task_ids(ids)
+  local n = 0
+  for k in next, ids do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+      return nil, errors.invalid("ids", ("must be a list of task ids; it has the key %s"):format(
+        type(k) == "string" and ("%q"):format(k) or tostring(k)))
+    end
+    n = n + 1
+  end
+  local list = {}
+  for i = 1, n do
+    local id = rawget(ids, i)
+    local field = ("ids[%d]"):format(i)
+    if id == nil then return nil, errors.invalid(field, "is missing: ids must be a list without holes") end
+    local err = validate.task_id(id, field)
+    if err then return nil, err end
+    list[i] = id
+  end
+  return list
 end
 
 function validate.task_id(value, field)

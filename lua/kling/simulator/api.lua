@@ -247,8 +247,11 @@ function Api:fault_response(f, req, body)
   -- the job (if any) exists from the start; only the answer is slow
   if f.delay then self.loop:sleep(f.delay) end
   if f.drop then return { drop = true } end
+  -- bytes as they are, then close: malformed status lines, HTTP/0.9, garbage
+  if f.raw then return { close = true, raw = f.raw } end
   local status = f.status or 500
   local headers = {}
+  for k, v in pairs(type(f.headers) == "table" and f.headers or {}) do headers[k] = v end
   if f.retry_after then
     headers["Retry-After"] = f.retry_after_date and http_date(f.retry_after)
       or ("%d"):format(f.retry_after)
@@ -263,6 +266,10 @@ function Api:fault_response(f, req, body)
     return { status = status, headers = headers, body = broken[2] }
   end
   if f.json then return json_response(status, f.json, headers) end
+  if f.text then -- a body of the test's own, with its own Content-Type header
+    headers["Content-Type"] = headers["Content-Type"] or "text/plain"
+    return { status = status, headers = headers, body = f.text }
+  end
   local res = api_error(status, f.code, f.message, extra)
   for k, v in pairs(headers) do res.headers[k] = v end
   return res
@@ -394,7 +401,12 @@ function Api:handle(req, conn)
   self:remember(req)
   if req.path == "/kling/motion" then self.counts.submits = self.counts.submits + 1 end
   local fault = self:take_fault(req, body)
-  if fault then return self:fault_response(fault, req, body) end
+  if fault and fault.pass then
+    -- a slow answer that is otherwise normal: the request is handled after the delay
+    self.loop:sleep(fault.delay or 0)
+  elseif fault then
+    return self:fault_response(fault, req, body)
+  end
   if req.method ~= "POST" then return api_error(404, "no_api") end
   local denied = self:check_token(req)
   if denied then return denied end

@@ -1,0 +1,54 @@
+#include "redact.h"
+
+#include <ctype.h>
+#include <string.h>
+
+size_t kl_find(const char *hay, size_t n, const char *needle, size_t m)
+{
+    size_t i;
+    if (m == 0 || m > n)
+        return n;
+    for (i = 0; i + m <= n; i++) {
+        const char *p = memchr(hay + i, needle[0], n - m + 1 - i);
+        if (p == NULL)
+            return n;
+        i = (size_t)(p - hay);
+        if (memcmp(p, needle, m) == 0)
+            return i;
+    }
+    return n;
+}
+
+int kl_redact_append(kl_buffer *out, const char *text, size_t len, const char *secret, size_t secret_len)
+{
+    while (len > 0) {
+        size_t at = kl_find(text, len, secret, secret != NULL ? secret_len : 0);
+        int rc = kl_buffer_append(out, text, at);
+        if (rc != KL_BUFFER_OK || at == len)
+            return rc;
+        rc = kl_buffer_append(out, KL_REDACTED, sizeof KL_REDACTED - 1);
+        if (rc != KL_BUFFER_OK)
+            return rc;
+        text += at + secret_len;
+        len -= at + secret_len;
+    }
+    return KL_BUFFER_OK;
+}
+
+size_t kl_authorization_value(const char *line, size_t len)
+{
+    static const char word[] = "authorization";
+    const size_t n = sizeof word - 1;
+    size_t i, j;
+    for (i = 0; i + n <= len; i++) {
+        for (j = 0; j < n && tolower((unsigned char)line[i + j]) == word[j]; j++)
+            ;
+        if (j < n)
+            continue;
+        for (j = i + n; j < len && (line[j] == ' ' || line[j] == '\t'); j++)
+            ;
+        if (j < len && line[j] == ':')
+            return j + 1;
+    }
+    return 0;
+}
