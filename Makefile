@@ -55,7 +55,8 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind bench example-nvim example-love install uninstall clean run-example-nvim run-example-love
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench \
+        example-nvim example-love install uninstall clean run-example-nvim run-example-love
 
 all: $(MODULE)
 
@@ -103,7 +104,7 @@ simulator: deps
 
 lint:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
-	luacheck lua spec examples scripts bench bin/kling-simulator
+	luacheck lua spec examples scripts bench fuzz bin/kling-simulator
 
 # The C engine under memcheck: the specs that drive it hardest (timing specs
 # are left out: valgrind slows everything twenty-fold).
@@ -114,6 +115,41 @@ valgrind: $(MODULE)
 	$(RUN_ENV) valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --suppressions=scripts/valgrind.supp --error-exitcode=9 \
 	  $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" $(VALGRIND_SPECS)
+
+# The whole suite with kling.core built by clang under AddressSanitizer and
+# UndefinedBehaviorSanitizer (every finding is fatal). The interpreter is not
+# instrumented, so the sanitizer runtime is preloaded into it.
+ASAN_BUILD  := build/asan-$(LUA_VERSION)
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_RT      = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
+asan:
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
+	@mkdir -p $(ASAN_BUILD)/kling
+	clang -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(ASAN_CFLAGS) -shared-libasan \
+	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) $(CURL_LIBS)
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
+	  KLING_LUA="$(LUA)" LD_PRELOAD="$(ASAN_RT)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(ASAN_BUILD)/?.so" spec
+
+# libFuzzer on the C paths that read untrusted bytes (fuzz/transfer_fuzz.c),
+# under ASan and UBSan, starting from the seeds in fuzz/corpus/ (new inputs
+# go to build/fuzz/corpus). A harness to run and report, not part of CI:
+#   make fuzz FUZZ_SECONDS=600
+# make fuzz-corpus replays the committed seeds only (quick; CI runs it).
+FUZZ_SECONDS ?= 60
+FUZZ_BIN     := build/fuzz/transfer_fuzz
+$(FUZZ_BIN): fuzz/transfer_fuzz.c $(SOURCES) $(wildcard src/*.h)
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh 5.4
+	@mkdir -p build/fuzz/corpus
+	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) $(CURL_CFLAGS) \
+	  fuzz/transfer_fuzz.c src/buffer.c src/json.c src/redact.c \
+	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) -o $@
+fuzz: $(FUZZ_BIN)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 build/fuzz/corpus fuzz/corpus
+fuzz-corpus: $(FUZZ_BIN)
+	$(FUZZ_BIN) -runs=0 fuzz/corpus
 
 # The examples, unchanged, in their real hosts on the simulator (LuaJIT builds):
 #   example-nvim  examples/nvim/kling_motion.lua in a headless Neovim

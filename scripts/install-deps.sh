@@ -7,8 +7,8 @@ set -eu
 
 runtimes=${*:-5.4}
 packages="gcc make pkg-config libcurl4-openssl-dev ca-certificates openssl nginx-light lua-cjson lua-socket lua-busted"
-# CI's extra checks: luacheck, the rockspec, memcheck
-[ -n "${KLING_EXTRAS:-}" ] && packages="$packages lua-check luarocks valgrind neovim love xvfb xauth"
+# CI's extra checks: luacheck, the rockspec, memcheck, the sanitizers, the example hosts
+[ -n "${KLING_EXTRAS:-}" ] && packages="$packages lua-check luarocks valgrind clang libclang-rt-dev neovim love xvfb xauth"
 for v in $runtimes; do
   case $v in
     5.1) packages="$packages lua5.1 liblua5.1-0-dev" ;;

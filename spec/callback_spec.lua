@@ -1,6 +1,7 @@
 -- Webhooks: the simulator POSTs the final answer to callback_url; the client
 -- trusts only what it re-reads from /kling/tasks, once per finished task.
 local cjson = require "cjson"
+local Recent = require "kling.recent"
 local Simulator = require "helpers.simulator"
 
 describe("callbacks", function()
@@ -60,6 +61,20 @@ describe("callbacks", function()
     assert.equal("hook", err.kind)
     assert.equal("someone-else", err.task_id)
     assert.truthy(err.message:find("db down", 1, true))
+  end)
+
+  it("remembers a bounded number of task ids (a long-lived client does not grow)", function()
+    local r = Recent.new(3)
+    for _, k in ipairs({ "a", "b", "c", "a", "d" }) do r:add(k) end
+    assert.is_false(r:has("a"))
+    assert.is_true(r:has("b") and r:has("c") and r:has("d"))
+    assert.equal(3, r:count())
+    for i = 1, 1000 do r:add("k" .. i) end
+    assert.equal(3, r:count())
+    assert.is_true(r:has("k1000"))
+    local id = assert(client:submit(Simulator.params()))
+    assert.is_true(client._submitted:has(id))
+    assert.equal(10000, client._submitted.capacity)
   end)
 
   it("rejects bodies that are not JSON objects or lack task_id", function()

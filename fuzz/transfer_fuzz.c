@@ -1,0 +1,111 @@
+/* libFuzzer target for the C paths of kling.core that read bytes a server
+ * (or libcurl on its behalf) chose: the header, body and debug callbacks,
+ * the redaction of the token from verbose output, and the building of the
+ * Lua result table (header parsing, JSON decoding through lua-cjson).
+ *
+ * Input: one flag byte, then records of [kind][length][bytes], each fed to
+ * the callback its kind names, in order, as libcurl would. Besides crashes
+ * and sanitizer reports, the target traps if the token ever reaches the log.
+ *
+ *   make fuzz FUZZ_SECONDS=600     (see the Makefile; seeds in fuzz/corpus/) */
+#include "../src/transfer.c" /* the callbacks are static: this reaches them */
+
+#include <lualib.h>
+
+#define SECRET "fuzz-3f1c9b7a5e2d-secret-token"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static lua_State *L;
+
+static void setup(void)
+{
+    if (L != NULL)
+        return;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    L = luaL_newstate();
+    luaL_openlibs(L);
+    kl_json_open(L); /* encode, decode, null: decode stays at index 2 */
+    lua_pop(L, 1);
+}
+
+/* Builds the result table as perform() does, under a protected call: a
+ * memory error there must leave the transfer to its owner, as in multi.c. */
+static int push_result(lua_State *S)
+{
+    kl_transfer *t = lua_touserdata(S, 1);
+    kl_transfer_push_result(S, t, 2);
+    return 1;
+}
+
+static void feed_debug(kl_transfer *t, kl_log *log, curl_infotype type, const uint8_t *p, size_t n)
+{
+    /* libcurl hands debug text as a mutable char *; give it its own copy */
+    char *copy = malloc(n ? n : 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, p, n);
+    on_debug(t->easy, type, copy, n, log);
+    free(copy);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const curl_infotype debug_types[] = {CURLINFO_TEXT, CURLINFO_HEADER_IN, CURLINFO_HEADER_OUT,
+                                                CURLINFO_DATA_IN};
+    kl_request req;
+    kl_log log;
+    kl_transfer *t;
+    char err[256];
+    CURLcode result = CURLE_OK;
+    size_t i;
+    int top;
+
+    setup();
+    if (size < 1)
+        return 0;
+    memset(&req, 0, sizeof req);
+    req.url = "http://127.0.0.1:9/kling/tasks";
+    req.decode = data[0] & 1;
+    req.follow = (data[0] >> 1) & 1;
+    req.max_body = (data[0] & 4) ? 64 : 4096;
+    req.auth = 1;
+    kl_buffer_init(&log.text, 4096);
+    log.secret = SECRET;
+    log.secret_len = sizeof SECRET - 1;
+    t = kl_transfer_new(&req, 1, "Authorization: Bearer " SECRET, &log, err, sizeof err);
+    if (t == NULL) {
+        kl_buffer_free(&log.text);
+        return 0;
+    }
+    for (i = 1; i + 2 <= size;) {
+        uint8_t kind = data[i];
+        size_t n = data[i + 1];
+        const uint8_t *p = data + i + 2;
+        if (n > size - i - 2)
+            n = size - i - 2;
+        switch (kind % 4) {
+        case 0: on_header((char *)p, 1, n, t); break;
+        case 1: on_body((char *)p, 1, n, t); break;
+        case 2: feed_debug(t, &log, debug_types[(kind >> 2) % 4], p, n); break;
+        default: result = (CURLcode)(n % CURL_LAST); break;
+        }
+        i += 2 + n;
+    }
+    kl_transfer_finish(t, result);
+
+    if (kl_find(log.text.data ? log.text.data : "", log.text.len, SECRET, sizeof SECRET - 1) != log.text.len)
+        __builtin_trap(); /* the token reached verbose output */
+
+    top = lua_gettop(L);
+    lua_pushcfunction(L, push_result);
+    lua_pushlightuserdata(L, t);
+    lua_pushvalue(L, 2); /* cjson's decode, as perform() passes it */
+    lua_pcall(L, 2, 1, 0);
+    lua_settop(L, top);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+
+    kl_transfer_free(t);
+    kl_buffer_free(&log.text);
+    return 0;
+}
