@@ -120,7 +120,7 @@ describe("submit retries", function()
     assert.equal(2, sim:stats().submits)
   end)
 
-  it("a malformed status line on a submit is a bad_response that may have created a job (audit 13)", function()
+  it("a status outside 100..599 on a submit is a bad_response that may have created a job (audit 13)", function()
     sim:fault({ path = MOTION, raw = "HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\n{}" })
     local id, err = client:submit(Simulator.params())
     assert.is_nil(id)
