@@ -321,30 +321,21 @@ describe("poll retries", function()
     assert.is_true(took < 1, ("the wait of 0.5 s took %.2f s"):format(took))
   end)
 
-  -- libcurl hands on a three-digit status outside HTTP's range as it is
-  for _, line in ipairs({ "HTTP/1.1 600 X", "HTTP/1.1 999 X" }) do
-    it("a status outside 100..599 (" .. line .. ") is a bad_response that polls retry (audit 13)", function()
-      local id = submitted()
-      local raw = line .. "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-      sim:fault({ path = TASKS, raw = raw })
-      local t, err = client:task(id)
-      assert.is_nil(err)
-      assert.is_true(t.done)
-      assert.equal(2, polls())
-      sim:fault({ path = TASKS, times = 3, raw = raw })
-      t, err = client:task(id)
-      assert.is_nil(t)
-      assert.equal("bad_response", err.kind)
-      assert.equal("bad_status", err.reason)
-      assert.is_nil(err.status)
-    end)
-  end
-
-  -- HTTP/0.9, another protocol on the port, or a status line libcurl cannot
-  -- parse: libcurl says "unsupported protocol", which is not a URL kling refused.
-  for _, raw in ipairs({ "SSH-2.0-OpenSSH_9.2\r\n", "HTTP/1.1 2 OK\r\nContent-Length: 2\r\n\r\n{}",
-                         "HTTP/1.1 -1 X\r\n\r\n", "HTTP/1.1 222222222 OK\r\n\r\n" }) do
-    it(("an answer that is not HTTP (%q) is a network failure that polls retry (audit 14)"):format(raw), function()
+  -- Answers that are not usable HTTP: polls retry them, and the error names no status.
+  --  * a three-digit status outside 100..599, which libcurl hands on as it is (audit 13);
+  --  * HTTP/0.9, another protocol on the port, or a status line libcurl cannot parse:
+  --    libcurl says "unsupported protocol", which is not a URL kling refused (audit 14).
+  local JSON_TAIL = "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+  for _, case in ipairs({
+    { "HTTP/1.1 600 X" .. JSON_TAIL, "bad_response", "bad_status", 13 },
+    { "HTTP/1.1 999 X" .. JSON_TAIL, "bad_response", "bad_status", 13 },
+    { "SSH-2.0-OpenSSH_9.2\r\n", "network", "protocol", 14 },
+    { "HTTP/1.1 2 OK" .. JSON_TAIL, "network", "protocol", 14 },
+    { "HTTP/1.1 -1 X\r\n\r\n", "network", "protocol", 14 },
+    { "HTTP/1.1 222222222 OK\r\n\r\n", "network", "protocol", 14 },
+  }) do
+    local raw, kind, reason, audit = case[1], case[2], case[3], case[4]
+    it(("%q is %s (%s) and polls retry it (audit %d)"):format(raw:match("^[^\r]*"), kind, reason, audit), function()
       local id = submitted()
       sim:fault({ path = TASKS, raw = raw })
       local t, err = client:task(id)
@@ -354,8 +345,8 @@ describe("poll retries", function()
       sim:fault({ path = TASKS, times = 3, raw = raw })
       t, err = client:task(id)
       assert.is_nil(t)
-      assert.equal("network", err.kind)
-      assert.equal("protocol", err.reason)
+      assert.equal(kind, err.kind)
+      assert.equal(reason, err.reason)
       assert.is_nil(err.status)
     end)
   end
