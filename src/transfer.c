@@ -164,7 +164,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     kl_transfer *t = userp;
     size_t n = size * nmemb;
     if (t->out != NULL) {
-        if (t->body.limit && (curl_off_t)(t->written + n) > (curl_off_t)t->body.limit) {
+        /* written only grows from 0, so it fits a size_t */
+        if (t->body.limit && (n > t->body.limit || (size_t)t->written > t->body.limit - n)) {
             t->too_large = 1;
             return 0;
         }
