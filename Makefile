@@ -5,7 +5,7 @@
 #   make test-all   the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
 #   make install    PREFIX=/usr/local (or LUADIR=... LIBDIR=...)
 # Overrides: LUA_VERSION=5.1|5.2|5.3|5.4|luajit, LUA=interpreter, LUA_INCDIR=dir,
-#            LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS, CC, CFLAGS.
+#            LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS, SQLITE_CFLAGS, SQLITE_LIBS, CC, CFLAGS.
 
 LUA_VERSION ?= 5.4
 RUNTIMES    := 5.1 5.2 5.3 5.4 luajit
@@ -28,11 +28,14 @@ LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
 endif
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+SQLITE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags sqlite3 2>/dev/null)
+SQLITE_LIBS   ?= $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
-ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS) \
+              $(SQLITE_CFLAGS)
 # Lua modules take the interpreter's symbols at load time, so they never link liblua.
 ifeq ($(shell uname -s),Darwin)
 LIBFLAG ?= -bundle -undefined dynamic_lookup
@@ -64,7 +67,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(MODULE): $(OBJECTS) | $(BUILD)/kling
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(SQLITE_LIBS)
 
 $(BUILD)/obj $(BUILD)/kling:
 	mkdir -p $@
@@ -126,7 +129,8 @@ asan:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	@mkdir -p $(ASAN_BUILD)/kling
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(ASAN_CFLAGS) -shared-libasan \
-	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) $(CURL_LIBS)
+	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) \
+	  $(CURL_LIBS) $(SQLITE_LIBS)
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	  KLING_LUA="$(LUA)" LD_PRELOAD="$(ASAN_RT)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -144,8 +148,8 @@ $(FUZZ_BIN): fuzz/transfer_fuzz.c $(SOURCES) $(wildcard src/*.h)
 	@mkdir -p build/fuzz/corpus
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) $(CURL_CFLAGS) \
-	  fuzz/transfer_fuzz.c src/buffer.c src/json.c src/redact.c \
-	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) -o $@
+	  fuzz/transfer_fuzz.c src/buffer.c src/json.c src/redact.c src/journal.c src/secret.c \
+	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) $(SQLITE_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 build/fuzz/corpus fuzz/corpus
 fuzz-corpus: $(FUZZ_BIN)

@@ -26,16 +26,19 @@ external_dependencies = {
   -- a library probe, not a header one: LuaRocks does not look in Debian's
   -- multiarch include directory, where the compiler finds curl/curl.h anyway
   CURL = { library = "curl" },
+  -- the job journal (kling.core binds SQLite itself: see docs/design.md)
+  SQLITE3 = { header = "sqlite3.h", library = "sqlite3" },
 }
 build = {
   type = "builtin",
   modules = {
     ["kling.core"] = {
-      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/multi.c", "src/redact.c", "src/transfer.c" },
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/multi.c",
+                  "src/redact.c", "src/secret.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "sqlite3" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE3_LIBDIR)" },
     },
     ["kling.client"] = "lua/kling/client.lua",
     ["kling.compat"] = "lua/kling/compat.lua",

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kl_buffer_init(&log.text, 4096);
     log.secret = SECRET;
     log.secret_len = sizeof SECRET - 1;
-    t = kl_transfer_new(&req, 1, "Authorization: Bearer " SECRET, &log, err, sizeof err);
+    t = kl_transfer_new(&req, 1, "Authorization: Bearer " SECRET, &log, NULL, err, sizeof err);
     if (t == NULL) {
         kl_buffer_free(&log.text);
         return 0;

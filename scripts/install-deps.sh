@@ -6,7 +6,7 @@
 set -eu
 
 runtimes=${*:-5.4}
-packages="gcc make pkg-config libcurl4-openssl-dev ca-certificates openssl nginx lua-cjson lua-socket lua-busted"
+packages="gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl nginx lua-cjson lua-socket lua-busted"
 # CI's extra checks: luacheck, the rockspec, memcheck, the sanitizers, the example hosts
 [ -n "${KLING_EXTRAS:-}" ] && packages="$packages lua-check luarocks valgrind clang libclang-rt-dev neovim love xvfb xauth"
 for v in $runtimes; do
@@ -44,6 +44,7 @@ problems=""
 command -v cc >/dev/null 2>&1 || problems="$problems\n  a C compiler (cc)"
 command -v pkg-config >/dev/null 2>&1 || problems="$problems\n  pkg-config"
 pkg-config --exists libcurl 2>/dev/null || problems="$problems\n  libcurl with its headers (libcurl-devel / curl via your package manager)"
+pkg-config --exists sqlite3 2>/dev/null || problems="$problems\n  SQLite 3 with its headers (libsqlite3-dev / sqlite-devel / sqlite via your package manager)"
 for v in $runtimes; do
   if [ "$v" = luajit ]; then lua=luajit; pc=luajit; else lua=lua$v; pc=lua$v; fi
   command -v $lua >/dev/null 2>&1 || { problems="$problems\n  $lua (the interpreter) and its headers"; continue; }

@@ -9,8 +9,10 @@
 
 #include "clock.h"
 #include "compat.h"
+#include "journal.h"
 #include "json.h"
 #include "multi.h"
+#include "secret.h"
 
 #define KLING_CORE_VERSION "0.1.0"
 
@@ -100,6 +102,12 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -4, "decode");
     kl_multi_open(L);
     lua_setfield(L, -2, "multi");
+    kl_journal_open(L);
+    lua_setfield(L, -2, "journal");
+    kl_secret_open(L);
+    /* whether libcurl can mark a submit as it really leaves (7.80+) */
+    lua_pushboolean(L, LIBCURL_VERSION_NUM >= 0x075000);
+    lua_setfield(L, -2, "has_prereq");
     lua_pushcfunction(L, core_now);
     lua_setfield(L, -2, "now");
     push_random(L);

@@ -12,6 +12,7 @@
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
+#include "journal.h"
 #include "redact.h"
 #include "transfer.h"
 
@@ -29,6 +30,8 @@ typedef struct kl_multi {
     lua_Integer next_id;
     char *auth_header;     /* "Authorization: Bearer <token>": kling's only copy */
     kl_log log;            /* verbose output; its secret points into auth_header */
+    kl_journal *journal;   /* marks submits "sending" as they leave (may be NULL) */
+    int journal_ref;       /* keeps the journal's userdata alive while we use it */
 } kl_multi;
 
 static const char AUTH_PREFIX[] = "Authorization: Bearer ";
@@ -94,6 +97,7 @@ static int multi_new(lua_State *L)
     }
     m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
+    m->journal_ref = LUA_NOREF;
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
@@ -154,6 +158,29 @@ static int multi_redact(lua_State *L)
     return 1;
 }
 
+static void drop_journal(lua_State *L, kl_multi *m)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, m->journal_ref);
+    m->journal_ref = LUA_NOREF;
+    m->journal = NULL;
+}
+
+/* set_journal(journal|nil): requests with a journal_key mark it as they leave */
+static int multi_set_journal(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_journal *j = lua_isnoneornil(L, 2) ? NULL : kl_journal_test(L, 2);
+    if (!lua_isnoneornil(L, 2) && j == NULL)
+        return luaL_argerror(L, 2, "an open kling.journal expected");
+    drop_journal(L, m);
+    if (j != NULL) {
+        lua_pushvalue(L, 2);
+        m->journal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        m->journal = j;
+    }
+    return 0;
+}
+
 /* add(request) -> id | nil, message */
 static int multi_add(lua_State *L)
 {
@@ -163,7 +190,7 @@ static int multi_add(lua_State *L)
     char err[256];
     CURLMcode mc;
     kl_request_read(L, 2, ENCODE_IDX, &req);
-    t = kl_transfer_new(&req, m->next_id + 1, m->auth_header, &m->log, err, sizeof err);
+    t = kl_transfer_new(&req, m->next_id + 1, m->auth_header, &m->log, m->journal, err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -321,6 +348,7 @@ static int multi_close(lua_State *L)
     m->multi = NULL;
     forget_token(m);
     kl_buffer_free(&m->log.text);
+    drop_journal(L, m);
     return 0;
 }
 
@@ -337,6 +365,7 @@ static int multi_tostring(lua_State *L)
 static const luaL_Reg methods[] = {
     {"set_token", multi_set_token},
     {"redact", multi_redact},
+    {"set_journal", multi_set_journal},
     {"add", multi_add},
     {"perform", multi_perform},
     {"cancel", multi_cancel},

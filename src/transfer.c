@@ -145,6 +145,7 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->capath = field_line(L, idx, "capath");
     req->proxy = field_line(L, idx, "proxy");
     req->output = field_string(L, idx, "output", NULL);
+    req->journal_key = field_string(L, idx, "journal_key", NULL);
     read_headers(L, idx, req);
     req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
     req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
@@ -245,6 +246,26 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     return 0;
 }
 
+/* Called by libcurl once the connection is ready and before a byte of the
+ * request is sent: the moment a submit is really handed over. Requests still
+ * queued (behind max_connections, or connecting) are never marked, so a
+ * crash leaves them "queued" and safe to submit again. */
+#if LIBCURL_VERSION_NUM >= 0x075000
+static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+    kl_transfer *t = userp;
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (kl_journal_mark_sending(t->journal, t->journal_key))
+        return CURL_PREREQFUNC_OK;
+    t->journal_refused = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
+
 /* ---- building the easy handle (plain C) ---- */
 
 static int add_header(kl_transfer *t, const char *h)
@@ -334,6 +355,12 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
         curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
     if (req->fresh_connect)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    if (t->journal_key != NULL) {
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)t);
+    }
+#endif
     if (req->verbose) {
         curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
         curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)log);
@@ -342,7 +369,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
 }
 
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
-                             kl_log *log, char *err, size_t errlen)
+                             kl_log *log, kl_journal *journal, char *err, size_t errlen)
 {
     kl_transfer *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -354,6 +381,21 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
     t->follow = req->follow;
     kl_buffer_init(&t->body, req->max_body);
     kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
+    if (req->journal_key != NULL) {
+        if (journal == NULL) {
+            snprintf(err, errlen, "a journal_key needs a journal (multi:set_journal)");
+            kl_transfer_free(t);
+            return NULL;
+        }
+        t->journal = journal;
+        t->journal_key = malloc(strlen(req->journal_key) + 1);
+        if (t->journal_key == NULL) {
+            snprintf(err, errlen, "out of memory");
+            kl_transfer_free(t);
+            return NULL;
+        }
+        strcpy(t->journal_key, req->journal_key);
+    }
     t->easy = curl_easy_init();
     if (t->easy == NULL || !build_headers(t, req, auth_header)) {
         snprintf(err, errlen, "out of memory");
@@ -394,6 +436,8 @@ static const char *failure_reason(const kl_transfer *t, long status)
         return "too_large";
     if (t->write_failed)
         return "write";
+    if (t->journal_refused)
+        return "journal";
     /* a Location that libcurl refused to follow (another scheme, a
      * downgrade, a malformed URL): the server's doing, not the caller's URL */
     if (t->follow && status >= 300 && status <= 399
@@ -484,7 +528,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     lua_setfield(L, -2, "sent");
     lua_pushnumber(L, total);
     lua_setfield(L, -2, "time");
-    if (t->result != CURLE_OK || t->too_large || t->write_failed) {
+    if (t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused) {
         lua_pushinteger(L, (lua_Integer)t->result);
         lua_setfield(L, -2, "curl_code");
         lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result));
@@ -506,6 +550,7 @@ void kl_transfer_free(kl_transfer *t)
     if (t->easy != NULL)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
+    free(t->journal_key);
     kl_buffer_free(&t->body);
     kl_buffer_free(&t->head);
     free(t);

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "buffer.h"
+#include "journal.h"
 
 #define KL_MAX_EXTRA_HEADERS 16
 
@@ -25,6 +26,7 @@ typedef struct kl_request {
     const char *body; /* NULL: GET */
     size_t body_len;
     const char *user_agent, *cainfo, *capath, *proxy, *output;
+    const char *journal_key; /* a submit: the journal entry to mark "sending" as it leaves */
     const char *headers[KL_MAX_EXTRA_HEADERS];
     int header_count;
     long timeout_ms, connect_timeout_ms;
@@ -51,6 +53,9 @@ typedef struct kl_transfer {
     int follow;
     int too_large;
     int write_failed;
+    kl_journal *journal;
+    char *journal_key;
+    int journal_refused; /* the journal could not record the send: nothing was sent */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 } kl_transfer;
@@ -60,9 +65,10 @@ typedef struct kl_transfer {
 void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
 
 /* Builds a transfer, or returns NULL with a message in err. auth_header may be
- * NULL; log receives redacted verbose output. */
+ * NULL; log receives redacted verbose output; journal (may be NULL) is marked
+ * through req->journal_key just before the request leaves. */
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
-                             kl_log *log, char *err, size_t errlen);
+                             kl_log *log, kl_journal *journal, char *err, size_t errlen);
 
 /* Called once libcurl reports the transfer finished. */
 void kl_transfer_finish(kl_transfer *t, CURLcode result);

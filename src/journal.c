@@ -1,0 +1,460 @@
+/* flock(2) is BSD, not POSIX: glibc shows it with _DEFAULT_SOURCE. */
+#define _DEFAULT_SOURCE 1
+
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include <lauxlib.h>
+
+#include "compat.h"
+#include "secret.h"
+
+/* How long a statement waits for another process's write lock. */
+#define KL_BUSY_TIMEOUT_MS 10000
+#define KL_OWNER_BYTES 16
+
+typedef struct kl_stmt {
+    struct kl_stmt *next;
+    char *sql;
+    sqlite3_stmt *stmt;
+} kl_stmt;
+
+struct kl_journal {
+    sqlite3 *db;
+    kl_stmt *cache;        /* prepared statements, by SQL text */
+    sqlite3_stmt *hook;    /* what kl_journal_mark_sending runs */
+    char owner[2 * KL_OWNER_BYTES + 1];
+    char *owners_dir;      /* <path>-owners: one locked file per live handle */
+    int lock_fd;
+};
+
+/* ---- owners: a handle is alive while it holds the flock on its file ---- */
+
+static char *owner_path(const kl_journal *j, const char *owner)
+{
+    size_t n = strlen(j->owners_dir) + strlen(owner) + 8;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", j->owners_dir, owner);
+    return p;
+}
+
+static int valid_owner(const char *id, size_t len)
+{
+    size_t i;
+    if (len != 2 * KL_OWNER_BYTES)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* The lock file is made under a temporary name, locked, then renamed into
+ * place: a prober never sees an owner's file before it is locked. */
+static int take_ownership(kl_journal *j, char *err, size_t errlen)
+{
+    char *final = NULL, *tmp = NULL;
+    int rc = -1;
+    if (mkdir(j->owners_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", j->owners_dir, strerror(errno));
+        return -1;
+    }
+    if (kl_random_hex(j->owner, KL_OWNER_BYTES) != 0) {
+        snprintf(err, errlen, "cannot read the system's random source");
+        return -1;
+    }
+    final = owner_path(j, j->owner);
+    tmp = final ? malloc(strlen(final) + 5) : NULL;
+    if (tmp == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    sprintf(tmp, "%s.new", final);
+    j->lock_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, final) != 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", final, strerror(errno));
+        if (j->lock_fd >= 0) {
+            close(j->lock_fd);
+            unlink(tmp);
+        }
+        j->lock_fd = -1;
+        goto done;
+    }
+    rc = 0;
+done:
+    free(final);
+    free(tmp);
+    return rc;
+}
+
+static void give_up_ownership(kl_journal *j)
+{
+    char *path;
+    if (j->lock_fd < 0)
+        return;
+    path = owner_path(j, j->owner);
+    if (path != NULL)
+        unlink(path);
+    free(path);
+    close(j->lock_fd); /* releases the flock */
+    j->lock_fd = -1;
+}
+
+/* 1 alive, 0 dead (its file is removed then). A process that dies loses its
+ * flock at once, whatever killed it; one that merely stalls keeps it. */
+static int owner_alive(const kl_journal *j, const char *owner)
+{
+    char *path;
+    int fd, alive;
+    if (strcmp(owner, j->owner) == 0)
+        return 1;
+    path = owner_path(j, owner);
+    if (path == NULL)
+        return 1; /* cannot tell: assume alive, which never risks a double submit */
+    fd = open(path, O_RDWR);
+    if (fd < 0) {
+        alive = errno != ENOENT; /* no file: closed, or its death already seen */
+    } else if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        unlink(path);
+        alive = 0;
+    } else {
+        alive = 1; /* EWOULDBLOCK: its owner holds it; any other failure: cannot tell */
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return alive;
+}
+
+/* ---- statements ---- */
+
+static void free_cache(kl_journal *j)
+{
+    while (j->cache != NULL) {
+        kl_stmt *s = j->cache;
+        j->cache = s->next;
+        sqlite3_finalize(s->stmt);
+        free(s->sql);
+        free(s);
+    }
+}
+
+static int close_journal(kl_journal *j)
+{
+    int rc = SQLITE_OK;
+    if (j->db == NULL)
+        return rc;
+    free_cache(j);
+    sqlite3_finalize(j->hook);
+    j->hook = NULL;
+    rc = sqlite3_close(j->db);
+    j->db = NULL;
+    give_up_ownership(j);
+    free(j->owners_dir);
+    j->owners_dir = NULL;
+    return rc;
+}
+
+static kl_journal *check_journal(lua_State *L)
+{
+    kl_journal *j = luaL_checkudata(L, 1, KL_JOURNAL_MT);
+    if (j->db == NULL)
+        luaL_error(L, "attempt to use a closed kling.journal");
+    return j;
+}
+
+kl_journal *kl_journal_test(lua_State *L, int idx)
+{
+    kl_journal *j = kling_testudata(L, idx, KL_JOURNAL_MT);
+    return j != NULL && j->db != NULL ? j : NULL;
+}
+
+static int push_db_error(lua_State *L, sqlite3 *db, const char *what)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return 2;
+}
+
+/* The cached statement for sql, reset and with its bindings cleared. */
+static sqlite3_stmt *statement(kl_journal *j, const char *sql)
+{
+    kl_stmt *s;
+    for (s = j->cache; s != NULL; s = s->next)
+        if (strcmp(s->sql, sql) == 0) {
+            sqlite3_reset(s->stmt);
+            sqlite3_clear_bindings(s->stmt);
+            return s->stmt;
+        }
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->sql = malloc(strlen(sql) + 1);
+    if (s->sql == NULL || sqlite3_prepare_v2(j->db, sql, -1, &s->stmt, NULL) != SQLITE_OK) {
+        free(s->sql);
+        free(s);
+        return NULL;
+    }
+    strcpy(s->sql, sql);
+    s->next = j->cache;
+    j->cache = s;
+    return s->stmt;
+}
+
+/* Binds the Lua values from index first on; nil binds NULL. */
+static int bind_args(lua_State *L, sqlite3_stmt *stmt, int first)
+{
+    int i, n = lua_gettop(L) - first + 1, rc = SQLITE_OK;
+    if (n > sqlite3_bind_parameter_count(stmt))
+        return luaL_error(L, "%d values for %d parameters", n, sqlite3_bind_parameter_count(stmt));
+    for (i = 1; i <= n && rc == SQLITE_OK; i++) {
+        int idx = first + i - 1;
+        size_t len;
+        const char *s;
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL: rc = sqlite3_bind_null(stmt, i); break;
+        case LUA_TBOOLEAN: rc = sqlite3_bind_int(stmt, i, lua_toboolean(L, idx)); break;
+        case LUA_TNUMBER: {
+            lua_Number v = lua_tonumber(L, idx);
+            if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (lua_Number)(sqlite3_int64)v)
+                rc = sqlite3_bind_int64(stmt, i, (sqlite3_int64)v);
+            else
+                rc = sqlite3_bind_double(stmt, i, (double)v);
+            break;
+        }
+        case LUA_TSTRING:
+            s = lua_tolstring(L, idx, &len);
+            rc = sqlite3_bind_text(stmt, i, s, (int)len, SQLITE_TRANSIENT);
+            break;
+        default:
+            return luaL_error(L, "cannot store a %s in the journal", luaL_typename(L, idx));
+        }
+    }
+    return rc;
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *stmt, int c)
+{
+    switch (sqlite3_column_type(stmt, c)) {
+    case SQLITE_INTEGER: lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(stmt, c)); break;
+    case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(stmt, c)); break;
+    case SQLITE_NULL: lua_pushnil(L); break;
+    default:
+        lua_pushlstring(L, (const char *)sqlite3_column_text(stmt, c), (size_t)sqlite3_column_bytes(stmt, c));
+    }
+}
+
+/* query(sql, ...) -> { row, ... } | nil, message. Each row maps column names
+ * to values; NULL columns are absent. */
+static int journal_query(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    sqlite3_stmt *stmt = statement(j, luaL_checkstring(L, 2));
+    int rc, row = 0;
+    if (stmt == NULL)
+        return push_db_error(L, j->db, "cannot prepare a journal statement");
+    if (bind_args(L, stmt, 3) != SQLITE_OK)
+        return push_db_error(L, j->db, "cannot bind a journal value");
+    lua_newtable(L);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int c, n = sqlite3_column_count(stmt);
+        lua_createtable(L, 0, n);
+        for (c = 0; c < n; c++) {
+            push_column(L, stmt, c);
+            lua_setfield(L, -2, sqlite3_column_name(stmt, c));
+        }
+        lua_rawseti(L, -2, ++row);
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return push_db_error(L, j->db, "journal read failed");
+    return 1;
+}
+
+/* run(sql, ...) -> changes | nil, message (statements that return no rows) */
+static int journal_run(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    sqlite3_stmt *stmt = statement(j, luaL_checkstring(L, 2));
+    int rc;
+    if (stmt == NULL)
+        return push_db_error(L, j->db, "cannot prepare a journal statement");
+    if (bind_args(L, stmt, 3) != SQLITE_OK)
+        return push_db_error(L, j->db, "cannot bind a journal value");
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        ;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return push_db_error(L, j->db, "journal write failed");
+    lua_pushinteger(L, sqlite3_changes(j->db));
+    return 1;
+}
+
+/* exec(sql) -> true | nil, message: several statements, no values (the schema) */
+static int journal_exec(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    char *msg = NULL;
+    if (sqlite3_exec(j->db, luaL_checkstring(L, 2), NULL, NULL, &msg) != SQLITE_OK) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "journal: %s", msg ? msg : sqlite3_errmsg(j->db));
+        sqlite3_free(msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set_hook(sql): the statement run as a request leaves; ?1 key, ?2 owner, ?3 now */
+static int journal_set_hook(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(j->db, luaL_checkstring(L, 2), -1, &stmt, NULL) != SQLITE_OK)
+        return push_db_error(L, j->db, "cannot prepare the journal hook");
+    sqlite3_finalize(j->hook);
+    j->hook = stmt;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static double wall_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int kl_journal_mark_sending(kl_journal *j, const char *key)
+{
+    int rc;
+    if (j == NULL || j->db == NULL || j->hook == NULL)
+        return 0;
+    sqlite3_reset(j->hook);
+    if (sqlite3_bind_text(j->hook, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK
+        || sqlite3_bind_text(j->hook, 2, j->owner, -1, SQLITE_STATIC) != SQLITE_OK
+        || sqlite3_bind_double(j->hook, 3, wall_clock()) != SQLITE_OK)
+        return 0;
+    rc = sqlite3_step(j->hook);
+    sqlite3_reset(j->hook);
+    return rc == SQLITE_DONE && sqlite3_changes(j->db) == 1;
+}
+
+static int journal_owner(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    lua_pushstring(L, j->owner);
+    return 1;
+}
+
+/* owner_alive(id) -> boolean */
+static int journal_owner_alive(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    size_t len;
+    const char *id = luaL_checklstring(L, 2, &len);
+    lua_pushboolean(L, valid_owner(id, len) && owner_alive(j, id));
+    return 1;
+}
+
+/* close, __gc and __close: idempotent */
+static int journal_close(lua_State *L)
+{
+    kl_journal *j = luaL_checkudata(L, 1, KL_JOURNAL_MT);
+    close_journal(j);
+    return 0;
+}
+
+static int journal_tostring(lua_State *L)
+{
+    kl_journal *j = luaL_checkudata(L, 1, KL_JOURNAL_MT);
+    lua_pushfstring(L, "kling.journal (%s): %p", j->db ? "open" : "closed", (void *)j);
+    return 1;
+}
+
+static const char *const SETUP =
+    "PRAGMA journal_mode = WAL;"   /* readers never wait for the writer */
+    "PRAGMA synchronous = FULL;";  /* a commit is on disk when it returns */
+
+/* journal(path) -> handle | nil, message */
+static int journal_new(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    char err[512];
+    kl_journal *j = lua_newuserdata(L, sizeof *j);
+    memset(j, 0, sizeof *j);
+    j->lock_fd = -1;
+    luaL_getmetatable(L, KL_JOURNAL_MT);
+    lua_setmetatable(L, -2);
+    if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot open %s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
+        close_journal(j);
+        return 2;
+    }
+    sqlite3_busy_timeout(j->db, KL_BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(j->db, SETUP, NULL, NULL, NULL) != SQLITE_OK) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot use %s as a journal: %s", path, sqlite3_errmsg(j->db));
+        close_journal(j);
+        return 2;
+    }
+    j->owners_dir = malloc(len + sizeof "-owners");
+    if (j->owners_dir == NULL) {
+        close_journal(j);
+        return luaL_error(L, "out of memory");
+    }
+    memcpy(j->owners_dir, path, len);
+    memcpy(j->owners_dir + len, "-owners", sizeof "-owners");
+    if (take_ownership(j, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        close_journal(j);
+        return 2;
+    }
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"query", journal_query},
+    {"run", journal_run},
+    {"exec", journal_exec},
+    {"set_hook", journal_set_hook},
+    {"owner", journal_owner},
+    {"owner_alive", journal_owner_alive},
+    {"close", journal_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg metamethods[] = {
+    {"__gc", journal_close},
+#if LUA_VERSION_NUM >= 504
+    {"__close", journal_close},
+#endif
+    {"__tostring", journal_tostring},
+    {NULL, NULL}
+};
+
+void kl_journal_open(lua_State *L)
+{
+    luaL_newmetatable(L, KL_JOURNAL_MT);
+    lua_pushstring(L, KL_JOURNAL_MT);
+    lua_setfield(L, -2, "__name");
+    kling_setfuncs(L, metamethods, 0);
+    lua_newtable(L);
+    kling_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, journal_new);
+}
