@@ -320,6 +320,25 @@ describe("cancel and close during a submit (audit 3)", function()
     assert.equal(seen[1], err.task_id)
   end)
 
+  it("a submit queued in libcurl behind max_connections was not sent: cancel drops it at once", function()
+    sim:reset()
+    local c = sim:client({ max_connections = 1 })
+    local id = assert(c:submit(Simulator.params()))
+    sim:fault({ path = "/kling/tasks", delay = 1 })
+    local poll = c:spawn(function() return c:wait(id) end) -- holds the only connection
+    while sim:count("/kling/tasks") == 0 do c:step(0.01) end
+    local job = c:spawn(function() return c:motion(params()) end)
+    c:step(0.05)
+    assert.equal(2, c._multi:count()) -- the submit waits for a connection
+    assert.is_true(job:cancel())
+    assert.equal("cancelled", job:status())
+    assert.equal(1, c._multi:count())
+    poll:cancel()
+    c:close()
+    assert.equal(1, sim:stats().submits)
+    assert.equal(0, #seen)
+  end)
+
   it("a job cancelled before its submit was sent is dropped at once", function()
     sim:reset()
     local job = client:spawn(function() return client:motion(params()) end)

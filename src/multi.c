@@ -315,6 +315,19 @@ static int multi_cancel(lua_State *L)
     return 1;
 }
 
+/* handed_over(id) -> true once libcurl began sending a request added with
+ * handover = true (false before: it is queued or connecting, nothing went
+ * out); nil when the transfer is not in flight. */
+static int multi_handed_over(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
+    if (t == NULL)
+        return 0;
+    lua_pushboolean(L, t->handed_over);
+    return 1;
+}
+
 static int multi_count(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -370,6 +383,7 @@ static const luaL_Reg methods[] = {
     {"perform", multi_perform},
     {"cancel", multi_cancel},
     {"count", multi_count},
+    {"handed_over", multi_handed_over},
     {"close", multi_close},
     {NULL, NULL}
 };

@@ -156,6 +156,7 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
     req->decode = field_bool(L, idx, "decode");
     req->verbose = field_bool(L, idx, "verbose");
+    req->handover = field_bool(L, idx, "handover");
 }
 
 /* ---- libcurl callbacks: C buffers only, never the Lua state ---- */
@@ -259,10 +260,12 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, in
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
-    if (kl_journal_mark_sending(t->journal, t->journal_key))
-        return CURL_PREREQFUNC_OK;
-    t->journal_refused = 1;
-    return CURL_PREREQFUNC_ABORT;
+    if (t->journal_key != NULL && !kl_journal_mark_sending(t->journal, t->journal_key)) {
+        t->journal_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    t->handed_over = 1;
+    return CURL_PREREQFUNC_OK;
 }
 #endif
 
@@ -356,7 +359,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     if (req->fresh_connect)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075000
-    if (t->journal_key != NULL) {
+    if (t->journal_key != NULL || req->handover) {
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
         curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)t);
     }
@@ -379,6 +382,9 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
     t->id = id;
     t->decode = req->decode;
     t->follow = req->follow;
+#if LIBCURL_VERSION_NUM < 0x075000
+    t->handed_over = 1; /* no pre-request hook: assume the worst at once */
+#endif
     kl_buffer_init(&t->body, req->max_body);
     kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
     if (req->journal_key != NULL) {

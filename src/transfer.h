@@ -37,6 +37,7 @@ typedef struct kl_request {
     int allow_downgrade; /* let a redirect lead from https to plain http */
     int decode;       /* decode the body as JSON */
     int verbose;
+    int handover;     /* note when the request is handed over (billed submits) */
 } kl_request;
 
 typedef struct kl_transfer {
@@ -56,6 +57,7 @@ typedef struct kl_transfer {
     kl_journal *journal;
     char *journal_key;
     int journal_refused; /* the journal could not record the send: nothing was sent */
+    int handed_over;     /* libcurl is about to send (or has sent) the request */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 } kl_transfer;

@@ -218,14 +218,19 @@ function Scheduler:stop(job, err)
   if coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
 end
 
+-- Is this waiter a shielded request that libcurl has begun to send? One
+-- still queued or connecting has sent nothing and may be dropped.
+function Scheduler:on_the_wire(w)
+  return w ~= nil and w.kind == "transfer" and w.shield and self.transfers[w.id] ~= nil
+    and self.multi:handed_over(w.id) ~= false
+end
+
 -- Stops a job wherever it waits. A job whose submit is on the wire (or
 -- that is in its on_submit hook) ends only once that is over, so that the
 -- task id is known and reported: it may already be billed.
 function Scheduler:cancel(job, err)
   if job.state ~= "running" or job.cancel_error then return false end
-  local w = job.waiter
-  local on_the_wire = w and w.kind == "transfer" and w.shield and self.transfers[w.id]
-  if on_the_wire or job.protected > 0 then
+  if self:on_the_wire(job.waiter) or job.protected > 0 then
     job.cancel_error = err
     return true
   end
@@ -266,10 +271,15 @@ function Scheduler:close(err_factory, grace)
   if self.closed then return end
   self.closed, self.close_error = true, err_factory
   self:cancel_all(err_factory())
-  for id, w in pairs(self.transfers) do -- blocking callers' requests that are safe to drop
-    if not w.shield then
-      self.transfers[id] = nil
-      self.multi:cancel(id)
+  for id, w in pairs(self.transfers) do -- requests that are safe to drop: nothing billed went out
+    if not self:on_the_wire(w) then
+      if w.job and w.job.state == "running" then
+        self:stop(w.job, w.job.cancel_error or err_factory())
+      else
+        self.transfers[id] = nil
+        self.multi:cancel(id)
+        if w.shield then w.done, w.value = true, closed_result(false) end
+      end
     end
   end
   if grace ~= 0 then self:drain(grace) end

@@ -56,7 +56,7 @@ local function out_of_time()
   return { reason = "timeout", error = "no time left before the deadline", status = 0, sent = false, headers = {} }
 end
 
--- opts: fresh_connect and shield (submits), deadline (waits).
+-- opts: fresh_connect, shield and journal_key (submits), deadline (waits).
 function Transport:post(path, body, opts)
   opts = opts or {}
   local timeout = timeout_within(self.settings.timeout, opts.deadline)
@@ -65,6 +65,7 @@ function Transport:post(path, body, opts)
     url = self.settings.base_url .. path, json = body, headers = JSON_HEADERS,
     auth = true, decode = true, timeout = timeout,
     max_body = self.settings.max_response_bytes, fresh_connect = opts.fresh_connect,
+    handover = opts.shield, journal_key = opts.journal_key,
   }), opts.shield)
 end
 
