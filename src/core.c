@@ -32,6 +32,16 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* Wall-clock seconds since the epoch, with fractions: for timestamps that
+ * outlive the process (the journal's created_at, updated_at). */
+static int core_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* Jitter must differ between processes started together, and must not
  * reseed or consume the caller's math.random: a private xorshift64*, one
  * state per module instance, seeded from the clocks, the pid and ASLR. */
@@ -110,6 +120,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -2, "has_prereq");
     lua_pushcfunction(L, core_now);
     lua_setfield(L, -2, "now");
+    lua_pushcfunction(L, core_time);
+    lua_setfield(L, -2, "time");
     push_random(L);
     lua_setfield(L, -2, "random");
     lua_pushstring(L, curl_version());

@@ -1,14 +1,20 @@
--- The public client: submit, retrieve, wait, spawn and step.
+-- The public client: submit, retrieve, wait, spawn and step. The submit path
+-- is submission.lua, webhooks are webhooks.lua, batches batch.lua, and the
+-- durable memory journal.lua; this file wires them to one engine.
 local core = require "kling.core"
+local Batch = require "kling.batch"
 local config = require "kling.config"
 local errors = require "kling.errors"
+local Journal = require "kling.journal"
 local Poller = require "kling.poller"
 local Recent = require "kling.recent"
 local retry = require "kling.retry"
 local Scheduler = require "kling.scheduler"
+local submission = require "kling.submission"
 local task = require "kling.task"
 local Transport = require "kling.transport"
 local validate = require "kling.validate"
+local webhooks = require "kling.webhooks"
 
 local now = core.now
 
@@ -41,15 +47,27 @@ end
 function Client.new(options)
   local settings, token = config.build(options)
   if not settings then return nil, token end
+  local journal, jerr
+  if settings.journal then
+    journal, jerr = Journal.open(settings.journal)
+    if not journal then return nil, jerr end
+  end
   local multi, err = core.multi(settings.max_connections)
-  if not multi then return nil, errors.new("network", "cannot start libcurl: " .. tostring(err)) end
+  if not multi then
+    if journal then journal:close() end
+    return nil, errors.new("network", "cannot start libcurl: " .. tostring(err))
+  end
   -- the token lives in C from here on; the Lua side keeps no reference to it
   multi:set_token(token)
+  if journal then multi:set_journal(journal.db) end
   local self = setmetatable({
     settings = settings,
+    journal = journal,  -- nil without the journal option
     _multi = multi,
     _submitted = Recent.new(REMEMBERED_TASKS), -- task ids this client submitted (callbacks are matched to them)
     _delivered = Recent.new(REMEMBERED_TASKS), -- task ids whose finished state a callback already reported
+    _callback_tokens = Recent.new(REMEMBERED_TASKS), -- task id -> its callback URL's token (no journal)
+    _active = {},       -- journal keys this client is submitting right now
     _closed = false,
   }, Client)
   local function on_log_error(e)
@@ -83,76 +101,12 @@ end
 
 -- ---- submit ----
 
--- Could the server have accepted (and billed) a submit that failed this way?
--- Any submit that was delivered and not plainly refused might have been.
-local function may_have_been_taken(err)
-  if err.kind == "network" then return err.sent == true end
-  if err.kind == "timeout" then return err.sent ~= false end
-  if err.kind == "bad_response" then return true end
-  if err.kind == "closed" then return err.in_flight == true end
-  local s = err.status
-  -- a 4xx (but 408) is a refusal; 2xx, 3xx (303 means "processed") and 5xx are not
-  return s ~= nil and not (s >= 400 and s <= 499 and s ~= 408)
-end
-
--- A submit is retried only when the server provably did not take it: nothing
--- was sent (DNS, connect), or it answered 429. Anything else might have
--- created a billed job, so it is followed (a task_id in the error body) or
--- reported, never sent again.
-local function provably_not_taken(err)
-  if err.status == 429 then return true end
-  return (err.reason == "resolve" or err.reason == "connect" or err.reason == "timeout")
-    and err.sent == false
-end
-
--- One submit: the task id (from the answer, or from an error body that names
--- the job), or nil and an error. The request is shielded: a cancel or close
--- lets it finish rather than lose the id of a job that may be billed.
-function Client:_submit_once(body)
-  local transport = self._transport
-  local result, err = transport:interpret(transport:post("/kling/motion", body,
-    { fresh_connect = true, shield = true }))
-  if not result then
-    if err.task_id then return err.task_id end
-    return nil, err
-  end
-  local task_id = transport:foreign(result.task_id)
-  if task_id then return task_id end
-  return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
-    .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
-end
-
-function Client:_submit(body, hooks)
-  local scheduler = self._scheduler
-  local task_id, err = self._transport:with_retries(function() return self:_submit_once(body) end,
-    nil, provably_not_taken)
-  if not task_id then
-    if not err.maybe_submitted and may_have_been_taken(err) then
-      err.maybe_submitted = true
-      err.message = err.message .. "; the job may have been created, so it was not "
-        .. "submitted again (that would bill twice)"
-    end
-    return nil, err
-  end
-  self._submitted:add(task_id)
-  -- cancelled or closed while the submit was on the wire: the id goes with
-  -- the error, even if the hook below is cut short by a close
-  local stopped = scheduler:cancellation()
-  if stopped then stopped.task_id = task_id end
-  local ok, herr = self:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
-  stopped = scheduler:cancellation()
-  if stopped then
-    stopped.task_id = task_id
-    return nil, stopped
-  end
-  if not ok then return nil, herr end
-  return task_id
-end
-
 function Client:submit(params)
-  local body, hooks = validate.motion(params, "submit")
-  if not body then return nil, hooks end
-  return self:_submit(body, hooks)
+  local body, opts = validate.motion(params, "submit")
+  if not body then return nil, opts end
+  local task_id, err = submission.submit(self, body, opts, opts)
+  if not task_id then return nil, err end
+  return task_id
 end
 
 -- ---- retrieval ----
@@ -167,7 +121,14 @@ function Client:_retrieve(task_id, deadline)
   if body.id == nil and body.response == nil and body.created_at == nil then
     return nil, task.not_found(task_id)
   end
-  return task.normalize(body, task_id, self._redact)
+  return self:_noted(task.normalize(body, task_id, self._redact))
+end
+
+-- Every task read from the API passes here: a finished one is recorded in
+-- the journal (by its task id), whichever call read it.
+function Client:_noted(t)
+  if t.done and self.journal then self.journal:_finished(t.id, t.result, t.error) end
+  return t
 end
 
 function Client:task(task_id)
@@ -202,7 +163,7 @@ function Client:_retrieve_many(ids, deadline)
   local records, err = self:_batch_records(ids, deadline)
   if not records then return nil, err end
   local found = {}
-  for id, record in pairs(records) do found[id] = task.normalize(record, id, self._redact) end
+  for id, record in pairs(records) do found[id] = self:_noted(task.normalize(record, id, self._redact)) end
   return found
 end
 
@@ -218,7 +179,7 @@ function Client:tasks(ids)
   local list = {}
   for i, id in ipairs(ids) do
     local record = records[id]
-    list[i] = record and task.normalize(record, id, self._redact)
+    list[i] = record and self:_noted(task.normalize(record, id, self._redact))
       or { id = id, state = "not_found", done = false, error = task.not_found(id) }
   end
   return list
@@ -278,11 +239,22 @@ function Client:wait(task_id, opts)
 end
 
 function Client:motion(params)
-  local body, hooks = validate.motion(params, "motion")
-  if not body then return nil, hooks end
-  local task_id, err = self:_submit(body, hooks)
+  local body, opts = validate.motion(params, "motion")
+  if not body then return nil, opts end
+  return self:_motion(body, opts, opts)
+end
+
+-- Submits (or, with a journal, finds) the job and follows it to its end.
+function Client:_motion(body, hooks, opts)
+  local task_id, err, how, stored = submission.submit(self, body, hooks, opts)
   if not task_id then return nil, err end
-  return self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, self.settings.poll_interval)
+  if how == "done" then return stored end
+  -- a task submitted earlier may be long finished: look at once
+  local first_delay = how == "sent" and self.settings.poll_interval or 0
+  local result
+  result, err = self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, first_delay)
+  if err then err.key = err.key or opts.key end
+  return result, err
 end
 
 -- ---- results and callbacks ----
@@ -305,42 +277,26 @@ function Client:download(result, path, opts)
   return self._transport:download(url, path, opts.allow_downgrade)
 end
 
--- A callback POST is unauthenticated: it is matched to a task this client
--- submitted (or that opts.accept(task_id) vouches for) and then re-read from
--- /kling/tasks; its own content is never trusted. Returns the task, with
--- first_delivery = true the first time a finished task is reported.
+-- A callback POST is unauthenticated: it must carry the token kling put in
+-- the job's callback URL (pass the URL it was POSTed to as opts.url), it is
+-- matched to a task this client (or, with a journal, any client of that
+-- journal) submitted, or that opts.accept(task_id) vouches for, and the task
+-- is then re-read from /kling/tasks; its own content is never trusted.
+-- Returns the task, with first_delivery = true the first time a finished
+-- task is reported (once per task across processes, with a journal).
 function Client:handle_callback(payload, opts)
   if opts ~= nil and type(opts) ~= "table" then arg_error(2, "handle_callback", "table or nil", opts) end
-  opts = opts or {}
-  if type(payload) == "string" then
-    local decoded, derr = core.decode(payload)
-    if type(decoded) ~= "table" then
-      return nil, errors.new("bad_response", "the callback body is not a JSON object"
-        .. (derr and (": " .. derr) or ""))
-    end
-    payload = decoded
-  elseif type(payload) ~= "table" then
+  if type(payload) ~= "string" and type(payload) ~= "table" then
     arg_error(1, "handle_callback", "string or table", payload)
   end
-  local body = task.unwrap(payload)
-  local task_id = str(body.task_id) or str(payload.task_id)
-  if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
-  task_id = self._redact(task_id) -- the body is foreign text like any answer
-  local known = self._submitted:has(task_id)
-  if not known and opts.accept then
-    local ok, accepted = self._scheduler:pcall(opts.accept, task_id)
-    if not ok then return nil, hook_error("accept", accepted, task_id) end
-    known = accepted
-  end
-  if not known then
-    return nil, errors.new("not_found", "a callback for a task this client did not submit",
-      { task_id = task_id })
-  end
-  local t, err = self:_retrieve(task_id)
-  if not t then return nil, err end
-  t.first_delivery = t.done and not self._delivered:has(task_id) or false
-  if t.done then self._delivered:add(task_id) end
-  return t
+  return webhooks.handle(self, payload, opts or {})
+end
+
+-- Runs many motion jobs, at most opts.concurrency at once; see batch.lua.
+function Client:batch(items, opts)
+  if type(items) ~= "table" then arg_error(1, "batch", "table", items) end
+  if opts ~= nil and type(opts) ~= "table" then arg_error(2, "batch", "table or nil", opts) end
+  return Batch.run(self, items, opts or {})
 end
 
 -- ---- jobs and the loop ----
@@ -383,6 +339,8 @@ function Client:close(grace)
   if self._closed then return end
   self._closed = true
   self._scheduler:close(errors.closed, grace)
+  -- after libcurl: a submit finishing in the grace period is still recorded
+  if self.journal then self.journal:close() end
 end
 
 Client.__close = function(self) self:close() end

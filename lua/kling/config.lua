@@ -44,7 +44,7 @@ local NUMBERS = {
   max_response_bytes = { "count", 1, MAX_BYTES },
   max_download_bytes = { "count", 1, MAX_BYTES },
 }
-local STRINGS = { user_agent = true, cainfo = true, capath = true, proxy = true }
+local STRINGS = { user_agent = true, cainfo = true, capath = true, proxy = true, journal = true }
 
 local function check_number(name, value, rule)
   local kind, min, max = rule[1], rule[2], rule[3]
@@ -113,6 +113,7 @@ function config.build(options)
     if err then return nil, err end
     if name ~= "token" then settings[name] = value end
   end
+  if settings.journal == "" then return nil, errors.invalid("journal", "must be a file path") end
   if settings.max_poll_interval < settings.poll_interval then
     return nil, errors.invalid("max_poll_interval", "must not be less than poll_interval")
   end

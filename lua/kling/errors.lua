@@ -11,6 +11,7 @@ errors.KINDS = {
   invalid_argument = true, auth = true, rate_limited = true, api = true,
   network = true, timeout = true, bad_response = true, task_failed = true,
   not_found = true, cancelled = true, closed = true, hook = true, pending = true,
+  uncertain = true, journal = true,
 }
 
 function Error.__tostring(e)
@@ -18,6 +19,7 @@ function Error.__tostring(e)
   if e.status then extra[#extra + 1] = "HTTP " .. e.status end
   if e.code then extra[#extra + 1] = "code " .. e.code end
   if e.field then extra[#extra + 1] = "field " .. e.field end
+  if e.key then extra[#extra + 1] = "key " .. e.key end
   if e.task_id then extra[#extra + 1] = "task " .. e.task_id end
   if e.trace_id then extra[#extra + 1] = "trace " .. e.trace_id end
   local s = "kling " .. e.kind .. " error: " .. e.message

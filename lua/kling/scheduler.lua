@@ -155,12 +155,23 @@ function Scheduler:spawn_internal(fn)
   return start(self, job)
 end
 
+-- fn() runs when the current job ends, however it ends (a cancel included);
+-- outside a job, nothing. For clean-ups that must not be skipped.
+function Scheduler:on_exit(fn)
+  local job = self:current_job()
+  if not job then return end
+  job.exits = job.exits or {}
+  job.exits[#job.exits + 1] = fn
+end
+
 function Scheduler:finish(job)
   if self.live[job] then
     self.live[job] = nil
     if not job.internal then self.live_count = self.live_count - 1 end
   end
   self.jobs[job.co] = nil
+  for _, fn in ipairs(job.exits or {}) do pcall(fn) end
+  job.exits = nil
   for _, waiter in ipairs(job.watchers or {}) do
     if not waiter.done then self:wake(waiter) end
   end

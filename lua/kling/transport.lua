@@ -20,6 +20,7 @@ local NETWORK_MESSAGES = {
   url = "unusable URL",
   protocol = "the server did not answer in HTTP",
   redirect = "refused to follow a redirect",
+  journal = "the journal could not record that the submit was leaving, so it was not sent",
   write = "could not write the answer",
   setup = "could not start the request",
   network = "network failure",
@@ -98,6 +99,7 @@ function Transport:transfer_error(res)
   local kind = "network"
   if res.reason == "timeout" then kind = "timeout" end
   if res.reason == "too_large" then kind = "bad_response" end
+  if res.reason == "journal" then kind = "journal" end
   return errors.new(kind, what .. ": " .. (self:foreign(res.error) or "no detail"), {
     reason = res.reason, sent = res.sent,
     status = res.status ~= 0 and res.status or nil,

@@ -12,7 +12,11 @@ local ENUMS = {
 }
 local REQUIRED = { "image_url", "video_url", "character_orientation", "mode" }
 local URLS = { image_url = true, video_url = true, callback_url = true }
-local HOOKS = { on_submit = true, on_status = true }
+-- Fields that are kling's, never sent: the two hooks and the journal key.
+local LOCAL = { on_submit = true, on_status = true, key = true }
+
+-- The longest key kling accepts (it names files in a batch's download_dir too).
+local MAX_KEY_BYTES = 200
 
 local function one_of(list, value)
   for _, v in ipairs(list) do
@@ -61,7 +65,9 @@ local function check_field(name, value)
     for k in next, value do
       if k ~= "enabled" then return errors.invalid(name .. "." .. tostring(k), "is not a watermark option") end
     end
-  elseif HOOKS[name] then
+  elseif name == "key" then
+    return validate.key(value, name)
+  elseif LOCAL[name] then
     if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
   elseif name == "async" then
     return errors.invalid(name, "is set by the client: it always submits asynchronously")
@@ -70,7 +76,8 @@ local function check_field(name, value)
   end
 end
 
--- Returns the JSON body to send and the hooks, or nil and an invalid_argument error.
+-- Returns the JSON body to send and kling's own fields (on_submit, on_status,
+-- key), or nil and an invalid_argument error.
 -- params is read once, raw; metatables on it are ignored.
 function validate.motion(params, fname)
   if type(params) ~= "table" then
@@ -90,7 +97,7 @@ function validate.motion(params, fname)
     end
     local err = check_field(name, value)
     if err then return nil, err end
-    if HOOKS[name] then hooks[name] = value else body[name] = value end
+    if LOCAL[name] then hooks[name] = value else body[name] = value end
   end
   if body.watermark_info then body.watermark_info = { enabled = rawget(body.watermark_info, "enabled") } end
   body.async = true
@@ -118,6 +125,15 @@ function validate.task_ids(ids)
     list[i] = id
   end
   return list
+end
+
+-- A journal key: a name of the caller's for a job, never sent to the API.
+function validate.key(value, field)
+  field = field or "key"
+  if type(value) ~= "string" or value == "" then return errors.invalid(field, "must be a non-empty string") end
+  if #value > MAX_KEY_BYTES then return errors.invalid(field, ("must be at most %d bytes"):format(MAX_KEY_BYTES)) end
+  if value:find("%c") then return errors.invalid(field, "must not contain control characters") end
+  if value:sub(1, 1) == "~" then return errors.invalid(field, "must not start with ~ (kling's own placeholders)") end
 end
 
 function validate.task_id(value, field)

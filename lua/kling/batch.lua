@@ -1,0 +1,150 @@
+-- client:batch(items, opts): many motion jobs, each named by its key, at
+-- most opts.concurrency in flight, each result saved to
+-- download_dir/<key>.mp4. With a journal, running the same batch again after
+-- a crash costs no request for a finished key, follows submitted ones and
+-- submits only what never left (see submission.lua).
+local errors = require "kling.errors"
+local validate = require "kling.validate"
+
+local Batch = {}
+
+local DEFAULT_CONCURRENCY = 4
+local MAX_CONCURRENCY = 1000
+
+-- The states on_progress counts: where each item is now.
+local STATES = { "queued", "submitted", "succeed", "failed", "uncertain" }
+
+local function prefixed(err, i)
+  local field = ("items[%d].%s"):format(i, err.field or "?")
+  return errors.new("invalid_argument", ("items[%d].%s"):format(i, err.message), { field = field })
+end
+
+-- A key names a file in download_dir: it must be one plain file name.
+local function file_name_error(key)
+  if key:find("[/\\]") or key == "." or key == ".." then
+    return "cannot name a file in download_dir (no / or \\, not . or ..)"
+  end
+end
+
+-- Checks everything before any traffic; returns the jobs to run or nil, err.
+local function check(items, opts)
+  local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
+  if type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1 or concurrency > MAX_CONCURRENCY then
+    return nil, errors.invalid("concurrency", ("must be a whole number from 1 to %d"):format(MAX_CONCURRENCY))
+  end
+  if opts.download_dir ~= nil and (type(opts.download_dir) ~= "string" or opts.download_dir == ""
+      or opts.download_dir:find("%c")) then
+    return nil, errors.invalid("download_dir", "must be a directory name")
+  end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    return nil, errors.invalid("on_progress", "must be a function")
+  end
+  if opts.retry_failed ~= nil and type(opts.retry_failed) ~= "boolean" then
+    return nil, errors.invalid("retry_failed", "must be a boolean")
+  end
+  local list, seen, n = {}, {}, 0
+  for k in next, items do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+      return nil, errors.invalid("items", "must be a list of motion params; it has the key " .. tostring(k))
+    end
+    n = n + 1
+  end
+  for i = 1, n do
+    local item = rawget(items, i)
+    if type(item) ~= "table" then return nil, errors.invalid(("items[%d]"):format(i), "must be a table of motion params") end
+    local body, own = validate.motion(item, "batch")
+    if not body then return nil, prefixed(own, i) end
+    local key = own.key
+    local field = ("items[%d].key"):format(i)
+    if key == nil then return nil, errors.invalid(field, "is required: a batch names every job") end
+    if seen[key] then return nil, errors.invalid(field, ("repeats items[%d].key %q"):format(seen[key], key)) end
+    local bad = opts.download_dir and file_name_error(key)
+    if bad then return nil, errors.invalid(field, bad) end
+    seen[key] = i
+    list[i] = { key = key, body = body, own = own }
+  end
+  return list, concurrency
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Saves the video once: a file the journal says was saved there is kept.
+local function save(client, key, result, dir)
+  local path = dir .. "/" .. key .. ".mp4"
+  local entry = client.journal and client.journal:get(key)
+  if entry and entry.path == path and exists(path) then return path end
+  local saved, err = client:download(result, path)
+  if not saved then return nil, err end
+  if client.journal then client.journal:_set_path(key, path) end
+  return path
+end
+
+function Batch.run(client, items, opts)
+  local jobs, concurrency = check(items, opts)
+  if not jobs then return nil, concurrency end
+  local results, counts = {}, { total = #jobs }
+  for _, state in ipairs(STATES) do counts[state] = 0 end
+  counts.queued = #jobs
+  local progress = opts.on_progress
+  local function move(from, to)
+    counts[from], counts[to] = counts[from] - 1, counts[to] + 1
+    if progress then
+      local snapshot = {}
+      for k, v in pairs(counts) do snapshot[k] = v end
+      local ok, err = client._scheduler:pcall(progress, snapshot)
+      if not ok then -- a reporting hook must not stop the batch: it is switched off
+        progress = nil
+        results.progress_error = errors.new("hook", "on_progress raised an error: " .. tostring(err), { cause = err })
+      end
+    end
+  end
+
+  local function run_one(job)
+    local state = "queued"
+    local hooks = {
+      on_status = job.own.on_status,
+      on_submit = function(task_id)
+        move(state, "submitted")
+        state = "submitted"
+        if job.own.on_submit then return job.own.on_submit(task_id) end
+      end,
+    }
+    local result, err = client:_motion(job.body, hooks, { key = job.key, retry_failed = opts.retry_failed })
+    local path
+    if result and opts.download_dir then path, err = save(client, job.key, result, opts.download_dir) end
+    local final = (result and not err) and "succeed" or (err.kind == "uncertain" or err.maybe_submitted)
+      and "uncertain" or "failed"
+    move(state, final)
+    return { key = job.key, result = result, error = err, path = path }
+  end
+
+  local next_index = 0
+  local function worker()
+    while true do
+      next_index = next_index + 1
+      local i = next_index
+      if i > #jobs or client._closed then return end
+      results[i] = run_one(jobs[i])
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(concurrency, #jobs) do workers[w] = client:spawn(worker) end
+  -- a caller that is itself a job and gets cancelled takes its workers along
+  client._scheduler:on_exit(function()
+    for _, w in ipairs(workers) do w:cancel() end
+  end)
+  for _, w in ipairs(workers) do
+    local ok, err = w:wait()
+    if not ok and err and w:status() ~= "done" then results.error = results.error or err end
+  end
+  for i, job in ipairs(jobs) do
+    results[i] = results[i] or { key = job.key, error = errors.closed() }
+  end
+  return results
+end
+
+return Batch

@@ -1,0 +1,280 @@
+-- The job journal: a SQLite file (bound in C by kling.core) in which every
+-- submit has an entry that outlives the process. An entry goes
+--   queued -> sending -> submitted -> succeed | failed
+-- or ends "uncertain" when a submit may have been billed without a known
+-- task id. "sending" is written by C, from libcurl's pre-request hook, at the
+-- moment the request really leaves (see docs/design.md). What each state
+-- allows is decided in billing.lua; this module stores and reads.
+--
+-- Public: journal:get(key), journal:list{ state = }, journal:forget(key).
+-- The rest (prefixed _) is the client's.
+local core = require "kling.core"
+local compat = require "kling.compat"
+local errors = require "kling.errors"
+
+local Journal = {}
+Journal.__index = Journal
+Journal.__name = "kling.journal"
+
+local SCHEMA_VERSION = 1
+
+local SCHEMA = [[
+CREATE TABLE IF NOT EXISTS jobs (
+  key            TEXT PRIMARY KEY,
+  state          TEXT NOT NULL CHECK (state IN
+                   ('queued', 'sending', 'submitted', 'succeed', 'failed', 'uncertain')),
+  task_id        TEXT,
+  owner          TEXT,              -- the journal handle working on it (queued, sending)
+  request        TEXT,              -- the JSON body submitted
+  result         TEXT,              -- the final answer, JSON
+  error          TEXT,              -- { kind, message, code }, JSON
+  path           TEXT,              -- where the video was saved
+  callback_token TEXT,              -- the secret in the job's callback URL
+  delivered      INTEGER NOT NULL DEFAULT 0, -- a webhook reported it finished
+  created_at     REAL NOT NULL,
+  updated_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
+]]
+
+-- Run by C as the request leaves (?1 key, ?2 owner, ?3 now): only a queued
+-- entry of this handle's becomes sending; anything else aborts the request.
+local HANDOVER = [[UPDATE jobs SET state = 'sending', updated_at = ?3
+  WHERE key = ?1 AND owner = ?2 AND state = 'queued']]
+
+local PUBLIC_COLUMNS = "key, state, task_id, result, error, path, request, created_at, updated_at"
+
+local now = core.time -- wall-clock seconds: entries outlive the process
+
+local function journal_error(message)
+  return errors.new("journal", message)
+end
+
+-- Opens (or creates) the journal at path; returns it, or nil and an error.
+function Journal.open(path)
+  local db, err = core.journal(path)
+  if not db then return nil, journal_error(err) end
+  local self = setmetatable({ db = db, path = path }, Journal)
+  local version = db:query("PRAGMA user_version")
+  version = version and version[1] and version[1].user_version or 0
+  if version > SCHEMA_VERSION then
+    db:close()
+    return nil, journal_error(("%s was written by a newer kling (schema %d)"):format(path, version))
+  end
+  local ok, serr = db:exec(SCHEMA .. ("PRAGMA user_version = %d;"):format(SCHEMA_VERSION))
+  if ok then ok, serr = db:set_hook(HANDOVER) end
+  if not ok then
+    db:close()
+    return nil, journal_error(serr)
+  end
+  return self
+end
+
+function Journal:__tostring()
+  return ("kling.journal (%s)"):format(self.path)
+end
+
+function Journal:close()
+  self.db:close()
+end
+
+function Journal:owner()
+  return self.db:owner()
+end
+
+-- ---- reading ----
+
+local function decode(text)
+  if text == nil then return nil end
+  local value = core.decode(text)
+  return value
+end
+
+local function entry_of(row)
+  if row == nil then return nil end
+  return {
+    key = row.key, state = row.state, task_id = row.task_id, path = row.path,
+    result = decode(row.result), error = decode(row.error), request = decode(row.request),
+    created_at = row.created_at, updated_at = row.updated_at,
+  }
+end
+
+local function check(v, err)
+  if v == nil then error(journal_error(err), 0) end
+  return v
+end
+
+-- The entry for key, or nil when the journal does not know it.
+function Journal:get(key)
+  if type(key) ~= "string" then error("bad argument #1 to 'get' (string expected, got " .. type(key) .. ")", 2) end
+  local rows, err = self.db:query("SELECT " .. PUBLIC_COLUMNS .. " FROM jobs WHERE key = ?", key)
+  if not rows then return nil, journal_error(err) end
+  return entry_of(rows[1])
+end
+
+-- Every entry (or those in opts.state), oldest first.
+function Journal:list(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'list' (table or nil expected)", 2) end
+  local rows, err
+  if opts.state ~= nil then
+    rows, err = self.db:query("SELECT " .. PUBLIC_COLUMNS .. " FROM jobs WHERE state = ? ORDER BY created_at, key",
+      tostring(opts.state))
+  else
+    rows, err = self.db:query("SELECT " .. PUBLIC_COLUMNS .. " FROM jobs ORDER BY created_at, key")
+  end
+  if not rows then return nil, journal_error(err) end
+  local list = {}
+  for i, row in ipairs(rows) do list[i] = entry_of(row) end
+  return list
+end
+
+-- Forgets key, so that it may be submitted again; true if it was known. A
+-- key whose request is leaving right now from another open client is kept.
+function Journal:forget(key)
+  if type(key) ~= "string" then error("bad argument #1 to 'forget' (string expected, got " .. type(key) .. ")", 2) end
+  local rows, err = self.db:query("SELECT state, owner FROM jobs WHERE key = ?", key)
+  if not rows then return nil, journal_error(err) end
+  local row = rows[1]
+  if not row then return false end
+  if row.state == "sending" and row.owner and self.db:owner_alive(row.owner) then
+    return nil, errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
+      { field = "key", key = key })
+  end
+  local n
+  n, err = self.db:run("DELETE FROM jobs WHERE key = ?", key)
+  if not n then return nil, journal_error(err) end
+  return n > 0
+end
+
+-- ---- the client's side ----
+
+-- Runs fn inside one write transaction (BEGIN IMMEDIATE: the check and the
+-- write it decides cannot interleave with another process's).
+function Journal:_transaction(fn)
+  local ok, err = self.db:run("BEGIN IMMEDIATE")
+  if not ok then return nil, journal_error(err) end
+  local r = compat.pack(pcall(fn))
+  if r[1] then
+    ok, err = self.db:run("COMMIT")
+    if ok then return compat.unpack(r, 2, r.n) end
+  else
+    err = r[2]
+  end
+  self.db:run("ROLLBACK")
+  if errors.is(err) then return nil, err end
+  return nil, journal_error(tostring(err))
+end
+
+-- Reads key's row for the decision (all columns), or nil.
+function Journal:_row(key)
+  return check(self.db:query("SELECT * FROM jobs WHERE key = ?", key))[1]
+end
+
+-- Claims key for this handle: decide(row) -> action (see billing.on_claim)
+-- runs inside the transaction; when it says "submit", the entry becomes
+-- queued and ours, with request and callback_token (kept if it had one).
+-- Returns action, row (as read, or as written).
+function Journal:_claim(key, decide, request, callback_token)
+  return self:_transaction(function()
+    local row = self:_row(key)
+    local action = decide(row)
+    if action == "submit" then
+      local t = now()
+      local token = row and row.callback_token or callback_token
+      check(self.db:run([[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
+          VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?5)
+        ON CONFLICT (key) DO UPDATE SET state = 'queued', owner = ?2, request = ?3, callback_token = ?4,
+          task_id = NULL, result = NULL, error = NULL, updated_at = ?5]],
+        key, self.db:owner(), request, token, t))
+      row = self:_row(key)
+    elseif action == "uncertain" and row.state == "sending" then
+      -- its owner is gone: what it was sending may have been billed
+      check(self.db:run("UPDATE jobs SET state = 'uncertain', owner = NULL, updated_at = ? WHERE key = ?",
+        now(), key))
+      row.state = "uncertain"
+    end
+    return action, row
+  end)
+end
+
+function Journal:_owner_alive(owner)
+  return self.db:owner_alive(owner)
+end
+
+-- Written before anything else happens with the id (before on_submit). A
+-- key submitted without a name of its own is renamed to its task id.
+function Journal:_submitted(key, task_id, new_key)
+  local n, err = self.db:run([[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
+    error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key)
+  if not n then return nil, journal_error(err) end
+  return true
+end
+
+-- Back to queued for another attempt (the server provably did not take it).
+function Journal:_requeue(key)
+  self.db:run("UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? AND state = 'sending'",
+    now(), key, self.db:owner())
+end
+
+local function error_json(err)
+  return core.encode({ kind = err.kind, message = err.message, code = err.code, status = err.status,
+                       task_id = err.task_id })
+end
+
+-- The submit failed: state is "queued" (nothing billed; may be sent again)
+-- or "uncertain", with the error kept.
+function Journal:_failed_submit(key, state, err)
+  local n, jerr = self.db:run([[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
+    WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key)
+  if not n then return nil, journal_error(jerr) end
+  return true
+end
+
+-- A queued key this handle no longer works on (its job ended before sending,
+-- or the server refused it). A placeholder key (a job without a key of its
+-- own) that never got a task id is of no use to anyone: it is dropped.
+function Journal:_release(key, placeholder)
+  if placeholder then
+    self.db:run("DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
+  else
+    self.db:run("UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key, self.db:owner())
+  end
+end
+
+-- The task ended: its result (succeed) or its error (failed), by task id.
+function Journal:_finished(task_id, result, err)
+  local n, jerr
+  if result then
+    n, jerr = self.db:run([[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL, updated_at = ?
+      WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id)
+  else
+    n, jerr = self.db:run([[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
+      WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id)
+  end
+  if not n then return nil, journal_error(jerr) end
+  return true
+end
+
+function Journal:_set_path(key, path)
+  local n, err = self.db:run("UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
+  if not n then return nil, journal_error(err) end
+  return true
+end
+
+-- The row of a task id, or nil.
+function Journal:_by_task(task_id)
+  local rows, err = self.db:query("SELECT * FROM jobs WHERE task_id = ? LIMIT 1", task_id)
+  if not rows then return nil, journal_error(err) end
+  return rows[1]
+end
+
+-- true exactly once per task, across processes and restarts.
+function Journal:_first_delivery(task_id)
+  local n, err = self.db:run("UPDATE jobs SET delivered = 1 WHERE task_id = ? AND delivered = 0", task_id)
+  if not n then return nil, journal_error(err) end
+  return n > 0
+end
+
+return Journal

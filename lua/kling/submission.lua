@@ -1,0 +1,179 @@
+-- The submit path: a small state machine around the journal.
+--
+--   claim the key (billing.on_claim decides)  ->  result | failure | follow | uncertain
+--        | submit
+--   queued --(libcurl's pre-request hook, in C)--> sending --answer--> submitted
+--        ^                                            | provably not taken: retry
+--        +--------------------------------------------+
+--   sending --may have been taken--> uncertain; --refused--> queued (may be sent again)
+--
+-- "submitted" is durable before on_submit runs and before anything else
+-- happens with the id. Without a journal only the middle part runs.
+local core = require "kling.core"
+local billing = require "kling.billing"
+local errors = require "kling.errors"
+local webhooks = require "kling.webhooks"
+
+local submission = {}
+
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+-- ---- one request ----
+
+-- The task id (from the answer, or from an error body that names the job),
+-- or nil and an error. The request is shielded: once libcurl hands it over,
+-- a cancel or close lets it finish rather than lose the id of a billed job.
+local function send_once(client, body, journal_key)
+  local transport = client._transport
+  local result, err = transport:interpret(transport:post("/kling/motion", body,
+    { fresh_connect = true, shield = true, journal_key = journal_key }))
+  if not result then
+    if err.task_id then return err.task_id end
+    return nil, err
+  end
+  local task_id = transport:foreign(result.task_id)
+  if task_id then return task_id end
+  return nil, errors.new("bad_response", "the submit answer has no task_id; the job may "
+    .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
+end
+
+-- Sends body (retrying only what provably never reached the server) and
+-- records the outcome; returns the task id or nil and an error.
+local function send(client, body, hooks, key, journal_key)
+  local scheduler, journal = client._scheduler, client.journal
+  local task_id, err = client._transport:with_retries(function()
+    local id, e = send_once(client, body, journal_key)
+    if not id and journal_key and billing.provably_not_taken(e) then journal:_requeue(journal_key) end
+    return id, e
+  end, nil, billing.provably_not_taken)
+  if not task_id then
+    if not err.maybe_submitted and billing.may_have_been_taken(err) then
+      err.maybe_submitted = true
+      err.message = err.message .. "; the job may have been created, so it was not "
+        .. "submitted again (that would bill twice)"
+    end
+    err.key = key
+    if journal_key then journal:_failed_submit(journal_key, billing.after_failure(err), err) end
+    return nil, err
+  end
+  local recorded, jerr = true, nil
+  if journal_key then recorded, jerr = journal:_submitted(journal_key, task_id, key or task_id) end
+  client._submitted:add(task_id)
+  -- cancelled or closed while the submit was on the wire: the id goes with
+  -- the error, even if the hook below is cut short by a close
+  local stopped = scheduler:cancellation()
+  if stopped then stopped.task_id = task_id end
+  local ok, herr = client:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
+  stopped = scheduler:cancellation()
+  if stopped then
+    stopped.task_id = task_id
+    return nil, stopped
+  end
+  if not recorded then
+    jerr.task_id = jerr.task_id or task_id
+    jerr.message = jerr.message .. ("; task %s was submitted but is not in the journal"):format(task_id)
+    return nil, jerr
+  end
+  if not ok then return nil, herr end
+  return task_id
+end
+
+-- ---- the journal's side ----
+
+local function stored_error(row)
+  local e = row.error and core.decode(row.error) or {}
+  local kind = type(e) == "table" and errors.KINDS[e.kind] and e.kind or "task_failed"
+  return errors.new(kind, type(e) == "table" and e.message or "the task failed", {
+    key = row.key, task_id = row.task_id, code = type(e) == "table" and e.code or nil,
+  })
+end
+
+local function uncertain_error(row)
+  local why = row.error and stored_error(row).message or "its process stopped while the request was leaving"
+  return errors.new("uncertain", ("the submit of key %s may have been billed, but its task id is not known (%s). "
+    .. "Look for it in your AceData task list; if it is not there, call client.journal:forget(%q) and submit "
+    .. "again"):format(row.key, why, row.key), { key = row.key, maybe_submitted = true })
+end
+
+local function wait_error(key, row)
+  return errors.new("timeout", ("key %s is still %s by another client after waiting for it; run again "
+    .. "once that client is done"):format(key, row and row.state or "claimed"), { key = key })
+end
+
+-- Claims key, waiting while another client's submit of it is under way.
+-- Returns the action (see billing.on_claim) and the journal row.
+local function claim(client, key, request, token, retry_failed)
+  local journal = client.journal
+  local owner = journal:owner()
+  local function decide(row)
+    local ctx = { mine = row ~= nil and row.owner == owner, active = client._active[key] ~= nil,
+                  retry_failed = retry_failed }
+    if row and row.owner and not ctx.mine then ctx.owner_alive = journal:_owner_alive(row.owner) end
+    return billing.on_claim(row, ctx)
+  end
+  local delay, deadline = 0.05, core.now() + client.settings.wait_timeout
+  while true do
+    local action, row = journal:_claim(key, decide, request, token)
+    if action ~= "wait" then return action, row end
+    if core.now() + delay > deadline then return nil, wait_error(key, row) end
+    client._scheduler:sleep(delay)
+    if client._closed then return nil, errors.closed() end
+    delay = math.min(delay * 2, 1)
+  end
+end
+
+-- ---- the path ----
+
+-- Submits body at most once per key. Returns
+--   task_id, nil, how      how: "sent" (new), "follow" (submitted before), "done" (finished before)
+--   nil, err               (stored failure, uncertain, or the submit's own error)
+-- and, for "done", the stored result as a 4th value.
+-- opts: key, retry_failed; hooks: on_submit.
+function submission.submit(client, body, hooks, opts)
+  local journal, key = client.journal, opts.key
+  local token
+  if body.callback_url then
+    token = webhooks.new_token()
+  end
+  if not journal then
+    if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
+    local task_id, err = send(client, body, hooks, key, nil)
+    if task_id and token then client._callback_tokens:add(task_id, token) end
+    if not task_id then return nil, err end
+    return task_id, nil, "sent"
+  end
+
+  -- keyless jobs are journaled too, under a placeholder until the task id is known
+  local journal_key = key or ("~" .. core.random_token(8))
+  local action, row = claim(client, journal_key, core.encode(body), token, opts.retry_failed)
+  if not action then return nil, row end
+  if action == "result" then
+    local result = row.result and core.decode(row.result) or {}
+    return row.task_id, nil, "done", result
+  elseif action == "failure" then
+    return nil, stored_error(row)
+  elseif action == "follow" then
+    return row.task_id, nil, "follow"
+  elseif action == "uncertain" then
+    return nil, uncertain_error(row)
+  end
+  -- "submit": the entry is queued and ours
+  if row.callback_token then body.callback_url = webhooks.with_token(body.callback_url, row.callback_token) end
+  client._active[journal_key] = true
+  local function done() -- however this ends (a cancel included), the key is not held
+    if client._active[journal_key] then
+      client._active[journal_key] = nil
+      journal:_release(journal_key, key == nil)
+    end
+  end
+  client._scheduler:on_exit(done)
+  local task_id, err = send(client, body, hooks, key, journal_key)
+  done()
+  if not task_id then return nil, err end
+  if token then client._callback_tokens:add(task_id, row.callback_token) end
+  return task_id, nil, "sent"
+end
+
+return submission

@@ -1,0 +1,110 @@
+-- Webhooks: a callback POST is unauthenticated input (AceData signs nothing),
+-- so kling puts a secret of its own into each job's callback URL and checks
+-- it when the callback comes back; the body is only a hint to re-read the
+-- task from /kling/tasks. With a journal, which tasks are ours and which
+-- were already reported live in the journal, shared by every process.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local task = require "kling.task"
+
+local webhooks = {}
+
+-- The query parameter that carries the per-job secret (128 bits, hex).
+webhooks.TOKEN_PARAM = "kling_token"
+
+local TOKEN_BYTES = 16
+
+function webhooks.new_token()
+  return core.random_token(TOKEN_BYTES)
+end
+
+-- url with the token as a query parameter (before any #fragment).
+function webhooks.with_token(url, token)
+  local base, fragment = url:match("^([^#]*)(.*)$")
+  local sep = base:find("?", 1, true) and "&" or "?"
+  return base .. sep .. webhooks.TOKEN_PARAM .. "=" .. token .. fragment
+end
+
+-- The token in a URL (or in a path with its query), or nil.
+function webhooks.token_of(url)
+  local query = url:match("%?([^#]*)")
+  if not query then return nil end
+  for name, value in query:gmatch("([^&=]+)=([^&]*)") do
+    if name == webhooks.TOKEN_PARAM then return value end
+  end
+end
+
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
+end
+
+-- The task id a callback body names, or nil and an error.
+local function task_id_of(client, payload)
+  if type(payload) == "string" then
+    local decoded, derr = core.decode(payload)
+    if type(decoded) ~= "table" then
+      return nil, errors.new("bad_response", "the callback body is not a JSON object"
+        .. (derr and (": " .. derr) or ""))
+    end
+    payload = decoded
+  end
+  local body = task.unwrap(payload)
+  local task_id = str(body.task_id) or str(payload.task_id)
+  if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
+  return client._redact(task_id) -- foreign text like any answer
+end
+
+-- What this client knows of a task: its journal row (any process's), and the
+-- token its callback URL carries.
+local function lookup(client, task_id)
+  if client.journal then
+    local row, err = client.journal:_by_task(task_id)
+    if err then return nil, nil, err end
+    if row then return row, row.callback_token end
+  end
+  return nil, client._callback_tokens:get(task_id)
+end
+
+-- See Client:handle_callback.
+function webhooks.handle(client, payload, opts)
+  local task_id, err = task_id_of(client, payload)
+  if not task_id then return nil, err end
+  local row, expected, jerr = lookup(client, task_id)
+  if jerr then return nil, jerr end
+  if expected then
+    local got = type(opts.url) == "string" and webhooks.token_of(opts.url) or nil
+    if not got or not core.secret_equal(got, expected) then
+      return nil, errors.new("auth", ("the callback for task %s does not carry its %s (pass the URL it was "
+        .. "POSTed to as opts.url)"):format(task_id, webhooks.TOKEN_PARAM), { task_id = task_id })
+    end
+  end
+  local known = row ~= nil or client._submitted:has(task_id)
+  if not known and opts.accept then
+    local ok, accepted = client._scheduler:pcall(opts.accept, task_id)
+    if not ok then
+      return nil, errors.new("hook", ("accept raised an error: %s"):format(tostring(accepted)),
+        { task_id = task_id, cause = accepted })
+    end
+    known = accepted
+  end
+  if not known then
+    return nil, errors.new("not_found", "a callback for a task this client did not submit", { task_id = task_id })
+  end
+  local t
+  t, err = client:_retrieve(task_id)
+  if not t then return nil, err end
+  t.first_delivery = false
+  if t.done then
+    if row then
+      local first, ferr = client.journal:_first_delivery(task_id)
+      if first == nil then return nil, ferr end
+      t.first_delivery = first
+    else
+      t.first_delivery = not client._delivered:has(task_id)
+      client._delivered:add(task_id)
+    end
+  end
+  return t
+end
+
+return webhooks
