@@ -37,6 +37,7 @@ function Simulator:request(method, path, body)
 end
 
 function Simulator:stats() return (self:request("GET", "/_sim/stats")) end
+function Simulator:tasks() return (self:request("GET", "/_sim/tasks")) end
 function Simulator:requests() return (self:request("GET", "/_sim/requests")) end
 -- The callbacks posted to /_sim/inbox; with min, waits (up to 5 s) until
 -- that many have arrived.
@@ -74,6 +75,17 @@ Simulator.PARAMS = {
   character_orientation = "image",
   mode = "std",
 }
+
+-- A journal file of its own for a spec (removed with its WAL and owner files by cleanup).
+function Simulator.journal_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path .. ".db"
+end
+
+function Simulator.remove_journal(path)
+  os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path))
+end
 
 function Simulator.params(extra)
   local p = {}

@@ -15,6 +15,7 @@ local DEFAULTS = {
   generation_time = 2,   -- seconds from submit to a finished video
   wrap_data = false,     -- answer success bodies inside { data = ... }
   credits = false,       -- number of submits before 403 used_up; false: unlimited
+  submit_delay = 0,      -- each async submit answers up to this many seconds after its task exists
 }
 
 local ERROR_CODES = {
@@ -81,7 +82,8 @@ function Api:reset()
   self.faults, self.next_tasks = {}, {}
   self.counts = { requests = {}, submits = 0, retrieve = 0, retrieve_batch = 0,
                   tasks_created = 0, callbacks_sent = 0, callbacks_failed = 0,
-                  downloads = 0, downloads_with_token = 0, connections = 0 }
+                  downloads = 0, downloads_with_token = 0, connections = 0,
+                  submits_by_image = {}, submits_open = 0 }
   self.log, self.inbox = {}, {}
   self.used_credits = 0
 end
@@ -294,6 +296,8 @@ function Api:submit(body)
   self.used_credits = self.used_credits + 1
   local task = self:create_task(body)
   if body.async or body.callback_url then
+    -- the task exists (and is billed) before its answer leaves
+    if self.config.submit_delay > 0 then self.loop:sleep(math.random() * self.config.submit_delay) end
     return self:success({ task_id = task.id })
   end
   if task.outcome == "never" then self.loop:sleep(3600) end
@@ -341,6 +345,15 @@ end
 function Api:control(req, body)
   local p = req.path
   if p == "/_sim/stats" then return self:stats() end
+  if p == "/_sim/tasks" then -- every task created: { id, image_url, state }
+    local list = {}
+    for _, id in ipairs(self.task_order) do
+      local t = self.tasks[id]
+      list[#list + 1] = { id = id, image_url = t.request.image_url,
+                          state = self:is_finished(t) and "finished" or "processing" }
+    end
+    return json_response(200, setmetatable(list, cjson.array_mt))
+  end
   if p == "/_sim/reset" then self:reset(); return json_response(200, { ok = true }) end
   if p == "/_sim/requests" then
     return json_response(200, setmetatable(self.log, cjson.array_mt))
@@ -399,7 +412,20 @@ function Api:handle(req, conn)
     self.counts.connections = self.counts.connections + 1
   end
   self:remember(req)
-  if req.path == "/kling/motion" then self.counts.submits = self.counts.submits + 1 end
+  if req.path == "/kling/motion" then
+    -- per image_url, so a harness can tell submits of the same job apart
+    self.counts.submits = self.counts.submits + 1
+    local image = type(body) == "table" and type(body.image_url) == "string" and body.image_url or "?"
+    self.counts.submits_by_image[image] = (self.counts.submits_by_image[image] or 0) + 1
+    self.counts.submits_open = self.counts.submits_open + 1
+    local res = self:answer(req, body, ok)
+    self.counts.submits_open = self.counts.submits_open - 1
+    return res
+  end
+  return self:answer(req, body, ok)
+end
+
+function Api:answer(req, body, ok)
   local fault = self:take_fault(req, body)
   if fault and fault.pass then
     -- a slow answer that is otherwise normal: the request is handled after the delay
