@@ -1,6 +1,9 @@
 /* kling.core: the C half of kling. It owns libcurl and the JSON codec; the
  * Lua half (kling.client and friends) owns policy: retries, polling, jobs. */
+#include <errno.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -69,6 +72,21 @@ static void push_random(lua_State *L)
     lua_pushcclosure(L, core_random, 1);
 }
 
+/* mkdir(path) -> true | nil, message; an existing directory is fine. For a
+ * batch's download_dir (Lua has no portable way to make one). */
+static int core_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (mkdir(path, 0777) != 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create directory %s: %s", path, strerror(errno == EEXIST ? ENOTDIR : errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int core_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -122,6 +140,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -2, "now");
     lua_pushcfunction(L, core_time);
     lua_setfield(L, -2, "time");
+    lua_pushcfunction(L, core_mkdir);
+    lua_setfield(L, -2, "mkdir");
     push_random(L);
     lua_setfield(L, -2, "random");
     lua_pushstring(L, curl_version());

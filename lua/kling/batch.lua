@@ -3,6 +3,7 @@
 -- download_dir/<key>.mp4. With a journal, running the same batch again after
 -- a crash costs no request for a finished key, follows submitted ones and
 -- submits only what never left (see submission.lua).
+local core = require "kling.core"
 local errors = require "kling.errors"
 local validate = require "kling.validate"
 
@@ -51,7 +52,9 @@ local function check(items, opts)
   end
   for i = 1, n do
     local item = rawget(items, i)
-    if type(item) ~= "table" then return nil, errors.invalid(("items[%d]"):format(i), "must be a table of motion params") end
+    if type(item) ~= "table" then
+      return nil, errors.invalid(("items[%d]"):format(i), "must be a table of motion params")
+    end
     local body, own = validate.motion(item, "batch")
     if not body then return nil, prefixed(own, i) end
     local key = own.key
@@ -86,6 +89,10 @@ end
 function Batch.run(client, items, opts)
   local jobs, concurrency = check(items, opts)
   if not jobs then return nil, concurrency end
+  if opts.download_dir then
+    local ok, err = core.mkdir(opts.download_dir)
+    if not ok then return nil, errors.invalid("download_dir", err) end
+  end
   local results, counts = {}, { total = #jobs }
   for _, state in ipairs(STATES) do counts[state] = 0 end
   counts.queued = #jobs

@@ -16,10 +16,6 @@ local webhooks = require "kling.webhooks"
 
 local submission = {}
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-end
-
 -- ---- one request ----
 
 -- The task id (from the answer, or from an error body that names the job),
