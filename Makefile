@@ -58,7 +58,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench \
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench crash-test \
         example-nvim example-love install uninstall clean run-example-nvim run-example-love
 
 all: $(MODULE)
@@ -100,6 +100,15 @@ JOBS ?= 300
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
 	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS)" 3
+
+# The crash harness: RUNS batches of KEYS jobs killed with SIGKILL at random
+# moments, each run again to the end; checks no key is billed twice and no
+# billed task is unknown to the journal. A harness to run and report.
+RUNS ?= 200
+KEYS ?= 50
+crash-test: deps
+	@$(MAKE) --no-print-directory $(MODULE)
+	$(RUN_ENV) $(LUA) scripts/crash-harness.lua $(RUNS) $(KEYS)
 
 # The simulator in the foreground, for developing offline (Ctrl-C to stop).
 simulator: deps

@@ -1,11 +1,12 @@
 -- Runs one batch of N keyed jobs against a base URL on a journal, and prints
 -- how it ended. The two-process spec and the crash harness run it as a child:
 --   lua scripts/batch-worker.lua --journal FILE --base-url URL --keys N [--concurrency C]
+--                                [--max-connections M]
 -- Key i is clip-NNN with image https://cdn.example.test/person-i.jpg, so the
 -- simulator's per-image counts tell the submits of each key apart.
 local kling = require "kling"
 
-local opts = { keys = 50, concurrency = 4, token = "sim-token" }
+local opts = { keys = 50, concurrency = 4, max_connections = 32, token = "sim-token" }
 local i = 1
 while arg[i] do
   local name, value = arg[i]:match("^%-%-([%w-]+)$"), arg[i + 1]
@@ -20,6 +21,7 @@ end
 local client = assert(kling.new({
   token = opts.token, base_url = opts.base_url, journal = opts.journal,
   poll_interval = 0.05, max_poll_interval = 0.2, retry_delay = 0.01, max_retry_delay = 0.05,
+  max_connections = opts.max_connections,
 }))
 local items = {}
 for k = 1, opts.keys do
