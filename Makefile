@@ -58,7 +58,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench crash-test \
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench crash-test example-batch \
         example-nvim example-love install uninstall clean run-example-nvim run-example-love
 
 all: $(MODULE)
@@ -95,11 +95,20 @@ demo: deps
 	@$(WITH_SIMULATOR) \
 	  "$(LUA) examples/motion.lua https://cdn.example.test/person.jpg https://cdn.example.test/dance.mp4 build/demo/motion.mp4"
 
-# Benchmarks are programs, not tests: JOBS jobs on one client, simulator generation 3 s.
-JOBS ?= 300
+# Benchmarks are programs, not tests: JOBS jobs on one client without and with a journal,
+# simulator generation 3 s.
+JOBS ?= 1000
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
 	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS)" 3
+
+# examples/batch.lua on the simulator, twice on one journal: the second run
+# sends nothing (the simulator's counts show it).
+example-batch: deps
+	@$(MAKE) --no-print-directory $(MODULE)
+	@rm -rf build/example-batch && mkdir -p build/example-batch
+	@$(WITH_SIMULATOR) "$(LUA) examples/batch.lua examples/clips.txt build/example-batch/out build/example-batch/clips.db \
+	  && $(LUA) examples/batch.lua examples/clips.txt build/example-batch/out build/example-batch/clips.db" 1
 
 # The crash harness: RUNS batches of KEYS jobs killed with SIGKILL at random
 # moments, each run again to the end; checks no key is billed twice and no
