@@ -212,6 +212,16 @@ function Journal:_submitted(key, task_id, new_key)
   return true
 end
 
+-- What the pre-request hook does in C, for a libcurl without the hook.
+function Journal:_mark_sending(key)
+  local n, err = self.db:run(HANDOVER, key, self.db:owner(), now())
+  if n ~= 1 then
+    return nil, errors.new("journal", "the journal could not record that the submit was leaving, so it was not sent"
+      .. (err and (": " .. err) or ""), { reason = "journal", sent = false })
+  end
+  return true
+end
+
 -- Back to queued for another attempt (the server provably did not take it).
 function Journal:_requeue(key)
   self.db:run("UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? AND state = 'sending'",

@@ -23,6 +23,13 @@ local submission = {}
 -- a cancel or close lets it finish rather than lose the id of a billed job.
 local function send_once(client, body, journal_key)
   local transport = client._transport
+  if journal_key and not core.has_prereq then
+    -- libcurl before 7.80 has no pre-request hook: "sending" is written as the
+    -- request is added (safe; a request still queued in libcurl then counts as sent)
+    local marked, err = client.journal:_mark_sending(journal_key)
+    if not marked then return nil, err end
+    journal_key = nil
+  end
   local result, err = transport:interpret(transport:post("/kling/motion", body,
     { fresh_connect = true, shield = true, journal_key = journal_key }))
   if not result then
