@@ -10,8 +10,8 @@ for line in io.lines(arg[1]) do
   if key then items[#items + 1] = { key = key, image_url = image, video_url = video,
                                     character_orientation = "image", mode = "std" } end
 end
-local results = assert(client:batch(items, { concurrency = 4, download_dir = arg[2] or "out",
-  on_progress = function(c) io.stderr:write(("\r%d of %d done, %d failed "):format(c.succeed, c.total, c.failed)) end }))
+local function progress(c) io.stderr:write(("\r%d of %d done, %d failed "):format(c.succeed, c.total, c.failed)) end
+local results = assert(client:batch(items, { concurrency = 4, download_dir = arg[2] or "out", on_progress = progress }))
 io.stderr:write("\n")
 for _, r in ipairs(results) do print(r.key, r.path or tostring(r.error)) end
 client:close()

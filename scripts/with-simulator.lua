@@ -17,7 +17,7 @@ if not url then
 end
 io.write("simulator: ", url, "\n")
 io.flush()
-local ok, how, code = os.execute(("ACEDATACLOUD_API_BASE_URL='%s' ACEDATACLOUD_API_TOKEN='%s' %s")
+local ok, how, code = os.execute(("export ACEDATACLOUD_API_BASE_URL='%s' ACEDATACLOUD_API_TOKEN='%s'; %s")
   :format(url, token, cmd))
 
 http.TIMEOUT = 5
