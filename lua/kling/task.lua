@@ -1,7 +1,8 @@
 -- Reads AceData task records: when a task is over, and how it ended.
--- The rules answer bugs AceData's own clients shipped (NOTES.md): an error
--- object without finished_at is a failure, success=false beside a video URL is
--- a failure, the success word is "succeed", and a failed task is never polled on.
+-- The rules answer bugs AceData's own clients shipped (docs/api.md, "When a
+-- task is over"): an error object without finished_at is a failure,
+-- success=false beside a video URL is a failure, the success word is
+-- "succeed", and a failed task is never polled on.
 local core = require "kling.core"
 local errors = require "kling.errors"
 

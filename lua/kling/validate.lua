@@ -1,5 +1,5 @@
 -- Checks a motion request before any traffic, naming the field at fault.
--- Limits and enums follow kling-motion.openapi.json.
+-- Fields, limits and enums: docs/api.md, "Submitting".
 local errors = require "kling.errors"
 
 local validate = {}

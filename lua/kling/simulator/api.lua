@@ -1,7 +1,7 @@
 -- The behaviour of AceData's Kling Motion API as the simulator plays it:
 -- /kling/motion (sync, async, callbacks), /kling/tasks (retrieve, batch), the
 -- bearer-token check with the API's own error bodies, request validation from
--- kling-motion.openapi.json, and the /_sim/ control endpoints that let a test
+-- docs/api.md, and the /_sim/ control endpoints that let a test
 -- inject faults, shape task outcomes and read request counts.
 local cjson = require "cjson"
 local http = require "kling.simulator.http"
@@ -31,7 +31,7 @@ local ERROR_CODES = {
   [504] = { "timeout", "Gateway timeout." },
 }
 
--- The ways a task can end, as AceData has been seen to report them (NOTES.md).
+-- The ways a task can end, as AceData has been seen to report them (docs/api.md, "When a task is over").
 local OUTCOMES = {
   succeed = true,
   failed_state = true,       -- success=false, state=failed, error object
@@ -185,7 +185,7 @@ function Api:schedule_callback(task)
   end)
 end
 
--- ---- validation (kling-motion.openapi.json) ----
+-- ---- validation (docs/api.md, "Submitting") ----
 
 local function is_http_url(s)
   return type(s) == "string" and s:match("^https?://[^%s/]+") ~= nil
