@@ -33,7 +33,7 @@ build = {
   type = "builtin",
   modules = {
     ["kling.core"] = {
-      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/multi.c",
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/media.c", "src/multi.c",
                   "src/redact.c", "src/secret.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "sqlite3" },
@@ -61,6 +61,7 @@ build = {
     ["kling.simulator.api"] = "lua/kling/simulator/api.lua",
     ["kling.simulator.http"] = "lua/kling/simulator/http.lua",
     ["kling.simulator.loop"] = "lua/kling/simulator/loop.lua",
+    ["kling.simulator.media"] = "lua/kling/simulator/media.lua",
     ["kling.simulator.sample_video"] = "lua/kling/simulator/sample_video.lua",
   },
   install = {

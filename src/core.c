@@ -14,6 +14,7 @@
 #include "compat.h"
 #include "journal.h"
 #include "json.h"
+#include "media.h"
 #include "multi.h"
 #include "secret.h"
 
@@ -133,6 +134,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     kl_journal_open(L);
     lua_setfield(L, -2, "journal");
     kl_secret_open(L);
+    kl_media_open(L);
+    lua_setfield(L, -2, "probe");
     /* whether libcurl can mark a submit as it really leaves (7.80+) */
     lua_pushboolean(L, LIBCURL_VERSION_NUM >= 0x075000);
     lua_setfield(L, -2, "has_prereq");
