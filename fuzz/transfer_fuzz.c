@@ -13,6 +13,10 @@
 #include <lualib.h>
 
 #define SECRET "fuzz-3f1c9b7a5e2d-secret-token"
+#define PLATFORM_SECRET "fuzz-platform-77aa01-token"
+
+static const char *const headers[3] = {NULL, "Authorization: Bearer " SECRET,
+                                       "Authorization: Bearer " PLATFORM_SECRET};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,9 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.max_body = (data[0] & 4) ? 64 : 4096;
     req.auth = 1;
     kl_buffer_init(&log.text, 4096);
-    log.secret = SECRET;
-    log.secret_len = sizeof SECRET - 1;
-    t = kl_transfer_new(&req, 1, "Authorization: Bearer " SECRET, &log, NULL, err, sizeof err);
+    memset(&log.secrets, 0, sizeof log.secrets);
+    log.secrets.data[0] = SECRET;
+    log.secrets.len[0] = sizeof SECRET - 1;
+    log.secrets.data[1] = PLATFORM_SECRET;
+    log.secrets.len[1] = sizeof PLATFORM_SECRET - 1;
+    t = kl_transfer_new(&req, 1, headers, &log, NULL, err, sizeof err);
     if (t == NULL) {
         kl_buffer_free(&log.text);
         return 0;
@@ -94,8 +101,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     kl_transfer_finish(t, result);
 
-    if (kl_find(log.text.data ? log.text.data : "", log.text.len, SECRET, sizeof SECRET - 1) != log.text.len)
-        __builtin_trap(); /* the token reached verbose output */
+    if (kl_find(log.text.data ? log.text.data : "", log.text.len, SECRET, sizeof SECRET - 1) != log.text.len
+        || kl_find(log.text.data ? log.text.data : "", log.text.len, PLATFORM_SECRET, sizeof PLATFORM_SECRET - 1)
+               != log.text.len)
+        __builtin_trap(); /* a token reached verbose output */
 
     top = lua_gettop(L);
     lua_pushcfunction(L, push_result);

@@ -108,16 +108,19 @@ describe("batch", function()
 
   it("inside a job it yields, so the caller's frame is never stalled", function()
     local job = client:spawn(function() return client:batch(items(4), { concurrency = 2 }) end)
-    local slowest = 0
+    local slowest, frames = 0, 0
     while job:status() == "running" do
       local t = core.now()
       client:step(0)
       slowest = math.max(slowest, core.now() - t)
+      frames = frames + 1
       client:step(0.01)
     end
     local results = assert(job:result())
     assert.equal(4, #results)
-    assert.is_true(slowest < 0.05, "step(0) took " .. slowest)
+    assert.is_true(frames > 10, "the batch ran in " .. frames .. " frames")
+    -- journal commits are fsynced inside steps; a loaded disk can slow one
+    assert.is_true(slowest < 0.25, "step(0) took " .. slowest)
   end)
 
   it("works without a journal too (no memory across runs)", function()

@@ -28,8 +28,9 @@ typedef struct kl_multi {
     kl_transfer *done;     /* finished, not yet returned by perform() */
     int active_count;
     lua_Integer next_id;
-    char *auth_header;     /* "Authorization: Bearer <token>": kling's only copy */
-    kl_log log;            /* verbose output; its secret points into auth_header */
+    /* "Authorization: Bearer <token>" by KL_AUTH_* (API, platform): kling's only copies */
+    char *auth_headers[3];
+    kl_log log;            /* verbose output; its secrets point into auth_headers */
     kl_journal *journal;   /* marks submits "sending" as they leave (may be NULL) */
     int journal_ref;       /* keeps the journal's userdata alive while we use it */
 } kl_multi;
@@ -59,17 +60,23 @@ static void link_transfer(kl_transfer **list, kl_transfer *t)
 /* Overwrites kling's copy before freeing it. libcurl keeps copies of its own
  * (the header list it was given is ours, but the request it built from it is
  * in buffers it frees without clearing): see docs/design.md. */
-static void forget_token(kl_multi *m)
+static void forget_token(kl_multi *m, int which)
 {
-    m->log.secret = NULL;
-    m->log.secret_len = 0;
-    if (m->auth_header != NULL) {
-        volatile char *p = m->auth_header;
+    m->log.secrets.data[which - 1] = NULL;
+    m->log.secrets.len[which - 1] = 0;
+    if (m->auth_headers[which] != NULL) {
+        volatile char *p = m->auth_headers[which];
         while (*p)
             *p++ = 0;
-        free(m->auth_header);
-        m->auth_header = NULL;
+        free(m->auth_headers[which]);
+        m->auth_headers[which] = NULL;
     }
+}
+
+static void forget_tokens(kl_multi *m)
+{
+    forget_token(m, KL_AUTH_API);
+    forget_token(m, KL_AUTH_PLATFORM);
 }
 
 static kl_multi *check_multi(lua_State *L)
@@ -112,24 +119,30 @@ static int multi_new(lua_State *L)
     return 1;
 }
 
-/* set_token(token|nil): kept in C so that Lua-side dumps of a client never show it */
+/* set_token(token|nil [, "platform"]): kept in C so that Lua-side dumps of a
+ * client never show it; the platform (upload) token is a second credential. */
 static int multi_set_token(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     size_t len;
     const char *token = luaL_optlstring(L, 2, NULL, &len);
-    forget_token(m);
+    const char *which = luaL_optstring(L, 3, "api");
+    int slot = strcmp(which, "platform") == 0 ? KL_AUTH_PLATFORM : KL_AUTH_API;
+    char *header;
+    luaL_argcheck(L, slot == KL_AUTH_PLATFORM || strcmp(which, "api") == 0, 3, "\"api\" or \"platform\"");
+    forget_token(m, slot);
     if (token == NULL)
         return 0;
     if (len == 0 || strlen(token) != len || strpbrk(token, "\r\n") != NULL)
         return luaL_argerror(L, 2, "token must be one non-empty line of text");
-    m->auth_header = malloc(sizeof AUTH_PREFIX + len);
-    if (m->auth_header == NULL)
+    header = malloc(sizeof AUTH_PREFIX + len);
+    if (header == NULL)
         return luaL_error(L, "out of memory");
-    memcpy(m->auth_header, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
-    memcpy(m->auth_header + sizeof AUTH_PREFIX - 1, token, len + 1);
-    m->log.secret = m->auth_header + sizeof AUTH_PREFIX - 1;
-    m->log.secret_len = len;
+    memcpy(header, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
+    memcpy(header + sizeof AUTH_PREFIX - 1, token, len + 1);
+    m->auth_headers[slot] = header;
+    m->log.secrets.data[slot - 1] = header + sizeof AUTH_PREFIX - 1;
+    m->log.secrets.len[slot - 1] = len;
     return 0;
 }
 
@@ -139,19 +152,19 @@ static int multi_set_token(lua_State *L)
 static int multi_redact(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
-    size_t len, at;
+    size_t len, at, n;
     const char *text = luaL_checklstring(L, 2, &len);
     luaL_Buffer b;
-    if (m->log.secret == NULL || kl_find(text, len, m->log.secret, m->log.secret_len) == len) {
+    if (kl_find_secret(text, len, &m->log.secrets, &n) == len) {
         lua_settop(L, 2);
         return 1;
     }
     luaL_buffinit(L, &b);
-    while ((at = kl_find(text, len, m->log.secret, m->log.secret_len)) < len) {
+    while ((at = kl_find_secret(text, len, &m->log.secrets, &n)) < len) {
         luaL_addlstring(&b, text, at);
         luaL_addlstring(&b, KL_REDACTED, sizeof KL_REDACTED - 1);
-        text += at + m->log.secret_len;
-        len -= at + m->log.secret_len;
+        text += at + n;
+        len -= at + n;
     }
     luaL_addlstring(&b, text, len);
     luaL_pushresult(&b);
@@ -190,7 +203,8 @@ static int multi_add(lua_State *L)
     char err[256];
     CURLMcode mc;
     kl_request_read(L, 2, ENCODE_IDX, &req);
-    t = kl_transfer_new(&req, m->next_id + 1, m->auth_header, &m->log, m->journal, err, sizeof err);
+    t = kl_transfer_new(&req, m->next_id + 1, (const char *const *)m->auth_headers, &m->log, m->journal,
+                        err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -328,6 +342,21 @@ static int multi_handed_over(lua_State *L)
     return 1;
 }
 
+/* progress(id) -> sent, to_send, received, to_receive (bytes; 0 when unknown),
+ * or nothing when the transfer is not in flight. For uploads and downloads. */
+static int multi_progress(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
+    if (t == NULL)
+        return 0;
+    lua_pushnumber(L, (lua_Number)t->up_now);
+    lua_pushnumber(L, (lua_Number)t->up_total);
+    lua_pushnumber(L, (lua_Number)t->down_now);
+    lua_pushnumber(L, (lua_Number)t->down_total);
+    return 4;
+}
+
 static int multi_count(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -359,7 +388,7 @@ static int multi_close(lua_State *L)
     m->active_count = 0;
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
-    forget_token(m);
+    forget_tokens(m);
     kl_buffer_free(&m->log.text);
     drop_journal(L, m);
     return 0;
@@ -384,6 +413,7 @@ static const luaL_Reg methods[] = {
     {"cancel", multi_cancel},
     {"count", multi_count},
     {"handed_over", multi_handed_over},
+    {"progress", multi_progress},
     {"close", multi_close},
     {NULL, NULL}
 };

@@ -19,18 +19,36 @@ size_t kl_find(const char *hay, size_t n, const char *needle, size_t m)
     return n;
 }
 
-int kl_redact_append(kl_buffer *out, const char *text, size_t len, const char *secret, size_t secret_len)
+size_t kl_find_secret(const char *text, size_t len, const kl_secrets *s, size_t *match_len)
+{
+    size_t best = len;
+    int i;
+    *match_len = 0;
+    for (i = 0; s != NULL && i < KL_MAX_SECRETS; i++) {
+        size_t at;
+        if (s->data[i] == NULL || s->len[i] == 0)
+            continue;
+        at = kl_find(text, len, s->data[i], s->len[i]);
+        if (at < best || (at == best && best < len && s->len[i] > *match_len)) {
+            best = at;
+            *match_len = s->len[i];
+        }
+    }
+    return best;
+}
+
+int kl_redact_append(kl_buffer *out, const char *text, size_t len, const kl_secrets *s)
 {
     while (len > 0) {
-        size_t at = kl_find(text, len, secret, secret != NULL ? secret_len : 0);
+        size_t n, at = kl_find_secret(text, len, s, &n);
         int rc = kl_buffer_append(out, text, at);
         if (rc != KL_BUFFER_OK || at == len)
             return rc;
         rc = kl_buffer_append(out, KL_REDACTED, sizeof KL_REDACTED - 1);
         if (rc != KL_BUFFER_OK)
             return rc;
-        text += at + secret_len;
-        len -= at + secret_len;
+        text += at + n;
+        len -= at + n;
     }
     return KL_BUFFER_OK;
 }

@@ -123,6 +123,38 @@ static void read_headers(lua_State *L, int idx, kl_request *req)
     lua_pop(L, 1);
 }
 
+/* auth = true (the API token) or "platform" (the upload token) */
+static int read_auth(lua_State *L, int idx)
+{
+    int auth = KL_AUTH_NONE;
+    lua_getfield(L, idx, "auth");
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "platform") == 0)
+        auth = KL_AUTH_PLATFORM;
+    else if (lua_toboolean(L, -1))
+        auth = KL_AUTH_API;
+    lua_pop(L, 1);
+    return auth;
+}
+
+/* A multipart upload: form = { file = path | data = bytes, name = file name } */
+static void read_form(lua_State *L, int idx, kl_request *req)
+{
+    int form;
+    lua_getfield(L, idx, "form");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    form = lua_gettop(L);
+    req->form_file = field_string(L, form, "file", NULL);
+    req->form_data = field_string(L, form, "data", &req->form_data_len);
+    req->form_name = field_line(L, form, "name");
+    if ((req->form_file == NULL) == (req->form_data == NULL))
+        luaL_error(L, "request field 'form' needs exactly one of 'file' and 'data'");
+    lua_pop(L, 1); /* the request table keeps the strings alive */
+}
+
 void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -146,11 +178,12 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->proxy = field_line(L, idx, "proxy");
     req->output = field_string(L, idx, "output", NULL);
     req->journal_key = field_string(L, idx, "journal_key", NULL);
+    read_form(L, idx, req);
     read_headers(L, idx, req);
     req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
     req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
     req->max_body = field_size(L, idx, "max_body");
-    req->auth = field_bool(L, idx, "auth");
+    req->auth = read_auth(L, idx);
     req->fresh_connect = field_bool(L, idx, "fresh_connect");
     req->follow = field_bool(L, idx, "follow");
     req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
@@ -212,10 +245,10 @@ static void log_line(kl_log *log, const char *prefix, const char *line, size_t l
     size_t cut = kl_authorization_value(line, len);
     kl_buffer_append(&log->text, prefix, 2);
     if (cut > 0) {
-        kl_redact_append(&log->text, line, cut, log->secret, log->secret_len);
+        kl_redact_append(&log->text, line, cut, &log->secrets);
         kl_buffer_append(&log->text, " " KL_REDACTED, sizeof KL_REDACTED);
     } else {
-        kl_redact_append(&log->text, line, len, log->secret, log->secret_len);
+        kl_redact_append(&log->text, line, len, &log->secrets);
     }
     kl_buffer_append(&log->text, "\n", 1);
 }
@@ -269,7 +302,45 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, in
 }
 #endif
 
+/* Counts bytes for a caller's progress display (uploads and downloads). */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    kl_transfer *t = userp;
+    t->down_total = dltotal;
+    t->down_now = dlnow;
+    t->up_total = ultotal;
+    t->up_now = ulnow;
+    return 0;
+}
+
 /* ---- building the easy handle (plain C) ---- */
+
+/* One part named "file" (the platform API's name for it, docs/api.md),
+ * streamed from the file by libcurl, or sent from memory. */
+static int build_form(kl_transfer *t, const kl_request *req, char *err, size_t errlen)
+{
+    curl_mimepart *part;
+    CURLcode rc;
+    t->mime = curl_mime_init(t->easy);
+    part = t->mime ? curl_mime_addpart(t->mime) : NULL;
+    if (part == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    rc = curl_mime_name(part, "file");
+    if (rc == CURLE_OK && req->form_file != NULL)
+        rc = curl_mime_filedata(part, req->form_file);
+    else if (rc == CURLE_OK)
+        rc = curl_mime_data(part, req->form_data, req->form_data_len);
+    if (rc == CURLE_OK && req->form_name != NULL)
+        rc = curl_mime_filename(part, req->form_name);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "cannot read %s: %s", req->form_file ? req->form_file : "the upload",
+                 curl_easy_strerror(rc));
+        return 0;
+    }
+    return 1;
+}
 
 static int add_header(kl_transfer *t, const char *h)
 {
@@ -280,7 +351,7 @@ static int add_header(kl_transfer *t, const char *h)
     return 1;
 }
 
-static int build_headers(kl_transfer *t, const kl_request *req, const char *auth_header)
+static int build_headers(kl_transfer *t, const kl_request *req, const char *const *auth_headers)
 {
     int i;
     /* no "Expect: 100-continue" round trip for our small JSON bodies */
@@ -289,7 +360,7 @@ static int build_headers(kl_transfer *t, const kl_request *req, const char *auth
     for (i = 0; i < req->header_count; i++)
         if (!add_header(t, req->headers[i]))
             return 0;
-    if (req->auth && auth_header != NULL && !add_header(t, auth_header))
+    if (req->auth != KL_AUTH_NONE && auth_headers[req->auth] != NULL && !add_header(t, auth_headers[req->auth]))
         return 0;
     return 1;
 }
@@ -340,6 +411,13 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
     }
+    if (t->mime != NULL)
+        curl_easy_setopt(e, CURLOPT_MIMEPOST, t->mime);
+    if (t->mime != NULL || t->to_file) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)t);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     if (req->follow) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
@@ -371,7 +449,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     }
 }
 
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
                              kl_log *log, kl_journal *journal, char *err, size_t errlen)
 {
     kl_transfer *t = calloc(1, sizeof *t);
@@ -403,7 +481,7 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
         strcpy(t->journal_key, req->journal_key);
     }
     t->easy = curl_easy_init();
-    if (t->easy == NULL || !build_headers(t, req, auth_header)) {
+    if (t->easy == NULL || !build_headers(t, req, auth_headers)) {
         snprintf(err, errlen, "out of memory");
         kl_transfer_free(t);
         return NULL;
@@ -416,6 +494,10 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
             kl_transfer_free(t);
             return NULL;
         }
+    }
+    if ((req->form_file != NULL || req->form_data != NULL) && !build_form(t, req, err, errlen)) {
+        kl_transfer_free(t);
+        return NULL;
     }
     configure(t, req, log);
     return t;
@@ -555,6 +637,7 @@ void kl_transfer_free(kl_transfer *t)
         fclose(t->out);
     if (t->easy != NULL)
         curl_easy_cleanup(t->easy);
+    curl_mime_free(t->mime); /* after the handle that used it */
     curl_slist_free_all(t->headers);
     free(t->journal_key);
     kl_buffer_free(&t->body);

@@ -10,16 +10,19 @@
 
 #include "buffer.h"
 #include "journal.h"
+#include "redact.h"
 
 #define KL_MAX_EXTRA_HEADERS 16
 
-/* Where verbose output goes: its owner's buffer, and the token that must
- * never reach it (NULL when there is none). */
+/* Where verbose output goes: its owner's buffer, and the tokens that must
+ * never reach it. */
 typedef struct kl_log {
     kl_buffer text;
-    const char *secret;
-    size_t secret_len;
+    kl_secrets secrets;
 } kl_log;
+
+/* Which of its owner's Authorization headers a request carries. */
+enum { KL_AUTH_NONE = 0, KL_AUTH_API = 1, KL_AUTH_PLATFORM = 2 };
 
 typedef struct kl_request {
     const char *url;
@@ -27,11 +30,15 @@ typedef struct kl_request {
     size_t body_len;
     const char *user_agent, *cainfo, *capath, *proxy, *output;
     const char *journal_key; /* a submit: the journal entry to mark "sending" as it leaves */
+    const char *form_file;   /* a multipart upload streamed from this file ... */
+    const char *form_data;   /* ... or of these bytes */
+    size_t form_data_len;
+    const char *form_name;   /* the part's file name */
     const char *headers[KL_MAX_EXTRA_HEADERS];
     int header_count;
     long timeout_ms, connect_timeout_ms;
     size_t max_body;  /* 0: unlimited */
-    int auth;         /* attach the owner's Authorization header */
+    int auth;         /* KL_AUTH_*: which of the owner's Authorization headers to attach */
     int fresh_connect;
     int follow;       /* follow redirects (downloads only) */
     int allow_downgrade; /* let a redirect lead from https to plain http */
@@ -48,6 +55,8 @@ typedef struct kl_transfer {
     kl_buffer body;
     kl_buffer head;
     FILE *out;
+    curl_mime *mime;
+    curl_off_t up_now, up_total, down_now, down_total; /* progress, for a caller's display */
     int to_file;
     curl_off_t written;
     int decode;
@@ -66,10 +75,11 @@ typedef struct kl_transfer {
  * encode_idx and their text left on the stack for as long as req is used. */
 void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
 
-/* Builds a transfer, or returns NULL with a message in err. auth_header may be
- * NULL; log receives redacted verbose output; journal (may be NULL) is marked
- * through req->journal_key just before the request leaves. */
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *auth_header,
+/* Builds a transfer, or returns NULL with a message in err. auth_headers are
+ * the owner's (indexed by KL_AUTH_*, entries may be NULL); log receives
+ * redacted verbose output; journal (may be NULL) is marked through
+ * req->journal_key just before the request leaves. */
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
                              kl_log *log, kl_journal *journal, char *err, size_t errlen);
 
 /* Called once libcurl reports the transfer finished. */
