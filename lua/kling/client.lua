@@ -13,6 +13,7 @@ local Scheduler = require "kling.scheduler"
 local submission = require "kling.submission"
 local task = require "kling.task"
 local Transport = require "kling.transport"
+local uploads = require "kling.uploads"
 local validate = require "kling.validate"
 local webhooks = require "kling.webhooks"
 
@@ -45,7 +46,7 @@ local function hook_error(name, err, task_id)
 end
 
 function Client.new(options)
-  local settings, token = config.build(options)
+  local settings, token, platform_token = config.build(options)
   if not settings then return nil, token end
   local journal, jerr
   if settings.journal then
@@ -59,6 +60,8 @@ function Client.new(options)
   end
   -- the token lives in C from here on; the Lua side keeps no reference to it
   multi:set_token(token)
+  if platform_token then multi:set_token(platform_token, "platform") end
+  settings.has_platform_token = platform_token ~= nil
   if journal then multi:set_journal(journal.db) end
   local self = setmetatable({
     settings = settings,
@@ -290,6 +293,14 @@ function Client:handle_callback(payload, opts)
     arg_error(1, "handle_callback", "string or table", payload)
   end
   return webhooks.handle(self, payload, opts or {})
+end
+
+-- Uploads a local file (a path), or bytes with opts.filename, through the
+-- platform API; returns its public URL. opts.on_progress(sent, total).
+function Client:upload(source, opts)
+  if type(source) ~= "string" or source == "" then arg_error(1, "upload", "file path or bytes", source) end
+  if opts ~= nil and type(opts) ~= "table" then arg_error(2, "upload", "table or nil", opts) end
+  return uploads.upload(self, source, opts or {})
 end
 
 -- Runs many motion jobs, at most opts.concurrency at once; see batch.lua.

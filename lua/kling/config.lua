@@ -4,6 +4,7 @@ local errors = require "kling.errors"
 local config = {}
 
 config.DEFAULT_BASE_URL = "https://api.acedata.cloud"
+config.DEFAULT_PLATFORM_URL = "https://platform.acedata.cloud" -- uploads (docs/api.md)
 
 local DEFAULTS = {
   timeout = 30,            -- seconds per HTTP request
@@ -17,6 +18,8 @@ local DEFAULTS = {
   poll_batch_window = 0.1, -- polls due this close together share one request
   wait_timeout = 600,
   download_timeout = 600,  -- seconds for a whole video download
+  upload_timeout = 600,    -- seconds for a whole upload
+  max_upload_bytes = 100 * 1024 * 1024, -- the platform's default limit per file
   max_connections = 32,    -- per host, shared by every job of the client
   max_response_bytes = 4 * 1024 * 1024,
   max_download_bytes = 2 * 1024 * 1024 * 1024,
@@ -32,6 +35,7 @@ local NUMBERS = {
   timeout           = { "seconds", 0,    DAY },
   connect_timeout   = { "seconds", 0,    DAY },
   download_timeout  = { "seconds", 0,    DAY },
+  upload_timeout    = { "seconds", 0,    DAY },
   poll_interval     = { "seconds", 0,    DAY },
   max_poll_interval = { "seconds", 0,    DAY },
   wait_timeout      = { "seconds", 0,    YEAR },
@@ -43,6 +47,7 @@ local NUMBERS = {
   max_connections   = { "count", 1, 100000 }, -- kling.core's bound too
   max_response_bytes = { "count", 1, MAX_BYTES },
   max_download_bytes = { "count", 1, MAX_BYTES },
+  max_upload_bytes  = { "count", 1, MAX_BYTES },
 }
 local STRINGS = { user_agent = true, cainfo = true, capath = true, proxy = true, journal = true }
 
@@ -67,20 +72,20 @@ local function check_line(name, value)
   if value:find("%c") then return errors.invalid(name, "must not contain control characters") end
 end
 
-local function check_token(token)
+local function check_token(token, field, env)
   if type(token) ~= "string" or token == "" then
-    return errors.invalid("token", "is missing: pass token = ... or set ACEDATACLOUD_API_TOKEN")
+    return errors.invalid(field, ("is missing: pass %s = ... or set %s"):format(field, env))
   end
   if token:find("[%c%s]") then
-    return errors.invalid("token", "must not contain spaces or control characters")
+    return errors.invalid(field, "must not contain spaces or control characters")
   end
 end
 
-local function check_base_url(url)
-  local err = check_line("base_url", url)
+local function check_url(url, field)
+  local err = check_line(field, url)
   if err then return err end
   if not url:match("^https?://[^%s/?#]+[^%s]*$") then
-    return errors.invalid("base_url", "must be an http:// or https:// URL")
+    return errors.invalid(field, "must be an http:// or https:// URL")
   end
 end
 
@@ -89,7 +94,21 @@ local function getenv(name)
   if v ~= nil and v ~= "" then return v end
 end
 
--- Returns the settings and the token apart (the token goes to C and nowhere else).
+-- The URL options: name, environment variable, default.
+local URLS = {
+  { "base_url", "ACEDATACLOUD_API_BASE_URL", config.DEFAULT_BASE_URL },
+  { "platform_url", "ACEDATACLOUD_PLATFORM_BASE_URL", config.DEFAULT_PLATFORM_URL },
+}
+local function pairs_of_urls()
+  local i = 0
+  return function()
+    i = i + 1
+    if URLS[i] then return URLS[i][1], URLS[i][2], URLS[i][3] end
+  end
+end
+
+-- Returns the settings, the token and the platform token apart (the tokens go
+-- to C and nowhere else).
 function config.build(options)
   options = options or {}
   if type(options) ~= "table" then
@@ -107,24 +126,33 @@ function config.build(options)
       if type(value) ~= "boolean" and type(value) ~= "function" then
         err = errors.invalid(name, "must be a boolean or a function(text)")
       end
-    elseif name ~= "token" and name ~= "base_url" then -- those two are checked below
+    elseif not (name == "token" or name == "base_url" or name == "platform_token" or name == "platform_url") then
+      -- those are checked below, with the environment
       err = errors.invalid(tostring(name), "is not a kling option")
     end
     if err then return nil, err end
-    if name ~= "token" then settings[name] = value end
+    if name ~= "token" and name ~= "platform_token" then settings[name] = value end
   end
   if settings.journal == "" then return nil, errors.invalid("journal", "must be a file path") end
   if settings.max_poll_interval < settings.poll_interval then
     return nil, errors.invalid("max_poll_interval", "must not be less than poll_interval")
   end
   local token = options.token or getenv("ACEDATACLOUD_API_TOKEN")
-  local err = check_token(token)
+  local err = check_token(token, "token", "ACEDATACLOUD_API_TOKEN")
   if err then return nil, err end
-  settings.base_url = options.base_url or getenv("ACEDATACLOUD_API_BASE_URL") or config.DEFAULT_BASE_URL
-  err = check_base_url(settings.base_url)
-  if err then return nil, err end
-  settings.base_url = settings.base_url:gsub("/+$", "")
-  return settings, token
+  -- the platform token is optional until the first upload (which then says so)
+  local platform_token = options.platform_token or getenv("ACEDATACLOUD_PLATFORM_TOKEN")
+  if platform_token ~= nil then
+    err = check_token(platform_token, "platform_token", "ACEDATACLOUD_PLATFORM_TOKEN")
+    if err then return nil, err end
+  end
+  for field, env, default in pairs_of_urls() do
+    local url = options[field] or getenv(env) or default
+    err = check_url(url, field)
+    if err then return nil, err end
+    settings[field] = url:gsub("/+$", "")
+  end
+  return settings, token, platform_token
 end
 
 return config

@@ -6,6 +6,7 @@
 local core = require "kling.core"
 local Client = require "kling.client"
 local errors = require "kling.errors"
+local media = require "kling.media"
 
 local kling = {
   _VERSION = "kling " .. core.version,
@@ -14,6 +15,7 @@ local kling = {
   Client = Client,
   errors = errors,
   is_error = errors.is,
+  media = media, -- kling.media.probe(path), kling.media.problems(info, kind, orientation)
 }
 
 -- kling.new(options) -> client | nil, err. See README.md for the options.
@@ -34,7 +36,7 @@ function kling.default()
   return default_client
 end
 
-for _, name in ipairs({ "motion", "submit", "task", "tasks", "wait", "download" }) do
+for _, name in ipairs({ "motion", "submit", "task", "tasks", "wait", "download", "upload" }) do
   kling[name] = function(...)
     local client, err = kling.default()
     if not client then return nil, err end

@@ -16,7 +16,7 @@ local Journal = {}
 Journal.__index = Journal
 Journal.__name = "kling.journal"
 
-local SCHEMA_VERSION = 1
+local SCHEMA_VERSION = 2
 
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS jobs (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   error          TEXT,              -- { kind, message, code }, JSON
   path           TEXT,              -- where the video was saved
   callback_token TEXT,              -- the secret in the job's callback URL
+  uploads        TEXT,              -- local files already uploaded: { field = { path, bytes, url } }, JSON
   delivered      INTEGER NOT NULL DEFAULT 0, -- a webhook reported it finished
   created_at     REAL NOT NULL,
   updated_at     REAL NOT NULL
@@ -62,7 +63,9 @@ function Journal.open(path)
     db:close()
     return nil, journal_error(("%s was written by a newer kling (schema %d)"):format(path, version))
   end
-  local ok, serr = db:exec(SCHEMA .. ("PRAGMA user_version = %d;"):format(SCHEMA_VERSION))
+  local ok, serr = db:exec(SCHEMA)
+  if ok and version == 1 then ok, serr = db:exec("ALTER TABLE jobs ADD COLUMN uploads TEXT") end
+  if ok then ok, serr = db:exec(("PRAGMA user_version = %d;"):format(SCHEMA_VERSION)) end
   if ok then ok, serr = db:set_hook(HANDOVER) end
   if not ok then
     db:close()
@@ -264,6 +267,15 @@ function Journal:_finished(task_id, result, err)
       WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id)
   end
   if not n then return nil, journal_error(jerr) end
+  return true
+end
+
+-- The URLs of a job's uploaded files (and the request that now carries them),
+-- so that a resumed job never uploads again.
+function Journal:_set_uploads(key, uploads, request)
+  local n, err = self.db:run("UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
+    core.encode(uploads), request, now(), key)
+  if not n then return nil, journal_error(err) end
   return true
 end
 

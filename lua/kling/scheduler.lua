@@ -27,6 +27,7 @@ function Scheduler.new(multi, log, on_log_error)
     log = log,            -- function(text) or nil
     on_log_error = on_log_error,
     transfers = {},       -- transfer id -> waiter
+    reporting = {},       -- transfer id -> waiter with a progress function
     timers = {},          -- waiters sorted by due time
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
     live = {},            -- job -> true until it ends
@@ -98,14 +99,17 @@ end
 -- Sends a request and waits for its result table (see src/transfer.c).
 -- A shielded transfer (a submit: it may be billed once sent) is never
 -- dropped by a cancel: the job waits for its answer, so the task id is known.
-function Scheduler:transfer(request, shield)
+-- progress(sent, to_send, received, to_receive), if given, is called after
+-- each step while the transfer runs (uploads and downloads).
+function Scheduler:transfer(request, shield, progress)
   self:checkpoint()
   if self.closed then return closed_result(false) end
   local id, err = self.multi:add(request)
   if not id then
     return { reason = "setup", error = err, status = 0, headers = {} }
   end
-  local waiter = { kind = "transfer", id = id, shield = shield }
+  local waiter = { kind = "transfer", id = id, shield = shield, progress = progress }
+  if progress then self.reporting[id] = waiter end
   self.transfers[id] = waiter
   return self:await(waiter, closed_result(shield))
 end
@@ -309,7 +313,7 @@ function Scheduler:close(err_factory, grace)
   local left = {} -- jobs held in a protected section
   for job in pairs(self.live) do left[#left + 1] = job end
   for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
-  self.transfers, self.timers, self.runnable = {}, {}, {}
+  self.transfers, self.timers, self.runnable, self.reporting = {}, {}, {}, {}
   self.multi:close()
 end
 
@@ -350,7 +354,20 @@ function Scheduler:run_runnable()
   for _, job in ipairs(ready) do self:resume(job) end
 end
 
+-- Progress reports are the caller's code: one that raises is switched off.
+function Scheduler:report_progress()
+  for id, w in pairs(self.reporting) do
+    if self.transfers[id] ~= w then
+      self.reporting[id] = nil
+    else
+      local sent, to_send, received, to_receive = self.multi:progress(id)
+      if sent and not pcall(w.progress, sent, to_send, received, to_receive) then self.reporting[id] = nil end
+    end
+  end
+end
+
 function Scheduler:dispatch(results, log)
+  if next(self.reporting) then self:report_progress() end
   for _, res in ipairs(results) do
     local waiter = self.transfers[res.id]
     if waiter then

@@ -12,6 +12,7 @@
 local core = require "kling.core"
 local billing = require "kling.billing"
 local errors = require "kling.errors"
+local uploads = require "kling.uploads"
 local webhooks = require "kling.webhooks"
 
 local submission = {}
@@ -83,6 +84,8 @@ local function send(client, body, hooks, key, journal_key)
   return task_id
 end
 
+local prepare_files -- below
+
 -- ---- the journal's side ----
 
 local function stored_error(row)
@@ -127,6 +130,33 @@ local function claim(client, key, request, token, retry_failed)
   end
 end
 
+-- Checks and uploads a journaled job's local files; files uploaded by an
+-- earlier run (same path, same size) are not uploaded again.
+prepare_files = function(client, own, body, journal_key, row)
+  if not own.image_file and not own.video_file then return nil end
+  local err = uploads.check(own, body)
+  if err then return err end
+  local stored = row.uploads and core.decode(row.uploads) or {}
+  local known = {}
+  for field, up in pairs(type(stored) == "table" and stored or {}) do
+    local f = io.open(own[field] or "", "rb")
+    local size = f and f:seek("end")
+    if f then f:close() end
+    if type(up) == "table" and up.path == own[field] and up.bytes == size then known[field] = up.url end
+  end
+  local urls
+  urls, err = uploads.resolve(client, own, body, known)
+  if not urls then return err end
+  local record = {}
+  for field, url in pairs(urls) do
+    local f = io.open(own[field], "rb")
+    record[field] = { path = own[field], bytes = f and f:seek("end"), url = url }
+    if f then f:close() end
+  end
+  local ok, jerr = client.journal:_set_uploads(journal_key, record, core.encode(body))
+  if not ok then return jerr end
+end
+
 -- ---- the path ----
 
 -- Submits body at most once per key. Returns
@@ -141,8 +171,14 @@ function submission.submit(client, body, hooks, opts)
     token = webhooks.new_token()
   end
   if not journal then
+    local err = uploads.check(opts, body)
+    if err then return nil, err end
+    local _
+    _, err = uploads.resolve(client, opts, body)
+    if err then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
-    local task_id, err = send(client, body, hooks, key, nil)
+    local task_id
+    task_id, err = send(client, body, hooks, key, nil)
     if task_id and token then client._callback_tokens:add(task_id, token) end
     if not task_id then return nil, err end
     return task_id, nil, "sent"
@@ -163,7 +199,6 @@ function submission.submit(client, body, hooks, opts)
     return nil, uncertain_error(row)
   end
   -- "submit": the entry is queued and ours
-  if row.callback_token then body.callback_url = webhooks.with_token(body.callback_url, row.callback_token) end
   client._active[journal_key] = true
   local function done() -- however this ends (a cancel included), the key is not held
     if client._active[journal_key] then
@@ -172,7 +207,14 @@ function submission.submit(client, body, hooks, opts)
     end
   end
   client._scheduler:on_exit(done)
-  local task_id, err = send(client, body, hooks, key, journal_key)
+  local err = prepare_files(client, opts, body, journal_key, row)
+  if err then
+    done()
+    return nil, err
+  end
+  if row.callback_token then body.callback_url = webhooks.with_token(body.callback_url, row.callback_token) end
+  local task_id
+  task_id, err = send(client, body, hooks, key, journal_key)
   done()
   if not task_id then return nil, err end
   if token then client._callback_tokens:add(task_id, row.callback_token) end

@@ -10,10 +10,24 @@ local ENUMS = {
   keep_original_sound = { "yes", "no" },
   model_name = { "kling-v2-6", "kling-v3" },
 }
-local REQUIRED = { "image_url", "video_url", "character_orientation", "mode" }
+local REQUIRED = { "character_orientation", "mode" }
+-- Each reference is a URL or a local file (checked and uploaded by kling).
+local SOURCES = { { "image_url", "image_file" }, { "video_url", "video_file" } }
 local URLS = { image_url = true, video_url = true, callback_url = true }
--- Fields that are kling's, never sent: the two hooks and the journal key.
-local LOCAL = { on_submit = true, on_status = true, key = true }
+-- Fields that are kling's, never sent: the hooks, the journal key, local files.
+local LOCAL = { on_submit = true, on_status = true, on_upload = true, key = true,
+                image_file = true, video_file = true }
+local HOOKS = { on_submit = true, on_status = true, on_upload = true }
+
+-- The API's limit on prompts (docs/api.md, "Submitting"), in characters.
+local MAX_PROMPT_CHARS = 2500
+
+-- Characters of a UTF-8 string (5.1 has no utf8 library): bytes that do not
+-- continue a sequence.
+local function utf8_length(s)
+  local _, continuations = s:gsub("[\128-\191]", "")
+  return #s - continuations
+end
 
 -- The longest key kling accepts (it names files in a batch's download_dir too).
 local MAX_KEY_BYTES = 200
@@ -58,6 +72,14 @@ local function check_field(name, value)
     end
   elseif name == "prompt" then
     if type(value) ~= "string" then return errors.invalid(name, "must be a string") end
+    local n = utf8_length(value)
+    if n > MAX_PROMPT_CHARS then
+      return errors.invalid(name, ("is %d characters; at most %d"):format(n, MAX_PROMPT_CHARS))
+    end
+  elseif name == "image_file" or name == "video_file" then
+    if type(value) ~= "string" or value == "" or value:find("%z") then
+      return errors.invalid(name, "must be a file path")
+    end
   elseif name == "watermark_info" then
     if type(value) ~= "table" or type(rawget(value, "enabled")) ~= "boolean" then
       return errors.invalid(name, "must be a table { enabled = true|false }")
@@ -67,7 +89,7 @@ local function check_field(name, value)
     end
   elseif name == "key" then
     return validate.key(value, name)
-  elseif LOCAL[name] then
+  elseif HOOKS[name] then
     if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
   elseif name == "async" then
     return errors.invalid(name, "is set by the client: it always submits asynchronously")
@@ -84,6 +106,15 @@ function validate.motion(params, fname)
     error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(params)), 3)
   end
   params = raw_copy(params)
+  for _, pair in ipairs(SOURCES) do
+    local url, file = pair[1], pair[2]
+    if params[url] == nil and params[file] == nil then
+      return nil, errors.invalid(url, ("is required (or %s, a local file to upload)"):format(file))
+    end
+    if params[url] ~= nil and params[file] ~= nil then
+      return nil, errors.invalid(file, ("and %s are alternatives: give one"):format(url))
+    end
+  end
   for _, name in ipairs(REQUIRED) do
     if params[name] == nil then
       local hint = ENUMS[name] and (": " .. quoted(ENUMS[name])) or ""
