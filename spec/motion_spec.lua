@@ -117,6 +117,9 @@ describe("the success path", function()
     local saved, bytes = client:download(result, path)
     assert.equal(path, saved)
     assert.equal(1040, bytes)
+    local received
+    assert(client:download(result, path, { on_progress = function(n) received = n end }))
+    assert.equal(1040, received)
     local f = assert(io.open(path, "rb"))
     local data = f:read("*a")
     f:close()
@@ -125,7 +128,7 @@ describe("the success path", function()
     assert.is_nil(io.open(path .. ".part", "rb"))
     -- the token never goes to the video host
     local stats = sim:stats()
-    assert.equal(1, stats.downloads)
+    assert.equal(2, stats.downloads)
     assert.equal(0, stats.downloads_with_token)
   end)
 

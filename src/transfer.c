@@ -624,6 +624,14 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
         lua_pushstring(L, failure_reason(t, status));
         lua_setfield(L, -2, "reason");
     }
+    if (t->mime != NULL || t->to_file) { /* the last progress figures */
+        lua_pushnumber(L, (lua_Number)t->up_now);
+        lua_setfield(L, -2, "sent_bytes");
+        lua_pushnumber(L, (lua_Number)t->up_total);
+        lua_setfield(L, -2, "to_send");
+        lua_pushnumber(L, (lua_Number)t->down_total);
+        lua_setfield(L, -2, "to_receive");
+    }
     push_headers(L, &t->head);
     lua_setfield(L, -2, "headers");
     push_body(L, t, decode_idx);

@@ -263,7 +263,8 @@ end
 -- ---- results and callbacks ----
 
 -- Saves the video of a result (or a URL) to path; returns path, bytes.
--- opts.allow_downgrade: follow a redirect from https to plain http.
+-- opts.allow_downgrade: follow a redirect from https to plain http;
+-- opts.on_progress(received, total): the bytes as they arrive.
 function Client:download(result, path, opts)
   if opts ~= nil and type(opts) ~= "table" then arg_error(3, "download", "table or nil", opts) end
   opts = opts or {}
@@ -276,8 +277,11 @@ function Client:download(result, path, opts)
   if opts.allow_downgrade ~= nil and type(opts.allow_downgrade) ~= "boolean" then
     return nil, errors.invalid("allow_downgrade", "must be a boolean")
   end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    return nil, errors.invalid("on_progress", "must be a function")
+  end
   if self._closed then return nil, errors.closed() end
-  return self._transport:download(url, path, opts.allow_downgrade)
+  return self._transport:download(url, path, opts.allow_downgrade, opts.on_progress)
 end
 
 -- A callback POST is unauthenticated: it must carry the token kling put in

@@ -44,7 +44,9 @@ function media.problems(info, kind, orientation)
   end
   if info.bytes > limits.max_bytes then add("is %s; at most %s", mb(info.bytes), mb(limits.max_bytes)) end
   local w, h = info.width, info.height
-  if math.min(w, h) < limits.min_side then add("is %dx%d px; both sides must be at least %d px", w, h, limits.min_side) end
+  if math.min(w, h) < limits.min_side then
+    add("is %dx%d px; both sides must be at least %d px", w, h, limits.min_side)
+  end
   if limits.max_side and math.max(w, h) > limits.max_side then
     add("is %dx%d px; both sides must be at most %d px", w, h, limits.max_side)
   end

@@ -370,6 +370,10 @@ function Scheduler:dispatch(results, log)
   if next(self.reporting) then self:report_progress() end
   for _, res in ipairs(results) do
     local waiter = self.transfers[res.id]
+    if waiter and self.reporting[res.id] then -- the last report: where it ended
+      self.reporting[res.id] = nil
+      pcall(waiter.progress, res.sent_bytes or 0, res.to_send or 0, res.bytes or 0, res.to_receive or 0)
+    end
     if waiter then
       self.transfers[res.id] = nil
       self:wake(waiter, res)
@@ -400,6 +404,7 @@ local function step(self, max_wait)
   if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
     wait = 0
   end
+  if next(self.reporting) then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
   local results, log = self.multi:perform(wait)
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
   self:dispatch(results, log)

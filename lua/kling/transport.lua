@@ -180,15 +180,17 @@ end
 
 -- Fetches url into path (through path..".part", renamed when complete) and
 -- returns path, bytes. The token is never sent: the video is on a CDN.
--- allow_downgrade lets a redirect lead from https to plain http.
-function Transport:download(url, path, allow_downgrade)
+-- allow_downgrade lets a redirect lead from https to plain http;
+-- on_progress(received, total) follows the bytes.
+function Transport:download(url, path, allow_downgrade, on_progress)
   local s = self.settings
   local part = path .. ".part"
+  local progress = on_progress and function(_, _, received, to_receive) on_progress(received, to_receive) end
   return self:with_retries(function()
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,
       max_body = s.max_download_bytes, allow_downgrade = allow_downgrade,
-    }))
+    }), false, progress)
     if res.reason == "setup" then
       return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
     end

@@ -16,6 +16,8 @@ local DEFAULTS = {
   wrap_data = false,     -- answer success bodies inside { data = ... }
   credits = false,       -- number of submits before 403 used_up; false: unlimited
   submit_delay = 0,      -- each async submit answers up to this many seconds after its task exists
+  platform_token = "sim-platform-token", -- the upload credential (apart from the API token)
+  upload_answer = "file_url", -- how an upload answers: "file_url", "url" or "data" (file_url inside data)
 }
 
 local ERROR_CODES = {
@@ -83,7 +85,8 @@ function Api:reset()
   self.counts = { requests = {}, submits = 0, retrieve = 0, retrieve_batch = 0,
                   tasks_created = 0, callbacks_sent = 0, callbacks_failed = 0,
                   downloads = 0, downloads_with_token = 0, connections = 0,
-                  submits_by_image = {}, submits_open = 0 }
+                  submits_by_image = {}, submits_open = 0, uploads = 0, upload_bytes = 0 }
+  self.files = {}
   self.log, self.inbox = {}, {}
   self.used_credits = 0
 end
@@ -336,6 +339,61 @@ function Api:video(req)
   return { status = 200, headers = { ["Content-Type"] = "video/mp4" }, body = sample_video }
 end
 
+-- ---- the platform's upload endpoint (docs/api.md, "Uploading local files") ----
+
+-- The parts of a multipart/form-data body: { name, filename, type, data }.
+local function multipart(req)
+  local ctype = req.headers["content-type"] or ""
+  local boundary = ctype:match('boundary="([^"]+)"') or ctype:match("boundary=([^;%s]+)")
+  if not ctype:lower():find("multipart/form-data", 1, true) or not boundary then return nil end
+  local parts, body, delim = {}, req.body, "--" .. boundary
+  local at = body:find(delim, 1, true)
+  while at do
+    local head_start = at + #delim
+    if body:sub(head_start, head_start + 1) == "--" then break end
+    local head_end = body:find("\r\n\r\n", head_start, true)
+    if not head_end then return nil end
+    local head = body:sub(head_start, head_end)
+    local next_at = body:find("\r\n" .. delim, head_end + 4, true)
+    if not next_at then return nil end
+    parts[#parts + 1] = {
+      name = head:match('name="([^"]*)"'), filename = head:match('filename="([^"]*)"'),
+      type = head:match("[Cc]ontent%-[Tt]ype:%s*([^\r\n]+)"), data = body:sub(head_end + 4, next_at - 1),
+    }
+    at = next_at + 2
+  end
+  return parts
+end
+
+function Api:upload(req)
+  local auth = req.headers.authorization
+  local token = auth and auth:match("^Bearer%s+(.+)$")
+  if token ~= self.config.platform_token then return api_error(401, "invalid_token") end
+  local parts = multipart(req)
+  if not parts then return api_error(400, "bad_request", "the body is not multipart/form-data") end
+  local file
+  for _, part in ipairs(parts) do
+    if part.name == "file" then file = part end
+  end
+  if not file or not file.filename then return api_error(400, "bad_request", "a part named file is required") end
+  self.counts.uploads = self.counts.uploads + 1
+  self.counts.upload_bytes = self.counts.upload_bytes + #file.data
+  local id = uuid()
+  local name = file.filename:gsub("[^%w%._%-]", "_")
+  self.files["/uploads/" .. id .. "/" .. name] = file.data
+  local url = self.base_url .. "/uploads/" .. id .. "/" .. name
+  local answer = self.config.upload_answer
+  if answer == "url" then return json_response(200, { url = url }) end
+  if answer == "data" then return json_response(200, { success = true, data = { file_url = url } }) end
+  return json_response(200, { file_url = url, mime = file.type })
+end
+
+function Api:uploaded_file(req)
+  local data = self.files[req.path]
+  if not data then return { status = 404, headers = {}, body = "not found" } end
+  return { status = 200, headers = { ["Content-Type"] = "application/octet-stream" }, body = data }
+end
+
 -- ---- control: /_sim/... ----
 
 function Api:stats()
@@ -392,7 +450,8 @@ end
 
 function Api:remember(req)
   local log = self.log
-  log[#log + 1] = { method = req.method, path = req.path, headers = req.headers, body = req.body }
+  -- an upload's body is kept in part: enough to see what was sent
+  log[#log + 1] = { method = req.method, path = req.path, headers = req.headers, body = req.body:sub(1, 65536) }
   if #log > 500 then table.remove(log, 1) end
 end
 
@@ -405,6 +464,14 @@ function Api:handle(req, conn)
   if body == cjson.null then body = nil end
   if req.path:match("^/_sim/") then return self:control(req, body) end
   if req.path:match("^/files/") then return self:video(req) end
+  if req.path:match("^/uploads/") then return self:uploaded_file(req) end
+  if req.path == "/api/v1/files/" then
+    self.counts.requests[req.path] = (self.counts.requests[req.path] or 0) + 1
+    self:remember(req)
+    local fault = self:take_fault(req, body)
+    if fault then return self:fault_response(fault, req, body) end
+    return self:upload(req)
+  end
   local counts = self.counts.requests
   counts[req.path] = (counts[req.path] or 0) + 1
   if conn and not conn.counted then

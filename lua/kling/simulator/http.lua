@@ -5,7 +5,7 @@ local socket = require "socket"
 local http = {}
 
 local MAX_HEADER_LINE = 16 * 1024
-local MAX_BODY = 8 * 1024 * 1024
+local MAX_BODY = 32 * 1024 * 1024
 
 local REASONS = {
   [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
@@ -49,12 +49,27 @@ function Conn:read_line()
 end
 
 function Conn:read(n)
-  while #self.buf < n do
-    if not self:fill() then return nil end
+  if #self.buf >= n then
+    local data = self.buf:sub(1, n)
+    self.buf = self.buf:sub(n + 1)
+    return data
   end
-  local data = self.buf:sub(1, n)
-  self.buf = self.buf:sub(n + 1)
-  return data
+  -- a large body (an upload) is gathered in pieces, not by growing one string
+  local parts, have = { self.buf }, #self.buf
+  self.buf = ""
+  while have < n do
+    local data, err, partial = self.sock:receive(n - have)
+    local got = data or partial
+    if got and #got > 0 then
+      parts[#parts + 1] = got
+      have = have + #got
+    elseif err ~= "timeout" then
+      return nil
+    else
+      self.loop:wait_readable(self.sock)
+    end
+  end
+  return table.concat(parts)
 end
 
 function Conn:send(data)

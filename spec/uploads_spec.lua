@@ -1,0 +1,210 @@
+-- Uploads through the platform API (the simulator plays it), and motion
+-- from files on disk: checked against Kling's limits, uploaded, then sent.
+local cjson = require "cjson"
+local core = require "kling.core"
+local samples = require "kling.simulator.media"
+local Simulator = require "helpers.simulator"
+
+local PLATFORM_TOKEN = "sim-platform-token"
+local UPLOAD = "/api/v1/files/"
+
+describe("uploads", function()
+  local sim, client, dir
+  setup(function()
+    sim = Simulator.start({ generation_time = 0.2 })
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(core.mkdir(dir))
+  end)
+  teardown(function()
+    sim:stop()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+  before_each(function()
+    sim:reset()
+    client = sim:client({ platform_token = PLATFORM_TOKEN, platform_url = sim.url })
+  end)
+  after_each(function() client:close() end)
+
+  local function file(name, bytes) return samples.write(dir .. "/" .. name, bytes) end
+  local function fetch(url)
+    local body = require("socket.http").request(url)
+    return body
+  end
+
+  it("uploads a file as multipart/form-data with the platform token, and returns its URL", function()
+    local bytes = samples.png(320, 400)
+    local url = assert(client:upload(file("person.png", bytes)))
+    assert.truthy(url:match("^http://127%.0%.0%.1:%d+/uploads/.+/person%.png$"), url)
+    assert.equal(bytes, fetch(url))
+    local r = sim:requests()[1]
+    assert.equal(UPLOAD, r.path)
+    assert.equal("Bearer " .. PLATFORM_TOKEN, r.headers.authorization)
+    assert.truthy(r.headers["content-type"]:find("multipart/form-data", 1, true))
+    assert.truthy(r.body:find('name="file"; filename="person.png"', 1, true))
+    assert.equal(1, sim:stats().uploads)
+    -- bytes in memory, named by the caller
+    url = assert(client:upload("hello", { filename = "note.txt" }))
+    assert.equal("hello", fetch(url))
+  end)
+
+  it("accepts the answer as file_url, url, or inside data", function()
+    for _, answer in ipairs({ "url", "data" }) do
+      sim:config({ upload_answer = answer })
+      assert.truthy(assert(client:upload("x", { filename = "x.bin" })):find("/uploads/", 1, true))
+    end
+  end)
+
+  it("streams the file from disk and reports progress", function()
+    local big = file("big.bin", string.rep("0123456789abcdef", 5 * 65536)) -- 5 MiB
+    collectgarbage()
+    local before = collectgarbage("count")
+    local last_sent, total, calls = 0, 0, 0
+    local url = assert(client:upload(big, { on_progress = function(sent, to_send)
+      assert.is_true(sent >= last_sent)
+      last_sent, total, calls = sent, to_send, calls + 1
+    end }))
+    local grew = collectgarbage("count") - before
+    assert.is_true(grew < 1024, ("the Lua heap grew by %.0f KiB during a 5 MiB upload"):format(grew))
+    assert.is_true(calls > 0)
+    assert.is_true(total >= 5 * 1024 * 1024)
+    assert.equal(5 * 1024 * 1024, sim:stats().upload_bytes)
+    assert.truthy(url:find("big.bin", 1, true))
+  end)
+
+  it("retries a failed upload like a retrieval (uploads are not billed)", function()
+    sim:fault({ path = UPLOAD, status = 503 })
+    assert(client:upload("again", { filename = "a.bin" }))
+    assert.equal(2, sim:stats().requests[UPLOAD])
+    sim:fault({ path = UPLOAD, drop = true })
+    assert(client:upload("again", { filename = "a.bin" }))
+  end)
+
+  it("needs the platform token, and says so by name before any request", function()
+    local c = sim:client({ platform_url = sim.url })
+    local url, err = c:upload("x", { filename = "x.bin" })
+    c:close()
+    assert.is_nil(url)
+    assert.equal("auth", err.kind)
+    assert.equal("platform_token", err.field)
+    assert.truthy(err.message:find("ACEDATACLOUD_PLATFORM_TOKEN", 1, true))
+    c = sim:client({ platform_url = sim.url, platform_token = "wrong-token" })
+    url, err = c:upload("x", { filename = "x.bin" })
+    c:close()
+    assert.is_nil(url)
+    assert.equal("auth", err.kind)
+    assert.equal(401, err.status)
+    assert.equal(1, sim:stats().requests[UPLOAD])
+  end)
+
+  it("checks the size limit first", function()
+    local c = sim:client({ platform_url = sim.url, platform_token = PLATFORM_TOKEN, max_upload_bytes = 1000 })
+    local url, err = c:upload(file("big.png", string.rep("x", 2000)))
+    assert.is_nil(url)
+    assert.equal("invalid_argument", err.kind)
+    assert.equal("file", err.field)
+    assert.truthy(err.message:find("2000 bytes", 1, true))
+    _, err = c:upload(dir .. "/missing.png")
+    assert.equal("file", err.field)
+    c:close()
+    assert.is_nil(sim:stats().requests[UPLOAD])
+  end)
+
+  it("keeps the platform token out of errors and verbose output", function()
+    local log = {}
+    local c = sim:client({ platform_url = sim.url, platform_token = PLATFORM_TOKEN, max_retries = 0,
+                           verbose = function(t) log[#log + 1] = t end })
+    sim:fault({ path = UPLOAD, status = 500, json = { error = { code = "x", message = "echo " .. PLATFORM_TOKEN } } })
+    local _, err = c:upload("x", { filename = "x.bin" })
+    c:close()
+    assert.is_nil(tostring(err):find(PLATFORM_TOKEN, 1, true))
+    assert.is_nil(table.concat(log):find(PLATFORM_TOKEN, 1, true))
+    assert.truthy(table.concat(log):find("[redacted]", 1, true))
+  end)
+end)
+
+describe("motion from files on disk", function()
+  local sim, dir
+  setup(function()
+    sim = Simulator.start({ generation_time = 0.2 })
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(core.mkdir(dir))
+  end)
+  teardown(function()
+    sim:stop()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+  before_each(function() sim:reset() end)
+
+  local function file(name, bytes) return samples.write(dir .. "/" .. name, bytes) end
+  local function params(extra)
+    local p = { image_file = file("person.png", samples.png(320, 400)),
+                video_file = file("dance.mp4", samples.video(1280, 720, 5)),
+                character_orientation = "image", mode = "std" }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+  local function new_client(extra)
+    local o = { platform_token = PLATFORM_TOKEN, platform_url = sim.url }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return sim:client(o)
+  end
+
+  it("checks, uploads both files and sends their URLs", function()
+    local c = new_client()
+    local result = assert(c:motion(params()))
+    c:close()
+    assert.equal("succeed", result.state)
+    assert.equal(2, sim:stats().uploads)
+    local body
+    for _, r in ipairs(sim:requests()) do
+      if r.path == "/kling/motion" then body = cjson.decode(r.body) end
+    end
+    assert.truthy(body.image_url:find("/uploads/.+/person%.png$"))
+    assert.truthy(body.video_url:find("/uploads/.+/dance%.mp4$"))
+    assert.is_nil(body.image_file)
+  end)
+
+  it("refuses a file that breaks Kling's limits, naming the field and the value, before any traffic", function()
+    local c = new_client()
+    for _, case in ipairs({
+      { { image_file = file("small.png", samples.png(200, 400)) }, "image_file", "200x400 px" },
+      { { video_file = file("long.mp4", samples.video(1280, 720, 12)) }, "video_file", "12.00 s long" },
+      { { video_file = file("short.mov", samples.video(1280, 720, 2, { format = "mov" })) }, "video_file", "2.00 s" },
+      { { image_file = file("clip.mp4", samples.video(640, 480, 4)) }, "image_file", "got mp4 video" },
+      { { image_file = file("notes.png", "not an image at all") }, "image_file", "not a PNG" },
+      { { image_file = "", image_url = nil }, "image_file", "file path" },
+      { { image_url = "https://cdn.example.test/p.jpg" }, "image_file", "alternatives" },
+      { { prompt = string.rep("é", 2501) }, "prompt", "2501 characters" },
+    }) do
+      local r, err = c:motion(params(case[1]))
+      assert.is_nil(r)
+      assert.equal("invalid_argument", err.kind)
+      assert.equal(case[2], err.field)
+      assert.truthy(err.message:find(case[3], 1, true), err.message)
+    end
+    -- 12 s is fine when the character follows the video
+    assert(c:submit(params({ video_file = file("long.mp4", samples.video(1280, 720, 12)),
+                             character_orientation = "video" })))
+    c:close()
+    assert.equal(1, sim:stats().submits)
+  end)
+
+  it("with a journal, a resumed job never uploads again", function()
+    local path = Simulator.journal_path()
+    sim:config({ credits = 0 }) -- the first run's submit is refused, after the uploads
+    local c = new_client({ journal = path })
+    local _, err = c:submit(params({ key = "from-disk" }))
+    assert.equal("auth", err.kind)
+    c:close()
+    assert.equal(2, sim:stats().uploads)
+    sim:config({ credits = false })
+    c = new_client({ journal = path }) -- a new run
+    assert(c:motion(params({ key = "from-disk" })))
+    c:close()
+    assert.equal(2, sim:stats().uploads)
+    assert.equal(2, sim:stats().submits)
+    Simulator.remove_journal(path)
+  end)
+end)
