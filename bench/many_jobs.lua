@@ -16,7 +16,7 @@ end
 local function task_requests()
   local http = require "socket.http"
   local cjson = require "cjson"
-  local stats = cjson.decode(http.request(os.getenv("ACEDATACLOUD_API_BASE_URL") .. "/_sim/stats"))
+  local stats = cjson.decode((http.request(os.getenv("ACEDATACLOUD_API_BASE_URL") .. "/_sim/stats")))
   return (stats.requests["/kling/tasks"] or 0)
 end
 

@@ -382,15 +382,19 @@ static int journal_tostring(lua_State *L)
     return 1;
 }
 
-static const char *const SETUP =
-    "PRAGMA journal_mode = WAL;"   /* readers never wait for the writer */
-    "PRAGMA synchronous = FULL;";  /* a commit is on disk when it returns */
+/* WAL: readers never wait for the writer. FULL: a commit is on disk when it
+ * returns; NORMAL: it is in the OS's hands (safe from a process crash, not
+ * from power loss), without an fsync per commit. */
+static const char *const SETUP_FULL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
+static const char *const SETUP_NORMAL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
-/* journal(path) -> handle | nil, message */
+/* journal(path [, "full" | "normal"]) -> handle | nil, message */
 static int journal_new(lua_State *L)
 {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
+    static const char *const syncs[] = {"full", "normal", NULL};
+    int sync = luaL_checkoption(L, 2, "full", syncs);
     char err[512];
     kl_journal *j = lua_newuserdata(L, sizeof *j);
     memset(j, 0, sizeof *j);
@@ -404,7 +408,7 @@ static int journal_new(lua_State *L)
         return 2;
     }
     sqlite3_busy_timeout(j->db, KL_BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(j->db, SETUP, NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL, NULL, NULL, NULL) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot use %s as a journal: %s", path, sqlite3_errmsg(j->db));
         close_journal(j);

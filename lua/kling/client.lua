@@ -50,7 +50,7 @@ function Client.new(options)
   if not settings then return nil, token end
   local journal, jerr
   if settings.journal then
-    journal, jerr = Journal.open(settings.journal)
+    journal, jerr = Journal.open(settings.journal, settings.journal_sync)
     if not journal then return nil, jerr end
   end
   local multi, err = core.multi(settings.max_connections)
@@ -79,6 +79,7 @@ function Client.new(options)
   end
   local scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error)
   self._scheduler = scheduler
+  if journal then journal:_attach(scheduler) end
   self._redact = function(text) return multi:redact(text) end
   self._transport = Transport.new(settings, scheduler, self._redact)
   self._poller = Poller.new(scheduler, function(ids, deadline) return self:_retrieve_many(ids, deadline) end,
@@ -355,7 +356,10 @@ function Client:close(grace)
   self._closed = true
   self._scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
-  if self.journal then self.journal:close() end
+  if self.journal then
+    self.journal:_flush()
+    self.journal:close()
+  end
 end
 
 Client.__close = function(self) self:close() end

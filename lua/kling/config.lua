@@ -122,6 +122,8 @@ function config.build(options)
       err = check_number(name, value, NUMBERS[name])
     elseif STRINGS[name] then
       err = check_line(name, value)
+    elseif name == "journal_sync" then
+      if value ~= "full" and value ~= "normal" then err = errors.invalid(name, 'must be "full" or "normal"') end
     elseif name == "verbose" then
       if type(value) ~= "boolean" and type(value) ~= "function" then
         err = errors.invalid(name, "must be a boolean or a function(text)")

@@ -53,10 +53,13 @@ local function journal_error(message)
 end
 
 -- Opens (or creates) the journal at path; returns it, or nil and an error.
-function Journal.open(path)
-  local db, err = core.journal(path)
+-- sync: "full" (a commit is on disk when it returns; the default) or
+-- "normal" (it is in the OS's hands: safe from a process crash, not from
+-- power loss); see docs/design.md.
+function Journal.open(path, sync)
+  local db, err = core.journal(path, sync or "full")
   if not db then return nil, journal_error(err) end
-  local self = setmetatable({ db = db, path = path }, Journal)
+  local self = setmetatable({ db = db, path = path, pending = {} }, Journal)
   local version = db:query("PRAGMA user_version")
   version = version and version[1] and version[1].user_version or 0
   if version > SCHEMA_VERSION then
@@ -170,6 +173,57 @@ function Journal:_transaction(fn)
   return nil, journal_error(tostring(err))
 end
 
+-- ---- group commit ----
+-- Writes made by jobs during a step are committed together, in one
+-- transaction (one fsync), at the scheduler's flush points; each job waits
+-- for the commit that holds its write before it acts on it. A caller outside
+-- any job commits at once.
+
+function Journal:_attach(scheduler)
+  self.scheduler = scheduler
+  scheduler:add_flusher(function() self:_flush() end)
+end
+
+-- Runs fn inside a write transaction and returns what it returns (or nil and
+-- an error). wait = false: a job does not wait for the commit (nothing it
+-- does next depends on it).
+function Journal:_write(fn, wait)
+  local scheduler = self.scheduler
+  if not (scheduler and scheduler:current_job()) then return self:_transaction(fn) end
+  local op = { fn = fn }
+  self.pending[#self.pending + 1] = op
+  if wait == false then return true end
+  op.waiter = { kind = "event" }
+  local r = scheduler:await(op.waiter, { n = 2, nil, errors.closed() })
+  return compat.unpack(r, 1, r.n)
+end
+
+local function outcome(r)
+  if r[1] then return compat.pack(compat.unpack(r, 2, r.n)) end
+  local err = r[2]
+  return { n = 2, nil, errors.is(err) and err or journal_error(tostring(err)) }
+end
+
+-- Commits the writes queued by jobs and wakes them, until none is left (a
+-- woken job may queue another).
+function Journal:_flush()
+  while #self.pending > 0 do
+    local ops = self.pending
+    self.pending = {}
+    local results = {}
+    local ok, err = self.db:run("BEGIN IMMEDIATE")
+    if ok then
+      for i, op in ipairs(ops) do results[i] = outcome(compat.pack(pcall(op.fn))) end
+      ok, err = self.db:run("COMMIT")
+      if not ok then self.db:run("ROLLBACK") end
+    end
+    for i, op in ipairs(ops) do
+      local r = ok and results[i] or { n = 2, nil, journal_error(err) }
+      if op.waiter then self.scheduler:wake(op.waiter, r) end
+    end
+  end
+end
+
 -- Reads key's row for the decision (all columns), or nil.
 function Journal:_row(key)
   return check(self.db:query("SELECT * FROM jobs WHERE key = ?", key))[1]
@@ -180,22 +234,27 @@ end
 -- queued and ours, with request and callback_token (kept if it had one).
 -- Returns action, row (as read, or as written).
 function Journal:_claim(key, decide, request, callback_token)
-  return self:_transaction(function()
+  return self:_write(function()
+    local t, owner = now(), self.db:owner()
+    -- the common case, an unknown key, in one statement
+    if check(self.db:run([[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
+        VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]],
+        key, owner, request, callback_token, t, t)) == 1 then
+      local action = decide(nil)
+      return action, { key = key, state = "queued", owner = owner, request = request,
+                       callback_token = callback_token, created_at = t, updated_at = t }
+    end
     local row = self:_row(key)
     local action = decide(row)
     if action == "submit" then
-      local t = now()
-      local token = row and row.callback_token or callback_token
-      check(self.db:run([[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
-          VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?5)
-        ON CONFLICT (key) DO UPDATE SET state = 'queued', owner = ?2, request = ?3, callback_token = ?4,
-          task_id = NULL, result = NULL, error = NULL, updated_at = ?5]],
-        key, self.db:owner(), request, token, t))
+      check(self.db:run([[UPDATE jobs SET state = 'queued', owner = ?, request = ?,
+          callback_token = coalesce(callback_token, ?), task_id = NULL, result = NULL, error = NULL,
+          updated_at = ? WHERE key = ?]], owner, request, callback_token, t, key))
       row = self:_row(key)
     elseif action == "uncertain" and row.state == "sending" then
       -- its owner is gone: what it was sending may have been billed
       check(self.db:run("UPDATE jobs SET state = 'uncertain', owner = NULL, updated_at = ? WHERE key = ?",
-        now(), key))
+        t, key))
       row.state = "uncertain"
     end
     return action, row
@@ -209,26 +268,29 @@ end
 -- Written before anything else happens with the id (before on_submit). A
 -- key submitted without a name of its own is renamed to its task id.
 function Journal:_submitted(key, task_id, new_key)
-  local n, err = self.db:run([[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
-    error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key)
-  if not n then return nil, journal_error(err) end
-  return true
+  return self:_write(function()
+    check(self.db:run([[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
+      error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key))
+    return true
+  end)
 end
 
 -- What the pre-request hook does in C, for a libcurl without the hook.
 function Journal:_mark_sending(key)
-  local n, err = self.db:run(HANDOVER, key, self.db:owner(), now())
+  local n = self:_write(function() return self.db:run(HANDOVER, key, self.db:owner(), now()) end)
   if n ~= 1 then
-    return nil, errors.new("journal", "the journal could not record that the submit was leaving, so it was not sent"
-      .. (err and (": " .. err) or ""), { reason = "journal", sent = false })
+    return nil, errors.new("journal", "the journal could not record that the submit was leaving, so it was not sent",
+      { reason = "journal", sent = false })
   end
   return true
 end
 
 -- Back to queued for another attempt (the server provably did not take it).
 function Journal:_requeue(key)
-  self.db:run("UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? AND state = 'sending'",
-    now(), key, self.db:owner())
+  return self:_write(function()
+    return self.db:run("UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
+      .. "AND state = 'sending'", now(), key, self.db:owner())
+  end)
 end
 
 local function error_json(err)
@@ -239,10 +301,11 @@ end
 -- The submit failed: state is "queued" (nothing billed; may be sent again)
 -- or "uncertain", with the error kept.
 function Journal:_failed_submit(key, state, err)
-  local n, jerr = self.db:run([[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
-    WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key)
-  if not n then return nil, journal_error(jerr) end
-  return true
+  return self:_write(function()
+    check(self.db:run([[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
+      WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key))
+    return true
+  end)
 end
 
 -- A queued key this handle no longer works on (its job ended before sending,
@@ -257,32 +320,36 @@ function Journal:_release(key, placeholder)
 end
 
 -- The task ended: its result (succeed) or its error (failed), by task id.
+-- Nothing waits for this commit: a crash before it only means one more poll.
 function Journal:_finished(task_id, result, err)
-  local n, jerr
-  if result then
-    n, jerr = self.db:run([[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL, updated_at = ?
-      WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id)
-  else
-    n, jerr = self.db:run([[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
-      WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id)
-  end
-  if not n then return nil, journal_error(jerr) end
-  return true
+  return self:_write(function()
+    if result then
+      check(self.db:run([[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL, updated_at = ?
+        WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id))
+    else
+      check(self.db:run([[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
+        WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id))
+    end
+    return true
+  end, false)
 end
 
 -- The URLs of a job's uploaded files (and the request that now carries them),
 -- so that a resumed job never uploads again.
 function Journal:_set_uploads(key, uploads, request)
-  local n, err = self.db:run("UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
-    core.encode(uploads), request, now(), key)
-  if not n then return nil, journal_error(err) end
-  return true
+  return self:_write(function()
+    check(self.db:run("UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
+      core.encode(uploads), request, now(), key))
+    return true
+  end)
 end
 
+-- Where a job's video was saved (a crash before this commit: one more download).
 function Journal:_set_path(key, path)
-  local n, err = self.db:run("UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
-  if not n then return nil, journal_error(err) end
-  return true
+  return self:_write(function()
+    check(self.db:run("UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key))
+    return true
+  end, false)
 end
 
 -- The row of a task id, or nil.

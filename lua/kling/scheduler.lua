@@ -28,6 +28,7 @@ function Scheduler.new(multi, log, on_log_error)
     on_log_error = on_log_error,
     transfers = {},       -- transfer id -> waiter
     reporting = {},       -- transfer id -> waiter with a progress function
+    flushers = {},        -- functions run at each flush point (the journal's group commit)
     timers = {},          -- waiters sorted by due time
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
     live = {},            -- job -> true until it ends
@@ -159,6 +160,16 @@ function Scheduler:spawn_internal(fn)
   return start(self, job)
 end
 
+-- fn() runs at each flush point of a step: after the jobs ran and before
+-- libcurl is driven, and at the end of the step.
+function Scheduler:add_flusher(fn)
+  self.flushers[#self.flushers + 1] = fn
+end
+
+function Scheduler:flush()
+  for _, fn in ipairs(self.flushers) do fn() end
+end
+
 -- fn() runs when the current job ends, however it ends (a cancel included);
 -- outside a job, nothing. For clean-ups that must not be skipped.
 function Scheduler:on_exit(fn)
@@ -276,6 +287,7 @@ function Scheduler:drain(grace)
     local results, log = self.multi:perform(math.min(wait, 1))
     if not results then return end
     self:dispatch(results, log)
+    self:flush()
   end
 end
 
@@ -400,6 +412,8 @@ local function step(self, max_wait)
   if self.closed then return end
   self:fire_timers()
   if self.closed then return end
+  self:flush()
+  if self.closed then return end
   local wait = #self.runnable > 0 and 0 or self:next_timer_in(max_wait)
   if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
     wait = 0
@@ -410,6 +424,8 @@ local function step(self, max_wait)
   self:dispatch(results, log)
   if self.closed then return end
   self:fire_timers()
+  if self.closed then return end
+  self:flush()
 end
 
 -- Advances every transfer, timer and job; blocks at most max_wait seconds.

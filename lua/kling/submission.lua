@@ -110,18 +110,27 @@ end
 
 -- Claims key, waiting while another client's submit of it is under way.
 -- Returns the action (see billing.on_claim) and the journal row.
-local function claim(client, key, request, token, retry_failed)
+local function claim(client, key, request, token, retry_failed, hold)
   local journal = client.journal
   local owner = journal:owner()
+  local taken -- this call took the key: claims of one step share a transaction
   local function decide(row)
     local ctx = { mine = row ~= nil and row.owner == owner, active = client._active[key] ~= nil,
                   retry_failed = retry_failed }
     if row and row.owner and not ctx.mine then ctx.owner_alive = journal:_owner_alive(row.owner) end
-    return billing.on_claim(row, ctx)
+    local action = billing.on_claim(row, ctx)
+    if action == "submit" then -- so the next claim of the key in this transaction waits
+      client._active[key], taken, hold.held = true, true, true
+    end
+    return action
   end
   local delay, deadline = 0.05, core.now() + client.settings.wait_timeout
   while true do
+    taken = false
     local action, row = journal:_claim(key, decide, request, token)
+    if taken and action ~= "submit" then -- the commit failed
+      client._active[key], hold.held = nil, false
+    end
     if action ~= "wait" then return action, row end
     if core.now() + delay > deadline then return nil, wait_error(key, row) end
     client._scheduler:sleep(delay)
@@ -186,7 +195,15 @@ function submission.submit(client, body, hooks, opts)
 
   -- keyless jobs are journaled too, under a placeholder until the task id is known
   local journal_key = key or ("~" .. core.random_token(8))
-  local action, row = claim(client, journal_key, core.encode(body), token, opts.retry_failed)
+  local hold = { held = false }
+  local function done() -- however this ends (a cancel included), the key is not held
+    if hold.held then
+      hold.held, client._active[journal_key] = false, nil
+      journal:_release(journal_key, key == nil)
+    end
+  end
+  client._scheduler:on_exit(done)
+  local action, row = claim(client, journal_key, core.encode(body), token, opts.retry_failed, hold)
   if not action then return nil, row end
   if action == "result" then
     local result = row.result and core.decode(row.result) or {}
@@ -198,15 +215,7 @@ function submission.submit(client, body, hooks, opts)
   elseif action == "uncertain" then
     return nil, uncertain_error(row)
   end
-  -- "submit": the entry is queued and ours
-  client._active[journal_key] = true
-  local function done() -- however this ends (a cancel included), the key is not held
-    if client._active[journal_key] then
-      client._active[journal_key] = nil
-      journal:_release(journal_key, key == nil)
-    end
-  end
-  client._scheduler:on_exit(done)
+  -- "submit": the entry is queued and ours (hold.held)
   local err = prepare_files(client, opts, body, journal_key, row)
   if err then
     done()
