@@ -20,9 +20,9 @@ local function task_requests()
   return (stats.requests["/kling/tasks"] or 0)
 end
 
-local function run(journal)
+local function run(journal, sync)
   local client = assert(kling.new({ poll_interval = 0.5, max_poll_interval = 2, wait_timeout = 120,
-                                    journal = journal }))
+                                    journal = journal, journal_sync = sync }))
   local polls = 0
   local started, cpu, requests_before = core.now(), os.clock(), task_requests()
   local jobs = {}
@@ -51,14 +51,17 @@ local function run(journal)
   local requests = task_requests() - requests_before
   local rounds = polls / jobs_wanted -- polls each job made: the poll rounds
   print(("%-10s %d jobs, %d succeeded, %.2f s wall, %.2f s CPU, %d frames; step(0) p50 %.2f ms, p99 %.2f ms, "
-    .. "max %.2f ms; %d task requests, %.1f per poll round"):format(journal and "journal" or "no journal",
+    .. "max %.2f ms; %d task requests, %.1f per poll round"):format(journal and ("journal/" .. (sync or "full"))
+    or "no journal",
     jobs_wanted, ok, wall, used, #steps, percentile(steps, 0.5) * 1000, percentile(steps, 0.99) * 1000,
     steps[#steps] * 1000, requests, requests / math.max(rounds, 1)))
 end
 
 run(nil)
-local path = os.tmpname()
-os.remove(path)
-path = path .. ".db"
-run(path)
-os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path))
+for _, sync in ipairs({ "full", "normal" }) do
+  local path = os.tmpname()
+  os.remove(path)
+  path = path .. ".db"
+  run(path, sync)
+  os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path))
+end
