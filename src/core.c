@@ -16,6 +16,7 @@
 #include "json.h"
 #include "media.h"
 #include "multi.h"
+#include "process.h"
 #include "secret.h"
 
 #define KLING_CORE_VERSION "0.1.0"
@@ -134,6 +135,7 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     kl_journal_open(L);
     lua_setfield(L, -2, "journal");
     kl_secret_open(L);
+    kl_process_open(L);
     kl_media_open(L);
     lua_setfield(L, -2, "probe");
     /* whether libcurl can mark a submit as it really leaves (7.80+) */

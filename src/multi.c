@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "compat.h"
 #include "journal.h"
+#include "process.h"
 #include "redact.h"
 #include "transfer.h"
 
@@ -266,7 +267,8 @@ static CURLMcode drive(kl_multi *m, double wait)
             return mc;
         collect_finished(m);
         left = deadline - kl_now();
-        if (m->done != NULL || left <= 0)
+        /* Ctrl-C (when the command caught it) ends the wait: the caller decides */
+        if (m->done != NULL || left <= 0 || kl_interrupted())
             return CURLM_OK;
         mc = curl_multi_poll(m->multi, NULL, 0, wait_ms(left), NULL);
         if (mc != CURLM_OK)
