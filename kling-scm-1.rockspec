@@ -63,6 +63,7 @@ build = {
     ["kling.simulator.api"] = "lua/kling/simulator/api.lua",
     ["kling.simulator.http"] = "lua/kling/simulator/http.lua",
     ["kling.simulator.loop"] = "lua/kling/simulator/loop.lua",
+    ["kling.simulator.main"] = "lua/kling/simulator/main.lua",
     ["kling.simulator.media"] = "lua/kling/simulator/media.lua",
     ["kling.simulator.sample_video"] = "lua/kling/simulator/sample_video.lua",
   },

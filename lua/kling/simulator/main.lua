@@ -1,0 +1,63 @@
+-- The simulator as a program: `kling-simulator` and `kling simulator`.
+--   [--port N] [--host 127.0.0.1] [--token T] [--platform-token T]
+--   [--generation-time SECONDS] [--idle-exit SECONDS]
+-- Prints "kling-simulator listening on http://HOST:PORT" once it accepts
+-- connections (port 0, the default, lets the OS choose); runs until
+-- /_sim/shutdown, or until idle for --idle-exit seconds.
+local Loop = require "kling.simulator.loop"
+local Api = require "kling.simulator.api"
+local http = require "kling.simulator.http"
+
+local main = {}
+
+main.USAGE = "usage: kling-simulator [--port N] [--host ADDR] [--token T] [--platform-token T] "
+  .. "[--generation-time S] [--idle-exit S]"
+
+local OPTIONS = { ["--port"] = "port", ["--host"] = "host", ["--token"] = "token",
+                  ["--platform-token"] = "platform_token", ["--generation-time"] = "generation_time",
+                  ["--idle-exit"] = "idle_exit" }
+local STRINGS = { host = true, token = true, platform_token = true }
+
+-- The options, or nil and a message.
+function main.parse(args)
+  local o = { host = "127.0.0.1", port = 0 }
+  local i = 1
+  while i <= #args do
+    local name, value = args[i], args[i + 1]
+    local key = OPTIONS[name]
+    if not key or value == nil then return nil, main.USAGE end
+    o[key] = STRINGS[key] and value or tonumber(value)
+    if o[key] == nil then return nil, "kling-simulator: " .. name .. " needs a number" end
+    i = i + 2
+  end
+  return o
+end
+
+-- Runs until shut down; returns the exit status.
+function main.run(args)
+  for _, a in ipairs(args) do
+    if a == "-h" or a == "--help" then
+      print(main.USAGE)
+      return 0
+    end
+  end
+  local opts, err = main.parse(args)
+  if not opts then
+    io.stderr:write(err, "\n")
+    return 2
+  end
+  math.randomseed(os.time() + math.floor((Loop.now() % 1) * 1e6))
+  local loop = Loop.new()
+  local api = Api.new(loop, { token = opts.token, platform_token = opts.platform_token,
+                              generation_time = opts.generation_time })
+  local _, port = http.serve(loop, opts.host, opts.port, function(req, conn) return api:handle(req, conn) end)
+  local host = opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host
+  api.base_url = ("http://%s:%d"):format(host, port)
+  api.last_activity = Loop.now()
+  io.stdout:write("kling-simulator listening on ", api.base_url, "\n")
+  io.stdout:flush()
+  loop:run(opts.idle_exit, function() return api.last_activity end)
+  return 0
+end
+
+return main
