@@ -21,6 +21,8 @@ local simulator of the API (bin/kling-simulator, needs luasocket).
 dependencies = {
   "lua >= 5.1",
   "lua-cjson",
+  "argparse",   -- the kling command
+  "luasocket",  -- the simulator (kling-simulator, kling simulator)
 }
 external_dependencies = {
   -- a library probe, not a header one: LuaRocks does not look in Debian's
@@ -42,6 +44,9 @@ build = {
     },
     ["kling.batch"] = "lua/kling/batch.lua",
     ["kling.billing"] = "lua/kling/billing.lua",
+    ["kling.cli"] = "lua/kling/cli/init.lua",
+    ["kling.cli.commands"] = "lua/kling/cli/commands.lua",
+    ["kling.cli.progress"] = "lua/kling/cli/progress.lua",
     ["kling.client"] = "lua/kling/client.lua",
     ["kling.compat"] = "lua/kling/compat.lua",
     ["kling.config"] = "lua/kling/config.lua",
@@ -68,6 +73,6 @@ build = {
     ["kling.simulator.sample_video"] = "lua/kling/simulator/sample_video.lua",
   },
   install = {
-    bin = { ["kling-simulator"] = "bin/kling-simulator" },
+    bin = { ["kling"] = "bin/kling", ["kling-simulator"] = "bin/kling-simulator" },
   },
 }

@@ -32,10 +32,11 @@ static int process_catch_interrupt(lua_State *L)
     return 1;
 }
 
-/* interrupted() -> boolean */
+/* interrupted() -> boolean: true once for each Ctrl-C (the flag is cleared) */
 static int process_interrupted(lua_State *L)
 {
     lua_pushboolean(L, interrupted != 0);
+    interrupted = 0;
     return 1;
 }
 

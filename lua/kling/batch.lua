@@ -120,7 +120,9 @@ function Batch.run(client, items, opts)
         if job.own.on_submit then return job.own.on_submit(task_id) end
       end,
     }
-    local result, err = client:_motion(job.body, hooks, { key = job.key, retry_failed = opts.retry_failed })
+    local own = { retry_failed = opts.retry_failed }
+    for k, v in pairs(job.own) do own[k] = v end -- key, local files, on_upload
+    local result, err = client:_motion(job.body, hooks, own)
     local path
     if result and opts.download_dir then path, err = save(client, job.key, result, opts.download_dir) end
     local final = (result and not err) and "succeed" or (err.kind == "uncertain" or err.maybe_submitted)

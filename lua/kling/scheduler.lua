@@ -284,6 +284,8 @@ function Scheduler:drain(grace)
   while shielded_in_flight(self) do
     local wait = deadline and deadline - now() or 1
     if wait <= 0 then return end
+    -- a second Ctrl-C in the kling command (kling.core.catch_interrupt) stops waiting
+    if core.interrupted() then return end
     local results, log = self.multi:perform(math.min(wait, 1))
     if not results then return end
     self:dispatch(results, log)

@@ -47,9 +47,18 @@ end
 -- records the outcome; returns the task id or nil and an error.
 local function send(client, body, hooks, key, journal_key)
   local scheduler, journal = client._scheduler, client.journal
+  -- Recording what the server said is never cut short by a cancel or a
+  -- close (Scheduler:protect): the journal must match what was billed.
+  local function record(fn, ...)
+    local r = { scheduler:protect(fn, ...) }
+    if r[1] then return r[2], r[3] end
+    return nil, errors.new("journal", tostring(r[2]))
+  end
   local task_id, err = client._transport:with_retries(function()
     local id, e = send_once(client, body, journal_key)
-    if not id and journal_key and billing.provably_not_taken(e) then journal:_requeue(journal_key) end
+    if not id and journal_key and billing.provably_not_taken(e) then
+      record(function() return journal:_requeue(journal_key) end)
+    end
     return id, e
   end, nil, billing.provably_not_taken)
   if not task_id then
@@ -59,11 +68,15 @@ local function send(client, body, hooks, key, journal_key)
         .. "submitted again (that would bill twice)"
     end
     err.key = key
-    if journal_key then journal:_failed_submit(journal_key, billing.after_failure(err), err) end
+    if journal_key then
+      record(function() return journal:_failed_submit(journal_key, billing.after_failure(err), err) end)
+    end
     return nil, err
   end
   local recorded, jerr = true, nil
-  if journal_key then recorded, jerr = journal:_submitted(journal_key, task_id, key or task_id) end
+  if journal_key then
+    recorded, jerr = record(function() return journal:_submitted(journal_key, task_id, key or task_id) end)
+  end
   client._submitted:add(task_id)
   -- cancelled or closed while the submit was on the wire: the id goes with
   -- the error, even if the hook below is cut short by a close

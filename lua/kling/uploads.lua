@@ -104,7 +104,9 @@ function uploads.resolve(client, own, body, known)
       local url = known and known[file]
       if not url then
         local err
-        url, err = uploads.upload(client, own[file], { on_progress = own.on_upload })
+        local report = own.on_upload
+        url, err = uploads.upload(client, own[file], {
+          on_progress = report and function(sent, total) report(sent, total, own[file]) end })
         if not url then
           err.field = err.field or file
           return nil, err

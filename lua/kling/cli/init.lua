@@ -1,0 +1,161 @@
+-- The kling command: its arguments (lua-argparse), its exit codes, and how
+-- results and errors are printed. The subcommands are in kling.cli.commands.
+--   kling motion IMAGE VIDEO [-o out.mp4] ...   (see `kling --help`)
+local argparse = require "argparse"
+local cjson = require "cjson"
+local errors = require "kling.errors"
+
+local cli = {}
+
+-- One exit code per error kind, so that scripts can tell failures apart.
+cli.EXIT = {
+  ok = 0, failure = 1, invalid_argument = 2, usage = 2, auth = 3, rate_limited = 4, api = 5, network = 6,
+  timeout = 7, bad_response = 8, task_failed = 9, not_found = 10, uncertain = 11, journal = 12,
+  cancelled = 13, closed = 13, interrupted = 130,
+}
+
+local EPILOG = [[
+Exit codes:
+  0 done             5 api error (HTTP)         10 not found (unknown task id)
+  1 other failure    6 network failure          11 uncertain: may be billed, no task id
+  2 bad input/usage  7 timeout (task goes on)   12 journal (the state file)
+  3 auth (token)     8 bad answer from the API  13 cancelled or closed
+  4 rate limited     9 the task failed         130 interrupted (Ctrl-C)
+
+Every run is journaled (--journal, default $XDG_STATE_HOME/kling/jobs.db): run the
+same command again after Ctrl-C or a crash and it resumes; nothing is billed twice.
+Environment: ACEDATACLOUD_API_TOKEN, ACEDATACLOUD_API_BASE_URL,
+ACEDATACLOUD_PLATFORM_TOKEN (uploads), ACEDATACLOUD_PLATFORM_BASE_URL.]]
+
+local function common(command)
+  command:option("--journal", "The journal file (default: $XDG_STATE_HOME/kling/jobs.db).")
+  command:flag("--json", "Print one JSON object (or JSON lines) on standard output, nothing else.")
+  return command
+end
+
+function cli.parser()
+  local p = argparse("kling", "Kling Motion (AceData Cloud): a reference image and a motion video in, "
+    .. "a video of the character doing that motion out.")
+  p:epilog(EPILOG)
+  p:command_target("command")
+  p:require_command(true)
+
+  local motion = common(p:command("motion", "Make a video: IMAGE and VIDEO are URLs or local files (uploaded)."))
+  motion:argument("image", "The reference image (PNG or JPEG): a URL or a file.")
+  motion:argument("video", "The reference motion video (MP4 or MOV): a URL or a file.")
+  motion:option("-o --output", "Where to save the video (default: kling-<task>.mp4).")
+  motion:option("--orientation", "Whose orientation the character follows."):choices({ "image", "video" })
+    :default("image")
+  motion:option("--mode", "std (720p) or pro (1080p)."):choices({ "std", "pro" }):default("std")
+  motion:option("--prompt", "A text prompt.")
+  motion:option("--model", "The model: kling-v2-6 or kling-v3."):choices({ "kling-v2-6", "kling-v3" })
+  motion:flag("--no-sound", "Drop the motion video's sound.")
+  motion:flag("--watermark", "Ask for a watermark.")
+  motion:option("--key", "A name for the job in the journal (default: one made from the inputs).")
+  motion:option("--callback-url", "A URL the API POSTs the result to.")
+  motion:flag("--async", "Submit only: print the task id and return.")
+
+  local wait = common(p:command("wait", "Follow a task to its end."))
+  wait:argument("task_id", "The task id.")
+  wait:option("-o --output", "Where to save the video.")
+
+  local task = common(p:command("task", "Show tasks (one request for all)."))
+  task:argument("task_id", "Task ids."):args("+")
+
+  local download = common(p:command("download", "Save a task's video, or a video URL."))
+  download:argument("source", "A task id or a URL.")
+  download:option("-o --output", "The file to write."):count(1)
+
+  local upload = common(p:command("upload", "Upload local files; prints their URLs."))
+  upload:argument("file", "Files to upload."):args("+")
+
+  local probe = common(p:command("probe", "What a media file is, and whether Kling's motion control takes it."))
+  probe:argument("file", "Image or video files."):args("+")
+
+  local batch = common(p:command("batch", "Run many jobs from a JSON lines or CSV file (a key column names each)."))
+  batch:argument("file", "The jobs: JSON lines of motion params, or CSV with a header row.")
+  batch:option("--out", "Where to save the videos (as <key>.mp4).")
+  batch:option("--concurrency", "Jobs at once."):default("4"):convert(tonumber)
+  batch:flag("--retry-failed", "Submit again the jobs whose task failed.")
+
+  local jobs = common(p:command("jobs", "List the journal."))
+  jobs:option("--state", "Only entries in this state."):choices({ "queued", "sending", "submitted", "succeed",
+                                                                    "failed", "uncertain" })
+  jobs:option("--forget", "Forget a key, so that it may be submitted again.")
+
+  local sim = p:command("simulator", "Run the local simulator of the API (for trying kling offline).")
+  sim:handle_options(false)
+  sim:argument("options", "--port N, --token T, --platform-token T, --generation-time S, --idle-exit S")
+    :args("*")
+  return p
+end
+
+-- ---- output ----
+
+local Out = {}
+Out.__index = Out
+
+function cli.output(json)
+  return setmetatable({ json = json }, Out)
+end
+
+-- A line of the result (text mode only).
+function Out:line(...)
+  if not self.json then
+    io.stdout:write(...)
+    io.stdout:write("\n")
+  end
+end
+
+-- One JSON value on its own line (JSON mode only).
+function Out:record(value)
+  if self.json then
+    io.stdout:write(cjson.encode(value), "\n")
+  end
+end
+
+local ERROR_FIELDS = { "kind", "message", "code", "status", "field", "task_id", "key", "reason", "retry_after",
+                       "maybe_submitted" }
+
+-- An error as plain fields (no metatable, no cause), for JSON.
+function cli.error_record(err)
+  if not errors.is(err) then return { kind = "failure", message = tostring(err) } end
+  local t = {}
+  for _, k in ipairs(ERROR_FIELDS) do t[k] = err[k] end
+  return t
+end
+
+-- Prints err and returns its exit code.
+function Out:fail(err, progress)
+  if progress then progress:done() end
+  if self.json then
+    io.stdout:write(cjson.encode({ error = cli.error_record(err) }), "\n")
+  else
+    io.stderr:write("kling: ", errors.is(err) and err.message or tostring(err), "\n")
+    if errors.is(err) and err.field then io.stderr:write("  (", err.field, ")\n") end
+  end
+  return errors.is(err) and cli.EXIT[err.kind] or cli.EXIT.failure
+end
+
+-- ---- main ----
+
+-- Runs the command for argv; returns the exit status. Never raises for a
+-- user's mistake or a failure: those are messages and exit codes.
+function cli.main(argv)
+  -- from here on Ctrl-C is a flag the commands act on (see commands.lua)
+  require("kling.core").catch_interrupt()
+  local parser = cli.parser()
+  local ok, args = parser:pparse(argv)
+  if not ok then
+    io.stderr:write(parser:get_usage(), "\n\nkling: ", tostring(args), "\n")
+    return cli.EXIT.usage
+  end
+  local commands = require "kling.cli.commands"
+  local run_ok, status = pcall(commands[args.command], args)
+  if run_ok then return status end
+  -- a bug of ours: say so plainly, without the token (errors never hold it)
+  io.stderr:write("kling: internal error: ", tostring(status), "\n")
+  return cli.EXIT.failure
+end
+
+return cli
