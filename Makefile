@@ -58,7 +58,8 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-corpus bench crash-test example-batch \
+.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
+        bench crash-test example-batch \
         example-nvim example-love install uninstall clean run-example-nvim run-example-love
 
 all: $(MODULE)
@@ -171,8 +172,21 @@ $(FUZZ_BIN): fuzz/transfer_fuzz.c $(SOURCES) $(wildcard src/*.h)
 	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) $(SQLITE_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 build/fuzz/corpus fuzz/corpus
-fuzz-corpus: $(FUZZ_BIN)
+
+# libFuzzer on kling.core.probe (fuzz/probe_fuzz.c): PNG, JPEG, MP4/MOV headers.
+PROBE_FUZZ_BIN := build/fuzz/probe_fuzz
+$(PROBE_FUZZ_BIN): fuzz/probe_fuzz.c src/media.c src/media.h
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh 5.4
+	@mkdir -p build/fuzz/probe-corpus
+	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) fuzz/probe_fuzz.c src/media.c \
+	  $(shell $(PKG_CONFIG) --libs lua5.4) -o $@
+fuzz-probe: $(PROBE_FUZZ_BIN)
+	$(PROBE_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 build/fuzz/probe-corpus fuzz/probe-corpus
+
+fuzz-corpus: $(FUZZ_BIN) $(PROBE_FUZZ_BIN)
 	$(FUZZ_BIN) -runs=0 fuzz/corpus
+	$(PROBE_FUZZ_BIN) -runs=0 fuzz/probe-corpus
 
 # The examples, unchanged, in their real hosts on the simulator (LuaJIT builds):
 #   example-nvim  examples/nvim/kling_motion.lua in a headless Neovim
