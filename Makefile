@@ -1,12 +1,18 @@
 # kling: build the C module kling.core, run the specs, the demo and the simulator.
-#   make            build for Lua 5.4
-#   make test       install what is missing, build, run the busted suite (Lua 5.4)
-#   make demo       install what is missing, build, run examples/motion.lua on the simulator
-#   make test-all   the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
-#   make install    PREFIX=/usr/local (or LUADIR=... LIBDIR=...)
-# Overrides: LUA_VERSION=5.1|5.2|5.3|5.4|luajit, LUA=interpreter, LUA_INCDIR=dir,
-#            LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS, SQLITE_CFLAGS, SQLITE_LIBS, CC, CFLAGS.
+#   make             build for Lua 5.4 (LUA_VERSION=5.1|5.2|5.3|5.4|luajit for another)
+#   make deps        install what is missing (Debian/Ubuntu: apt-get; elsewhere: says what)
+#   make test        make deps, build, run the busted suite (Lua 5.4)
+#   make demo        make deps, build, run the kling command on the simulator with local files
+#   make test-all    the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make env         print the exports that use this checkout without installing
+#   make install     the modules and both commands: PREFIX=/usr/local (or LUADIR, LIBDIR, BINDIR)
+#   make simulator   the simulator in the foreground (SIMULATOR_ARGS="--port 8080")
+#   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-love
+#   make bench, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
+# Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
+#            SQLITE_CFLAGS, SQLITE_LIBS, CC, CFLAGS.
 
+SHELL := /bin/bash
 LUA_VERSION ?= 5.4
 RUNTIMES    := 5.1 5.2 5.3 5.4 luajit
 
@@ -60,7 +66,7 @@ WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
 .PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
         bench crash-test example-batch \
-        example-nvim example-love install uninstall clean run-example-nvim run-example-love
+        example-nvim example-love install uninstall env help clean run-example-nvim run-example-love
 
 all: $(MODULE)
 
@@ -90,11 +96,15 @@ test-all: deps-all
 	@set -e; for v in $(RUNTIMES); do \
 	  echo "=== Lua $$v"; $(MAKE) --no-print-directory check LUA_VERSION=$$v; done
 
+# The kling command on the simulator, with local files made here (a real PNG
+# and MP4 headers): checks, uploads with progress, the task, the download.
 demo: deps
 	@$(MAKE) --no-print-directory $(MODULE)
-	@mkdir -p build/demo
-	@$(WITH_SIMULATOR) \
-	  "$(LUA) examples/motion.lua https://cdn.example.test/person.jpg https://cdn.example.test/dance.mp4 build/demo/motion.mp4"
+	@rm -rf build/demo && mkdir -p build/demo
+	@$(RUN_ENV) $(LUA) -e 'require("kling.simulator.main").write_samples("build/demo")'
+	@$(WITH_SIMULATOR) "$(LUA) bin/kling probe build/demo/person.png build/demo/dance.mp4 \
+	  && $(LUA) bin/kling motion build/demo/person.png build/demo/dance.mp4 -o build/demo/motion.mp4 \
+	     --journal build/demo/jobs.db"
 
 # Benchmarks are programs, not tests: JOBS jobs on one client without and with a journal,
 # simulator generation 3 s.
@@ -207,20 +217,46 @@ rock-check:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	@for f in $$(find lua -name '*.lua') src/*.c; do grep -q "\"$$f\"" kling-scm-1.rockspec \
 	  || { echo "kling-scm-1.rockspec does not list $$f"; exit 1; }; done
+	@# the release rockspec is the scm one but for its version and source tag
+	@diff <(grep -v -e '^version' -e 'tag =' -e '^  --' kling-scm-1.rockspec) \
+	      <(grep -v -e '^version' -e 'tag =' -e '^  --' kling-0.1.0-1.rockspec) >/dev/null \
+	  || { echo "kling-0.1.0-1.rockspec differs from kling-scm-1.rockspec"; exit 1; }
 	rm -rf $(ROCK_TREE)
 	luarocks --lua-version $(LUA_ABI) --tree $(ROCK_TREE) make --deps-mode=none kling-scm-1.rockspec
 	cd /tmp && LUA_PATH="$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?.lua;$(CURDIR)/$(ROCK_TREE)/share/lua/$(LUA_ABI)/?/init.lua;;" \
 	  LUA_CPATH="$(CURDIR)/$(ROCK_TREE)/lib/lua/$(LUA_ABI)/?.so;;" \
 	  $(LUA) -e 'local k = require "kling"; assert(package.searchpath("kling.core", package.cpath):find("rock%-tree")); print("rock ok: " .. k._VERSION)'
+	@# the commands LuaRocks installed run with this Lua and find the tree
+	eval "$$(luarocks --lua-version $(LUA_ABI) --tree $(ROCK_TREE) path)" && cd /tmp \
+	  && $(CURDIR)/$(ROCK_TREE)/bin/kling --help | grep -q "Exit codes" \
+	  && { $(CURDIR)/$(ROCK_TREE)/bin/kling probe /dev/null; test $$? -eq 2; }
+	@echo "rock commands ok"
 
+BINDIR ?= $(PREFIX)/bin
+LUA_BIN := $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/env $(LUA))
 install: $(MODULE)
-	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling/simulator
+	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling/simulator $(DESTDIR)$(LUADIR)/kling/cli \
+	  $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/kling/core.so
 	install -m 0644 lua/kling/*.lua $(DESTDIR)$(LUADIR)/kling/
+	install -m 0644 lua/kling/cli/*.lua $(DESTDIR)$(LUADIR)/kling/cli/
 	install -m 0644 lua/kling/simulator/*.lua $(DESTDIR)$(LUADIR)/kling/simulator/
+	@# the commands run with the Lua they were installed for
+	for c in kling kling-simulator; do \
+	  sed '1s|.*|#!$(LUA_BIN)|' bin/$$c > $(DESTDIR)$(BINDIR)/$$c && chmod 0755 $(DESTDIR)$(BINDIR)/$$c; done
 
 uninstall:
-	rm -rf $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling
+	rm -rf $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling $(DESTDIR)$(BINDIR)/kling $(DESTDIR)$(BINDIR)/kling-simulator
+
+# Prints the exports that let your own scripts (and bin/kling) use this
+# checkout without installing it:   eval "$(make -s env)"
+env: $(MODULE)
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+	@echo 'export PATH="$(CURDIR)/bin:$$PATH"'
+
+help:
+	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 clean:
 	rm -rf build

@@ -1,4 +1,5 @@
--- luarocks make --deps-mode=none    (from a checkout: builds and installs kling)
+-- luarocks --lua-version 5.4 make    (from a checkout: builds and installs kling and
+-- its commands for Lua 5.4; --deps-mode=none when the dependencies come from Debian)
 rockspec_format = "3.0"
 package = "kling"
 version = "scm-1"
@@ -11,9 +12,10 @@ description = {
   summary = "Kling Motion (AceData Cloud) for Lua: a libcurl multi engine with non-blocking jobs",
   detailed = [[
 Submit a reference image and a reference motion video to AceData Cloud's Kling
-Motion API and get back the generated video. Blocking calls for scripts, and
-coroutine jobs driven by client:step() for game loops and editors. Ships a
-local simulator of the API (bin/kling-simulator, needs luasocket).
+Motion API and get back the generated video. Blocking calls for scripts,
+coroutine jobs driven by client:step() for game loops and editors, uploads of
+local files, a durable SQLite journal so that no job is billed twice, and the
+kling command. Ships a local simulator of the API (kling-simulator).
 ]],
   license = "MIT",
   labels = { "http", "curl", "video", "ai" },
@@ -24,6 +26,7 @@ dependencies = {
   "argparse",   -- the kling command
   "luasocket",  -- the simulator (kling-simulator, kling simulator)
 }
+-- kling.core links libcurl and SQLite, and uses lua-cjson at run time
 external_dependencies = {
   -- a library probe, not a header one: LuaRocks does not look in Debian's
   -- multiarch include directory, where the compiler finds curl/curl.h anyway

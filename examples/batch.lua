@@ -11,7 +11,8 @@ for line in io.lines(arg[1]) do
                                     character_orientation = "image", mode = "std" } end
 end
 local function progress(c) io.stderr:write(("\r%d of %d done, %d failed "):format(c.succeed, c.total, c.failed)) end
-local results = assert(client:batch(items, { concurrency = 4, download_dir = arg[2] or "out", on_progress = progress }))
+local results, berr = client:batch(items, { concurrency = 4, download_dir = arg[2] or "out", on_progress = progress })
+if not results then error(tostring(berr)) end
 io.stderr:write("\n")
 for _, r in ipairs(results) do print(r.key, r.path or tostring(r.error)) end
 client:close()

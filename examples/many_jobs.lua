@@ -2,7 +2,8 @@
 --   ACEDATACLOUD_API_TOKEN=... lua examples/many_jobs.lua IMAGE_URL VIDEO_URL [COUNT]
 local kling = require "kling"
 
-local client = assert(kling.new())
+local client, new_err = kling.new()
+if not client then error(tostring(new_err)) end -- (assert would print a table on Lua 5.1/5.2)
 local count = tonumber(arg[3]) or 5
 local jobs = {}
 for i = 1, count do

@@ -1,10 +1,17 @@
 -- Make a character in a picture perform the motion of a video, and save the result.
---   ACEDATACLOUD_API_TOKEN=... lua examples/motion.lua [IMAGE_URL VIDEO_URL [OUT.mp4]]
--- (make demo runs it against the local simulator.)
+--   ACEDATACLOUD_API_TOKEN=... lua examples/motion.lua IMAGE VIDEO [OUT.mp4]
+-- IMAGE and VIDEO are URLs or local files (uploaded: ACEDATACLOUD_PLATFORM_TOKEN).
+-- Every run is billed: it asks for its inputs rather than guessing any.
 local kling = require "kling"
 
-local image_url = arg[1] or "https://cdn.acedata.cloud/4hfydw.jpg"
-local video_url = arg[2] or "https://cdn.acedata.cloud/634d760216.mp4"
+if not arg[1] or not arg[2] then
+  io.stderr:write("usage: lua examples/motion.lua IMAGE VIDEO [OUT.mp4]   (URLs or local files)\n")
+  os.exit(2)
+end
+local function source(kind, value)
+  if value:match("^https?://") then return kind .. "_url", value end
+  return kind .. "_file", value
+end
 local out = arg[3] or "kling-motion.mp4"
 
 local client, err = kling.new({ poll_interval = 1, max_poll_interval = 5 })
@@ -15,9 +22,11 @@ end
 
 local started = os.time()
 local result
+local image_field, image = source("image", arg[1])
+local video_field, video = source("video", arg[2])
 result, err = client:motion({
-  image_url = image_url,
-  video_url = video_url,
+  [image_field] = image,
+  [video_field] = video,
   character_orientation = "image",
   mode = "std",
   on_submit = function(task_id)

@@ -6,7 +6,7 @@
 set -eu
 
 runtimes=${*:-5.4}
-packages="gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl nginx lua-cjson lua-socket lua-busted"
+packages="gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl nginx luarocks lua-cjson lua-socket lua-argparse lua-busted"
 # CI's extra checks: luacheck, the rockspec, memcheck, the sanitizers, the example hosts
 [ -n "${KLING_EXTRAS:-}" ] && packages="$packages lua-check luarocks valgrind clang libclang-rt-dev neovim love xvfb xauth"
 for v in $runtimes; do

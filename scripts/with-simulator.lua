@@ -1,7 +1,7 @@
 -- Runs a shell command with a simulator started for it:
 --   lua scripts/with-simulator.lua 'lua examples/motion.lua' [GENERATION_SECONDS]
--- The command sees ACEDATACLOUD_API_BASE_URL and ACEDATACLOUD_API_TOKEN
--- pointing at the simulator, which stops when the command ends.
+-- The command sees ACEDATACLOUD_API_BASE_URL and ACEDATACLOUD_API_TOKEN (and
+-- the platform's pair) pointing at the simulator, which stops when the command ends.
 local http = require "socket.http"
 local cjson = require "cjson"
 
@@ -17,8 +17,10 @@ if not url then
 end
 io.write("simulator: ", url, "\n")
 io.flush()
-local ok, how, code = os.execute(("export ACEDATACLOUD_API_BASE_URL='%s' ACEDATACLOUD_API_TOKEN='%s'; %s")
-  :format(url, token, cmd))
+-- the simulator plays the platform's upload endpoint too
+local ok, how, code = os.execute(("export ACEDATACLOUD_API_BASE_URL='%s' ACEDATACLOUD_API_TOKEN='%s' "
+  .. "ACEDATACLOUD_PLATFORM_BASE_URL='%s' ACEDATACLOUD_PLATFORM_TOKEN=sim-platform-token; %s")
+  :format(url, token, url, cmd))
 
 http.TIMEOUT = 5
 local body = http.request(url .. "/_sim/stats")

@@ -5,7 +5,9 @@ local kling = require "kling"
 local client, status = nil, "starting"
 
 function love.load()
-  client = assert(kling.new())
+  local new_err
+  client, new_err = kling.new()
+  if not client then error(tostring(new_err)) end
   client:spawn(function()
     local result, err = client:motion({
       image_url = "https://example.com/hero.png", video_url = "https://example.com/dance.mp4",

@@ -2,7 +2,8 @@
 --   :luafile examples/nvim/kling_motion.lua
 local kling = require "kling"
 
-local client = assert(kling.new())
+local client, new_err = kling.new()
+if not client then error(tostring(new_err)) end -- (assert would print a table on Lua 5.1/5.2)
 local job = client:spawn(function()
   return client:motion({
     image_url = "https://example.com/hero.png", video_url = "https://example.com/dance.mp4",

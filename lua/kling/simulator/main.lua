@@ -1,6 +1,8 @@
 -- The simulator as a program: `kling-simulator` and `kling simulator`.
 --   [--port N] [--host 127.0.0.1] [--token T] [--platform-token T]
---   [--generation-time SECONDS] [--idle-exit SECONDS]
+--   [--generation-time SECONDS] [--idle-exit SECONDS] [--samples DIR]
+-- --samples DIR writes person.png and dance.mp4 there first: local media that
+-- fit Kling's limits, for trying `kling motion` with files.
 -- Prints "kling-simulator listening on http://HOST:PORT" once it accepts
 -- connections (port 0, the default, lets the OS choose); runs until
 -- /_sim/shutdown, or until idle for --idle-exit seconds.
@@ -11,12 +13,19 @@ local http = require "kling.simulator.http"
 local main = {}
 
 main.USAGE = "usage: kling-simulator [--port N] [--host ADDR] [--token T] [--platform-token T] "
-  .. "[--generation-time S] [--idle-exit S]"
+  .. "[--generation-time S] [--idle-exit S] [--samples DIR]"
 
 local OPTIONS = { ["--port"] = "port", ["--host"] = "host", ["--token"] = "token",
                   ["--platform-token"] = "platform_token", ["--generation-time"] = "generation_time",
-                  ["--idle-exit"] = "idle_exit" }
-local STRINGS = { host = true, token = true, platform_token = true }
+                  ["--idle-exit"] = "idle_exit", ["--samples"] = "samples" }
+local STRINGS = { host = true, token = true, platform_token = true, samples = true }
+
+-- Sample media that fit Kling's motion limits (docs/api.md).
+function main.write_samples(dir)
+  local media = require "kling.simulator.media"
+  media.write(dir .. "/person.png", media.png(640, 800))
+  media.write(dir .. "/dance.mp4", media.video(1280, 720, 5))
+end
 
 -- The options, or nil and a message.
 function main.parse(args)
@@ -46,6 +55,7 @@ function main.run(args)
     io.stderr:write(err, "\n")
     return 2
   end
+  if opts.samples then main.write_samples(opts.samples) end
   math.randomseed(os.time() + math.floor((Loop.now() % 1) * 1e6))
   local loop = Loop.new()
   local api = Api.new(loop, { token = opts.token, platform_token = opts.platform_token,

@@ -1,0 +1,82 @@
+-- luarocks --lua-version 5.4 make    (from a checkout: builds and installs kling and
+-- its commands for Lua 5.4; --deps-mode=none when the dependencies come from Debian)
+rockspec_format = "3.0"
+package = "kling"
+version = "0.1.0-1"
+source = {
+  -- the release tag; where the project will be published is not decided yet
+  -- (luarocks make builds from the checkout and does not read this)
+  url = "git+file:///dev/null",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Kling Motion (AceData Cloud) for Lua: a libcurl multi engine with non-blocking jobs",
+  detailed = [[
+Submit a reference image and a reference motion video to AceData Cloud's Kling
+Motion API and get back the generated video. Blocking calls for scripts,
+coroutine jobs driven by client:step() for game loops and editors, uploads of
+local files, a durable SQLite journal so that no job is billed twice, and the
+kling command. Ships a local simulator of the API (kling-simulator).
+]],
+  license = "MIT",
+  labels = { "http", "curl", "video", "ai" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+  "argparse",   -- the kling command
+  "luasocket",  -- the simulator (kling-simulator, kling simulator)
+}
+-- kling.core links libcurl and SQLite, and uses lua-cjson at run time
+external_dependencies = {
+  -- a library probe, not a header one: LuaRocks does not look in Debian's
+  -- multiarch include directory, where the compiler finds curl/curl.h anyway
+  CURL = { library = "curl" },
+  -- the job journal (kling.core binds SQLite itself: see docs/design.md)
+  SQLITE3 = { header = "sqlite3.h", library = "sqlite3" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["kling.core"] = {
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/media.c", "src/multi.c",
+                  "src/process.c", "src/redact.c", "src/secret.c", "src/transfer.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "sqlite3" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE3_LIBDIR)" },
+    },
+    ["kling.batch"] = "lua/kling/batch.lua",
+    ["kling.billing"] = "lua/kling/billing.lua",
+    ["kling.cli"] = "lua/kling/cli/init.lua",
+    ["kling.cli.commands"] = "lua/kling/cli/commands.lua",
+    ["kling.cli.progress"] = "lua/kling/cli/progress.lua",
+    ["kling.client"] = "lua/kling/client.lua",
+    ["kling.compat"] = "lua/kling/compat.lua",
+    ["kling.config"] = "lua/kling/config.lua",
+    ["kling.errors"] = "lua/kling/errors.lua",
+    ["kling"] = "lua/kling/init.lua",
+    ["kling.job"] = "lua/kling/job.lua",
+    ["kling.journal"] = "lua/kling/journal.lua",
+    ["kling.media"] = "lua/kling/media.lua",
+    ["kling.poller"] = "lua/kling/poller.lua",
+    ["kling.recent"] = "lua/kling/recent.lua",
+    ["kling.retry"] = "lua/kling/retry.lua",
+    ["kling.scheduler"] = "lua/kling/scheduler.lua",
+    ["kling.submission"] = "lua/kling/submission.lua",
+    ["kling.task"] = "lua/kling/task.lua",
+    ["kling.transport"] = "lua/kling/transport.lua",
+    ["kling.uploads"] = "lua/kling/uploads.lua",
+    ["kling.validate"] = "lua/kling/validate.lua",
+    ["kling.webhooks"] = "lua/kling/webhooks.lua",
+    ["kling.simulator.api"] = "lua/kling/simulator/api.lua",
+    ["kling.simulator.http"] = "lua/kling/simulator/http.lua",
+    ["kling.simulator.loop"] = "lua/kling/simulator/loop.lua",
+    ["kling.simulator.main"] = "lua/kling/simulator/main.lua",
+    ["kling.simulator.media"] = "lua/kling/simulator/media.lua",
+    ["kling.simulator.sample_video"] = "lua/kling/simulator/sample_video.lua",
+  },
+  install = {
+    bin = { ["kling"] = "bin/kling", ["kling-simulator"] = "bin/kling-simulator" },
+  },
+}
