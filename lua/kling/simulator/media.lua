@@ -12,14 +12,25 @@ local function u32(n)
 end
 local function u64(n) return u32(math.floor(n / 4294967296)) .. u32(n % 4294967296) end
 
--- XOR of two 32-bit numbers with arithmetic only (Lua 5.1 has no bit operators).
-local function bxor(a, b)
-  local r, bit = 0, 1
-  while a > 0 or b > 0 do
-    if a % 2 ~= b % 2 then r = r + bit end
-    a, b, bit = math.floor(a / 2), math.floor(b / 2), bit * 2
+-- XOR of two 32-bit numbers: the runtime's own where it has one (5.3+
+-- operators, 5.2's bit32, LuaJIT's bit), else arithmetic (PUC Lua 5.1).
+local bxor
+if _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2" then
+  bxor = load("return function(a, b) return a ~ b end")()
+elseif rawget(_G, "bit32") then
+  bxor = rawget(_G, "bit32").bxor
+elseif rawget(_G, "jit") then
+  local bit = require "bit"
+  bxor = function(a, b) return bit.bxor(a, b) % 4294967296 end
+else
+  bxor = function(a, b)
+    local r, place = 0, 1
+    while a > 0 or b > 0 do
+      if a % 2 ~= b % 2 then r = r + place end
+      a, b, place = math.floor(a / 2), math.floor(b / 2), place * 2
+    end
+    return r
   end
-  return r
 end
 
 local CRC_TABLE = {}
