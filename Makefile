@@ -109,9 +109,10 @@ demo: deps
 # Benchmarks are programs, not tests: JOBS jobs on one client without and with a journal,
 # simulator generation 3 s.
 JOBS ?= 1000
+ROUNDS ?= 3
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
-	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS)" 3
+	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS)" 3
 
 # examples/batch.lua on the simulator, twice on one journal: the second run
 # sends nothing (the simulator's counts show it).

@@ -1,12 +1,16 @@
 -- Benchmark: N motion jobs on one client against the simulator, without and
 -- with a journal (not a test: it prints).
---   make bench [JOBS=1000]
--- Prints, for each: wall time, CPU, step(0) p50/p99/max (the frame budget of
--- a game or an editor), task requests and requests per poll round.
+--   make bench [JOBS=1000] [ROUNDS=3]
+-- Prints, for each configuration and round: wall time, CPU, step(0)
+-- p50/p99/max (the frame budget of a game or an editor), task requests and
+-- requests per poll round; then the median of the rounds. The rounds
+-- interleave the configurations, so that a busy moment of the machine (the
+-- simulator shares it) does not land on one configuration only.
 local kling = require "kling"
 local core = require "kling.core"
 
 local jobs_wanted = tonumber(arg[1]) or 1000
+local rounds = tonumber(arg[2]) or 3
 
 local function percentile(sorted, p)
   if #sorted == 0 then return 0 end
@@ -49,19 +53,54 @@ local function run(journal, sync)
   client:close()
   table.sort(steps)
   local requests = task_requests() - requests_before
-  local rounds = polls / jobs_wanted -- polls each job made: the poll rounds
-  print(("%-10s %d jobs, %d succeeded, %.2f s wall, %.2f s CPU, %d frames; step(0) p50 %.2f ms, p99 %.2f ms, "
-    .. "max %.2f ms; %d task requests, %.1f per poll round"):format(journal and ("journal/" .. (sync or "full"))
-    or "no journal",
-    jobs_wanted, ok, wall, used, #steps, percentile(steps, 0.5) * 1000, percentile(steps, 0.99) * 1000,
-    steps[#steps] * 1000, requests, requests / math.max(rounds, 1)))
+  local poll_rounds = polls / jobs_wanted -- polls each job made: the poll rounds
+  return { wall = wall, cpu = used, p50 = percentile(steps, 0.5) * 1000, p99 = percentile(steps, 0.99) * 1000,
+           max = steps[#steps] * 1000, requests = requests, per_round = requests / math.max(poll_rounds, 1) }
 end
 
-run(nil)
-for _, sync in ipairs({ "full", "normal" }) do
-  local path = os.tmpname()
-  os.remove(path)
-  path = path .. ".db"
-  run(path, sync)
-  os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path))
+local function line(name, m)
+  return ("%-14s %.2f s wall, %.2f s CPU; step(0) p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+    .. "%d task requests, %.1f per poll round"):format(name, m.wall, m.cpu, m.p50, m.p99, m.max, m.requests,
+    m.per_round)
+end
+
+local configs = { { "no journal" }, { "journal/full", "full" }, { "journal/normal", "normal" } }
+local results = {}
+print(("%d jobs on one client, generation 3 s, %d rounds"):format(jobs_wanted, rounds))
+for round = 1, rounds do
+  for _, c in ipairs(configs) do
+    local path
+    if c[2] then
+      path = os.tmpname()
+      os.remove(path)
+      path = path .. ".db"
+    end
+    local m = run(path, c[2])
+    if path then os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path)) end
+    results[c[1]] = results[c[1]] or {}
+    table.insert(results[c[1]], m)
+    print(("round %d  %s"):format(round, line(c[1], m)))
+  end
+end
+local function median(list, field)
+  local v = {}
+  for i, m in ipairs(list) do v[i] = m[field] end
+  table.sort(v)
+  return v[math.ceil(#v / 2)]
+end
+print("median of the rounds:")
+local base
+for _, c in ipairs(configs) do
+  local med = {}
+  for _, f in ipairs({ "wall", "cpu", "p50", "p99", "max", "requests", "per_round" }) do
+    med[f] = median(results[c[1]], f)
+  end
+  local extra = ""
+  if base then
+    extra = ("  (p99 %+.0f%%, max %+.0f%%, per poll round %+.0f%% against no journal)"):format(
+      (med.p99 / base.p99 - 1) * 100, (med.max / base.max - 1) * 100, (med.per_round / base.per_round - 1) * 100)
+  else
+    base = med
+  end
+  print("  " .. line(c[1], med) .. extra)
 end

@@ -89,21 +89,6 @@ describe("the journal", function()
     assert.equal(1, sim:stats().submits)
   end)
 
-  it("with a libcurl too old for the pre-request hook, sending is written as the request is added", function()
-    local reader = other()
-    local saved = core.has_prereq
-    core.has_prereq = false
-    sim:fault({ path = MOTION, delay = 0.3, pass = true })
-    local job = client:spawn(function() return client:submit(Simulator.params({ key = "old-curl" })) end)
-    while sim:stats().submits == 0 do client:step(0.01) end
-    local state = reader:get("old-curl").state
-    core.has_prereq = saved
-    local id = assert(job:wait(5))
-    reader:close()
-    assert.equal("sending", state)
-    assert.equal(id, client.journal:get("old-curl").task_id)
-  end)
-
   it("a finished key returns its stored result with no request at all", function()
     local first = assert(client:motion(Simulator.params({ key = "done" })))
     local before = sim:stats()

@@ -28,14 +28,13 @@ typedef struct kl_stmt {
     sqlite3_stmt *stmt;
 } kl_stmt;
 
-struct kl_journal {
+typedef struct kl_journal {
     sqlite3 *db;
     kl_stmt *cache;        /* prepared statements, by SQL text */
-    sqlite3_stmt *hook;    /* what kl_journal_mark_sending runs */
     char owner[2 * KL_OWNER_BYTES + 1];
     char *owners_dir;      /* <path>-owners: one locked file per live handle */
     int lock_fd;
-};
+} kl_journal;
 
 /* ---- owners: a handle is alive while it holds the flock on its file ---- */
 
@@ -155,8 +154,6 @@ static int close_journal(kl_journal *j)
     if (j->db == NULL)
         return rc;
     free_cache(j);
-    sqlite3_finalize(j->hook);
-    j->hook = NULL;
     rc = sqlite3_close(j->db);
     j->db = NULL;
     give_up_ownership(j);
@@ -171,12 +168,6 @@ static kl_journal *check_journal(lua_State *L)
     if (j->db == NULL)
         luaL_error(L, "attempt to use a closed kling.journal");
     return j;
-}
-
-kl_journal *kl_journal_test(lua_State *L, int idx)
-{
-    kl_journal *j = kling_testudata(L, idx, KL_JOURNAL_MT);
-    return j != NULL && j->db != NULL ? j : NULL;
 }
 
 static int push_db_error(lua_State *L, sqlite3 *db, const char *what)
@@ -315,41 +306,6 @@ static int journal_exec(lua_State *L)
     return 1;
 }
 
-/* set_hook(sql): the statement run as a request leaves; ?1 key, ?2 owner, ?3 now */
-static int journal_set_hook(lua_State *L)
-{
-    kl_journal *j = check_journal(L);
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(j->db, luaL_checkstring(L, 2), -1, &stmt, NULL) != SQLITE_OK)
-        return push_db_error(L, j->db, "cannot prepare the journal hook");
-    sqlite3_finalize(j->hook);
-    j->hook = stmt;
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static double wall_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int kl_journal_mark_sending(kl_journal *j, const char *key)
-{
-    int rc;
-    if (j == NULL || j->db == NULL || j->hook == NULL)
-        return 0;
-    sqlite3_reset(j->hook);
-    if (sqlite3_bind_text(j->hook, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK
-        || sqlite3_bind_text(j->hook, 2, j->owner, -1, SQLITE_STATIC) != SQLITE_OK
-        || sqlite3_bind_double(j->hook, 3, wall_clock()) != SQLITE_OK)
-        return 0;
-    rc = sqlite3_step(j->hook);
-    sqlite3_reset(j->hook);
-    return rc == SQLITE_DONE && sqlite3_changes(j->db) == 1;
-}
-
 static int journal_owner(lua_State *L)
 {
     kl_journal *j = check_journal(L);
@@ -388,6 +344,21 @@ static int journal_tostring(lua_State *L)
 static const char *const SETUP_FULL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
 static const char *const SETUP_NORMAL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
+/* Switching to WAL needs a lock that SQLite does not wait for with the busy
+ * handler (two processes opening a new journal at once): retry it here. */
+static int setup(sqlite3 *db, const char *sql)
+{
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    int rc, tries;
+    for (tries = 0; tries < KL_BUSY_TIMEOUT_MS / 10; tries++) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            return rc;
+        nanosleep(&pause, NULL);
+    }
+    return rc;
+}
+
 /* journal(path [, "full" | "normal"]) -> handle | nil, message */
 static int journal_new(lua_State *L)
 {
@@ -408,7 +379,7 @@ static int journal_new(lua_State *L)
         return 2;
     }
     sqlite3_busy_timeout(j->db, KL_BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL, NULL, NULL, NULL) != SQLITE_OK) {
+    if (setup(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot use %s as a journal: %s", path, sqlite3_errmsg(j->db));
         close_journal(j);
@@ -434,7 +405,6 @@ static const luaL_Reg methods[] = {
     {"query", journal_query},
     {"run", journal_run},
     {"exec", journal_exec},
-    {"set_hook", journal_set_hook},
     {"owner", journal_owner},
     {"owner_alive", journal_owner_alive},
     {"close", journal_close},

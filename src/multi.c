@@ -12,7 +12,6 @@
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
-#include "journal.h"
 #include "process.h"
 #include "redact.h"
 #include "transfer.h"
@@ -32,8 +31,7 @@ typedef struct kl_multi {
     /* "Authorization: Bearer <token>" by KL_AUTH_* (API, platform): kling's only copies */
     char *auth_headers[3];
     kl_log log;            /* verbose output; its secrets point into auth_headers */
-    kl_journal *journal;   /* marks submits "sending" as they leave (may be NULL) */
-    int journal_ref;       /* keeps the journal's userdata alive while we use it */
+    int new_holds;         /* held bodies that began to wait since held() was last asked */
 } kl_multi;
 
 static const char AUTH_PREFIX[] = "Authorization: Bearer ";
@@ -105,7 +103,6 @@ static int multi_new(lua_State *L)
     }
     m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
-    m->journal_ref = LUA_NOREF;
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
@@ -172,29 +169,6 @@ static int multi_redact(lua_State *L)
     return 1;
 }
 
-static void drop_journal(lua_State *L, kl_multi *m)
-{
-    luaL_unref(L, LUA_REGISTRYINDEX, m->journal_ref);
-    m->journal_ref = LUA_NOREF;
-    m->journal = NULL;
-}
-
-/* set_journal(journal|nil): requests with a journal_key mark it as they leave */
-static int multi_set_journal(lua_State *L)
-{
-    kl_multi *m = check_multi(L);
-    kl_journal *j = lua_isnoneornil(L, 2) ? NULL : kl_journal_test(L, 2);
-    if (!lua_isnoneornil(L, 2) && j == NULL)
-        return luaL_argerror(L, 2, "an open kling.journal expected");
-    drop_journal(L, m);
-    if (j != NULL) {
-        lua_pushvalue(L, 2);
-        m->journal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        m->journal = j;
-    }
-    return 0;
-}
-
 /* add(request) -> id | nil, message */
 static int multi_add(lua_State *L)
 {
@@ -204,7 +178,7 @@ static int multi_add(lua_State *L)
     char err[256];
     CURLMcode mc;
     kl_request_read(L, 2, ENCODE_IDX, &req);
-    t = kl_transfer_new(&req, m->next_id + 1, (const char *const *)m->auth_headers, &m->log, m->journal,
+    t = kl_transfer_new(&req, m->next_id + 1, (const char *const *)m->auth_headers, &m->log, &m->new_holds,
                         err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
@@ -267,8 +241,9 @@ static CURLMcode drive(kl_multi *m, double wait)
             return mc;
         collect_finished(m);
         left = deadline - kl_now();
-        /* Ctrl-C (when the command caught it) ends the wait: the caller decides */
-        if (m->done != NULL || left <= 0 || kl_interrupted())
+        /* Ctrl-C (when the command caught it) ends the wait: the caller
+         * decides; so does a held body that waits for the journal */
+        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0)
             return CURLM_OK;
         mc = curl_multi_poll(m->multi, NULL, 0, wait_ms(left), NULL);
         if (mc != CURLM_OK)
@@ -359,6 +334,35 @@ static int multi_progress(lua_State *L)
     return 4;
 }
 
+/* held() -> { id, ... }: transfers whose body waits to be released */
+static int multi_held(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_transfer *t;
+    int n = 0;
+    lua_newtable(L);
+    for (t = m->active; t != NULL; t = t->next)
+        if (t->holding) {
+            lua_pushinteger(L, t->id);
+            lua_rawseti(L, -2, ++n);
+        }
+    m->new_holds = 0;
+    return 1;
+}
+
+/* release(id, ok) -> true if the transfer was holding: ok lets its body go;
+ * otherwise it ends at once, nothing of its body sent (reason "journal"). */
+static int multi_release(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
+    int was = t != NULL && t->holding;
+    if (was)
+        kl_transfer_release(t, lua_toboolean(L, 3));
+    lua_pushboolean(L, was);
+    return 1;
+}
+
 static int multi_count(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -392,7 +396,6 @@ static int multi_close(lua_State *L)
     m->multi = NULL;
     forget_tokens(m);
     kl_buffer_free(&m->log.text);
-    drop_journal(L, m);
     return 0;
 }
 
@@ -409,7 +412,8 @@ static int multi_tostring(lua_State *L)
 static const luaL_Reg methods[] = {
     {"set_token", multi_set_token},
     {"redact", multi_redact},
-    {"set_journal", multi_set_journal},
+    {"held", multi_held},
+    {"release", multi_release},
     {"add", multi_add},
     {"perform", multi_perform},
     {"cancel", multi_cancel},

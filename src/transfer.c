@@ -177,7 +177,6 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->capath = field_line(L, idx, "capath");
     req->proxy = field_line(L, idx, "proxy");
     req->output = field_string(L, idx, "output", NULL);
-    req->journal_key = field_string(L, idx, "journal_key", NULL);
     read_form(L, idx, req);
     read_headers(L, idx, req);
     req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
@@ -190,6 +189,9 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->decode = field_bool(L, idx, "decode");
     req->verbose = field_bool(L, idx, "verbose");
     req->handover = field_bool(L, idx, "handover");
+    req->hold = field_bool(L, idx, "hold");
+    if (req->hold && req->body == NULL)
+        luaL_error(L, "request field 'hold' needs a body");
 }
 
 /* ---- libcurl callbacks: C buffers only, never the Lua state ---- */
@@ -281,9 +283,8 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
 }
 
 /* Called by libcurl once the connection is ready and before a byte of the
- * request is sent: the moment a submit is really handed over. Requests still
- * queued (behind max_connections, or connecting) are never marked, so a
- * crash leaves them "queued" and safe to submit again. */
+ * request is sent: a request still queued (behind max_connections, or
+ * connecting) has sent nothing and may be dropped. */
 #if LIBCURL_VERSION_NUM >= 0x075000
 static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
                      int conn_local_port)
@@ -293,14 +294,47 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, in
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
-    if (t->journal_key != NULL && !kl_journal_mark_sending(t->journal, t->journal_key)) {
-        t->journal_refused = 1;
-        return CURL_PREREQFUNC_ABORT;
-    }
     t->handed_over = 1;
     return CURL_PREREQFUNC_OK;
 }
 #endif
+
+/* The body of a held request. The request line and headers may have gone
+ * out, but a POST whose body never arrives is never acted on: the body is
+ * what hands a submit over. It waits (paused) until the owner has made the
+ * hand-over durable in the journal and releases it (kl_transfer_release). */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+    kl_transfer *t = userp;
+    size_t n = size * nitems, left = t->upload_len - t->upload_pos;
+    if (t->journal_refused)
+        return CURL_READFUNC_ABORT;
+    if (!t->released) {
+        if (!t->holding) {
+            t->holding = 1;
+            if (t->new_holds != NULL)
+                (*t->new_holds)++;
+        }
+        return CURL_READFUNC_PAUSE;
+    }
+    if (n > left)
+        n = left;
+    memcpy(buf, t->upload + t->upload_pos, n);
+    t->upload_pos += n;
+    return n;
+}
+
+void kl_transfer_release(kl_transfer *t, int ok)
+{
+    if (ok) {
+        t->released = 1;
+        t->handed_over = 1;
+    } else {
+        t->journal_refused = 1;
+    }
+    t->holding = 0;
+    curl_easy_pause(t->easy, CURLPAUSE_CONT);
+}
 
 /* Counts bytes for a caller's progress display (uploads and downloads). */
 static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -407,7 +441,12 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     set_protocols(e, req);
-    if (req->body != NULL) {
+    if (t->upload != NULL) { /* held: a POST whose body on_read gives out */
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->upload_len);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, (void *)t);
+    } else if (req->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
     }
@@ -437,7 +476,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     if (req->fresh_connect)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075000
-    if (t->journal_key != NULL || req->handover) {
+    if (req->handover && !req->hold) {
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
         curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)t);
     }
@@ -450,7 +489,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
 }
 
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
-                             kl_log *log, kl_journal *journal, char *err, size_t errlen)
+                             kl_log *log, int *new_holds, char *err, size_t errlen)
 {
     kl_transfer *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -461,24 +500,20 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
     t->decode = req->decode;
     t->follow = req->follow;
 #if LIBCURL_VERSION_NUM < 0x075000
-    t->handed_over = 1; /* no pre-request hook: assume the worst at once */
+    t->handed_over = !req->hold; /* no pre-request hook: assume the worst at once */
 #endif
     kl_buffer_init(&t->body, req->max_body);
     kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
-    if (req->journal_key != NULL) {
-        if (journal == NULL) {
-            snprintf(err, errlen, "a journal_key needs a journal (multi:set_journal)");
-            kl_transfer_free(t);
-            return NULL;
-        }
-        t->journal = journal;
-        t->journal_key = malloc(strlen(req->journal_key) + 1);
-        if (t->journal_key == NULL) {
+    t->new_holds = new_holds;
+    if (req->hold) {
+        t->upload = malloc(req->body_len ? req->body_len : 1);
+        if (t->upload == NULL) {
             snprintf(err, errlen, "out of memory");
             kl_transfer_free(t);
             return NULL;
         }
-        strcpy(t->journal_key, req->journal_key);
+        memcpy(t->upload, req->body, req->body_len);
+        t->upload_len = req->body_len;
     }
     t->easy = curl_easy_init();
     if (t->easy == NULL || !build_headers(t, req, auth_headers)) {
@@ -612,7 +647,8 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, (lua_Integer)status);
     lua_setfield(L, -2, "status");
-    lua_pushboolean(L, sent > 0);
+    /* a held body the journal refused never went out: nothing was submitted */
+    lua_pushboolean(L, sent > 0 && !t->journal_refused);
     lua_setfield(L, -2, "sent");
     lua_pushnumber(L, total);
     lua_setfield(L, -2, "time");
@@ -647,7 +683,7 @@ void kl_transfer_free(kl_transfer *t)
         curl_easy_cleanup(t->easy);
     curl_mime_free(t->mime); /* after the handle that used it */
     curl_slist_free_all(t->headers);
-    free(t->journal_key);
+    free(t->upload);
     kl_buffer_free(&t->body);
     kl_buffer_free(&t->head);
     free(t);

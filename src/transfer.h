@@ -9,7 +9,6 @@
 #include <lua.h>
 
 #include "buffer.h"
-#include "journal.h"
 #include "redact.h"
 
 #define KL_MAX_EXTRA_HEADERS 16
@@ -29,7 +28,6 @@ typedef struct kl_request {
     const char *body; /* NULL: GET */
     size_t body_len;
     const char *user_agent, *cainfo, *capath, *proxy, *output;
-    const char *journal_key; /* a submit: the journal entry to mark "sending" as it leaves */
     const char *form_file;   /* a multipart upload streamed from this file ... */
     const char *form_data;   /* ... or of these bytes */
     size_t form_data_len;
@@ -45,6 +43,7 @@ typedef struct kl_request {
     int decode;       /* decode the body as JSON */
     int verbose;
     int handover;     /* note when the request is handed over (billed submits) */
+    int hold;         /* hold the body back until released (the journal's hand-over) */
 } kl_request;
 
 typedef struct kl_transfer {
@@ -63,10 +62,14 @@ typedef struct kl_transfer {
     int follow;
     int too_large;
     int write_failed;
-    kl_journal *journal;
-    char *journal_key;
-    int journal_refused; /* the journal could not record the send: nothing was sent */
+    int journal_refused; /* the journal could not record the hand-over: the body was never sent */
     int handed_over;     /* libcurl is about to send (or has sent) the request */
+    /* a held body (req->hold): sent by on_read once the owner releases it */
+    char *upload;
+    size_t upload_len, upload_pos;
+    int holding;         /* the body waits for release */
+    int released;
+    int *new_holds;      /* the owner's count of transfers that began to hold */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 } kl_transfer;
@@ -77,10 +80,13 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
 
 /* Builds a transfer, or returns NULL with a message in err. auth_headers are
  * the owner's (indexed by KL_AUTH_*, entries may be NULL); log receives
- * redacted verbose output; journal (may be NULL) is marked through
- * req->journal_key just before the request leaves. */
+ * redacted verbose output; new_holds is incremented when a held body starts
+ * to wait for its release. */
 kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
-                             kl_log *log, kl_journal *journal, char *err, size_t errlen);
+                             kl_log *log, int *new_holds, char *err, size_t errlen);
+
+/* Lets a held body go (ok), or aborts the transfer before it goes (!ok). */
+void kl_transfer_release(kl_transfer *t, int ok);
 
 /* Called once libcurl reports the transfer finished. */
 void kl_transfer_finish(kl_transfer *t, CURLcode result);

@@ -62,7 +62,6 @@ function Client.new(options)
   multi:set_token(token)
   if platform_token then multi:set_token(platform_token, "platform") end
   settings.has_platform_token = platform_token ~= nil
-  if journal then multi:set_journal(journal.db) end
   local self = setmetatable({
     settings = settings,
     journal = journal,  -- nil without the journal option
@@ -357,7 +356,7 @@ function Client:close(grace)
   self._scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
   if self.journal then
-    self.journal:_flush()
+    self.journal:_flush(math.huge)
     self.journal:close()
   end
 end

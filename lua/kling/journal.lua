@@ -2,9 +2,9 @@
 -- submit has an entry that outlives the process. An entry goes
 --   queued -> sending -> submitted -> succeed | failed
 -- or ends "uncertain" when a submit may have been billed without a known
--- task id. "sending" is written by C, from libcurl's pre-request hook, at the
--- moment the request really leaves (see docs/design.md). What each state
--- allows is decided in billing.lua; this module stores and reads.
+-- task id. "sending" is committed while libcurl holds the submit's body back,
+-- just before it goes (see docs/design.md). What each state allows is
+-- decided in billing.lua; this module stores and reads.
 --
 -- Public: journal:get(key), journal:list{ state = }, journal:forget(key).
 -- The rest (prefixed _) is the client's.
@@ -39,8 +39,8 @@ CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
 ]]
 
--- Run by C as the request leaves (?1 key, ?2 owner, ?3 now): only a queued
--- entry of this handle's becomes sending; anything else aborts the request.
+-- The hand-over (?1 key, ?2 owner, ?3 now): only a queued entry of this
+-- handle's becomes sending; anything else keeps the request's body back for good.
 local HANDOVER = [[UPDATE jobs SET state = 'sending', updated_at = ?3
   WHERE key = ?1 AND owner = ?2 AND state = 'queued']]
 
@@ -69,7 +69,6 @@ function Journal.open(path, sync)
   local ok, serr = db:exec(SCHEMA)
   if ok and version == 1 then ok, serr = db:exec("ALTER TABLE jobs ADD COLUMN uploads TEXT") end
   if ok then ok, serr = db:exec(("PRAGMA user_version = %d;"):format(SCHEMA_VERSION)) end
-  if ok then ok, serr = db:set_hook(HANDOVER) end
   if not ok then
     db:close()
     return nil, journal_error(serr)
@@ -181,7 +180,7 @@ end
 
 function Journal:_attach(scheduler)
   self.scheduler = scheduler
-  scheduler:add_flusher(function() self:_flush() end)
+  scheduler:add_flusher(function() return self:_flush() end)
 end
 
 -- Runs fn inside a write transaction and returns what it returns (or nil and
@@ -204,24 +203,52 @@ local function outcome(r)
   return { n = 2, nil, errors.is(err) and err or journal_error(tostring(err)) }
 end
 
--- Commits the writes queued by jobs and wakes them, until none is left (a
--- woken job may queue another).
-function Journal:_flush()
-  while #self.pending > 0 do
-    local ops = self.pending
-    self.pending = {}
-    local results = {}
+-- Commits the writes queued by jobs, and the hand-overs of the submits whose
+-- bodies libcurl holds, in one transaction; then wakes the jobs and lets the
+-- bodies go (only those whose "sending" is on disk). Until nothing is left:
+-- a woken job may queue another write.
+--
+-- At most FLUSH_BUDGET writes and hand-overs are committed per flush point,
+-- so a step stays short however many jobs run (the rest wait a step); returns
+-- true while work is left, so that the scheduler does not sleep on it.
+local FLUSH_BUDGET = 64
+
+local function take(list, n)
+  if #list <= n then return list, {} end
+  local first, rest = {}, {}
+  for i, v in ipairs(list) do
+    if i <= n then first[i] = v else rest[#rest + 1] = v end
+  end
+  return first, rest
+end
+
+function Journal:_flush(budget)
+  local scheduler = self.scheduler
+  budget = budget or FLUSH_BUDGET
+  while budget > 0 do
+    local ops, held = self.pending, scheduler:held()
+    if #ops == 0 and #held == 0 then return false end
+    held = take(held, budget)
+    local rest
+    ops, rest = take(ops, budget - #held)
+    self.pending = rest
+    budget = budget - #held - #ops
+    local results, handed = {}, {}
     local ok, err = self.db:run("BEGIN IMMEDIATE")
     if ok then
       for i, op in ipairs(ops) do results[i] = outcome(compat.pack(pcall(op.fn))) end
+      local owner, t = self.db:owner(), now()
+      for i, h in ipairs(held) do handed[i] = self.db:run(HANDOVER, h.key, owner, t) == 1 end
       ok, err = self.db:run("COMMIT")
       if not ok then self.db:run("ROLLBACK") end
     end
+    for i, h in ipairs(held) do scheduler:release(h.id, ok and handed[i]) end
     for i, op in ipairs(ops) do
       local r = ok and results[i] or { n = 2, nil, journal_error(err) }
-      if op.waiter then self.scheduler:wake(op.waiter, r) end
+      if op.waiter then scheduler:wake(op.waiter, r) end
     end
   end
+  return #self.pending > 0 or #scheduler:held() > 0
 end
 
 -- Reads key's row for the decision (all columns), or nil.
@@ -273,16 +300,6 @@ function Journal:_submitted(key, task_id, new_key)
       error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key))
     return true
   end)
-end
-
--- What the pre-request hook does in C, for a libcurl without the hook.
-function Journal:_mark_sending(key)
-  local n = self:_write(function() return self.db:run(HANDOVER, key, self.db:owner(), now()) end)
-  if n ~= 1 then
-    return nil, errors.new("journal", "the journal could not record that the submit was leaving, so it was not sent",
-      { reason = "journal", sent = false })
-  end
-  return true
 end
 
 -- Back to queued for another attempt (the server provably did not take it).

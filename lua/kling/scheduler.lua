@@ -98,21 +98,24 @@ local function closed_result(in_flight)
 end
 
 -- Sends a request and waits for its result table (see src/transfer.c).
--- A shielded transfer (a submit: it may be billed once sent) is never
--- dropped by a cancel: the job waits for its answer, so the task id is known.
--- progress(sent, to_send, received, to_receive), if given, is called after
--- each step while the transfer runs (uploads and downloads).
-function Scheduler:transfer(request, shield, progress)
+-- opts.shield: a submit (it may be billed once sent) is never dropped by a
+-- cancel once handed over: the job waits for its answer, so the task id is
+-- known. opts.hold_key: its body is held until the journal has recorded the
+-- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
+-- received, to_receive) is called after each step while it runs.
+function Scheduler:transfer(request, opts)
+  opts = opts or {}
   self:checkpoint()
   if self.closed then return closed_result(false) end
   local id, err = self.multi:add(request)
   if not id then
     return { reason = "setup", error = err, status = 0, headers = {} }
   end
-  local waiter = { kind = "transfer", id = id, shield = shield, progress = progress }
-  if progress then self.reporting[id] = waiter end
+  local waiter = { kind = "transfer", id = id, shield = opts.shield, progress = opts.progress,
+                   hold_key = opts.hold_key }
+  if opts.progress then self.reporting[id] = waiter end
   self.transfers[id] = waiter
-  return self:await(waiter, closed_result(shield))
+  return self:await(waiter, closed_result(opts.shield))
 end
 
 local function insert_sorted(list, waiter)
@@ -166,8 +169,29 @@ function Scheduler:add_flusher(fn)
   self.flushers[#self.flushers + 1] = fn
 end
 
+-- True when a flusher has work left for the next flush point.
 function Scheduler:flush()
-  for _, fn in ipairs(self.flushers) do fn() end
+  local more = false
+  for _, fn in ipairs(self.flushers) do
+    if fn() then more = true end
+  end
+  return more
+end
+
+-- The held bodies waiting for the journal: { { id =, key = }, ... }.
+function Scheduler:held()
+  local list = {}
+  if self.closed then return list end
+  for _, id in ipairs(self.multi:held()) do
+    local w = self.transfers[id]
+    if w and w.hold_key then list[#list + 1] = { id = id, key = w.hold_key } end
+  end
+  return list
+end
+
+-- Lets a held body go (ok), or ends its transfer with nothing of it sent.
+function Scheduler:release(id, ok)
+  if not self.closed then self.multi:release(id, ok) end
 end
 
 -- fn() runs when the current job ends, however it ends (a cancel included);
@@ -362,10 +386,21 @@ function Scheduler:fire_timers()
   end
 end
 
+-- Jobs started (or resumed after a yield of their own) per step: a thousand
+-- jobs spawned at once start over several steps, so no step(0) stalls a frame.
+local RUN_BUDGET = 64
+
 function Scheduler:run_runnable()
   local ready = self.runnable
-  self.runnable = {}
-  for _, job in ipairs(ready) do self:resume(job) end
+  if #ready <= RUN_BUDGET then
+    self.runnable = {}
+    for _, job in ipairs(ready) do self:resume(job) end
+    return
+  end
+  local later = {}
+  for i = RUN_BUDGET + 1, #ready do later[#later + 1] = ready[i] end
+  self.runnable = later
+  for i = 1, RUN_BUDGET do self:resume(ready[i]) end
 end
 
 -- Progress reports are the caller's code: one that raises is switched off.
@@ -414,9 +449,9 @@ local function step(self, max_wait)
   if self.closed then return end
   self:fire_timers()
   if self.closed then return end
-  self:flush()
+  local more = self:flush()
   if self.closed then return end
-  local wait = #self.runnable > 0 and 0 or self:next_timer_in(max_wait)
+  local wait = (#self.runnable > 0 or more) and 0 or self:next_timer_in(max_wait)
   if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
     wait = 0
   end

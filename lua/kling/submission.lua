@@ -2,7 +2,7 @@
 --
 --   claim the key (billing.on_claim decides)  ->  result | failure | follow | uncertain
 --        | submit
---   queued --(libcurl's pre-request hook, in C)--> sending --answer--> submitted
+--   queued --(the body held until the journal's commit)--> sending --answer--> submitted
 --        ^                                            | provably not taken: retry
 --        +--------------------------------------------+
 --   sending --may have been taken--> uncertain; --refused--> queued (may be sent again)
@@ -24,15 +24,9 @@ local submission = {}
 -- a cancel or close lets it finish rather than lose the id of a billed job.
 local function send_once(client, body, journal_key)
   local transport = client._transport
-  if journal_key and not core.has_prereq then
-    -- libcurl before 7.80 has no pre-request hook: "sending" is written as the
-    -- request is added (safe; a request still queued in libcurl then counts as sent)
-    local marked, err = client.journal:_mark_sending(journal_key)
-    if not marked then return nil, err end
-    journal_key = nil
-  end
+  -- with a journal, the body is held until "sending" is on disk (Journal:_flush)
   local result, err = transport:interpret(transport:post("/kling/motion", body,
-    { fresh_connect = true, shield = true, journal_key = journal_key }))
+    { fresh_connect = true, shield = true, hold_key = journal_key }))
   if not result then
     if err.task_id then return err.task_id end
     return nil, err

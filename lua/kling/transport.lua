@@ -20,7 +20,7 @@ local NETWORK_MESSAGES = {
   url = "unusable URL",
   protocol = "the server did not answer in HTTP",
   redirect = "refused to follow a redirect",
-  journal = "the journal could not record that the submit was leaving, so it was not sent",
+  journal = "the journal could not record the hand-over, so the submit's body was not sent",
   write = "could not write the answer",
   setup = "could not start the request",
   network = "network failure",
@@ -57,7 +57,7 @@ local function out_of_time()
   return { reason = "timeout", error = "no time left before the deadline", status = 0, sent = false, headers = {} }
 end
 
--- opts: fresh_connect, shield and journal_key (submits), deadline (waits).
+-- opts: fresh_connect, shield and hold_key (submits), deadline (waits).
 function Transport:post(path, body, opts)
   opts = opts or {}
   local timeout = timeout_within(self.settings.timeout, opts.deadline)
@@ -66,8 +66,8 @@ function Transport:post(path, body, opts)
     url = self.settings.base_url .. path, json = body, headers = JSON_HEADERS,
     auth = true, decode = true, timeout = timeout,
     max_body = self.settings.max_response_bytes, fresh_connect = opts.fresh_connect,
-    handover = opts.shield, journal_key = opts.journal_key,
-  }), opts.shield)
+    handover = opts.shield, hold = opts.hold_key ~= nil,
+  }), { shield = opts.shield, hold_key = opts.hold_key })
 end
 
 local function str(v)
@@ -190,7 +190,7 @@ function Transport:download(url, path, allow_downgrade, on_progress)
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,
       max_body = s.max_download_bytes, allow_downgrade = allow_downgrade,
-    }), false, progress)
+    }), { progress = progress })
     if res.reason == "setup" then
       return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
     end

@@ -65,7 +65,7 @@ function uploads.upload(client, source, opts)
     local res = client._scheduler:transfer(transport:common_options({
       url = s.platform_url .. UPLOAD_PATH, form = form, auth = "platform", decode = true,
       headers = { "Accept: application/json" }, timeout = s.upload_timeout, max_body = s.max_response_bytes,
-    }), false, progress)
+    }), { progress = progress })
     if res.reason == "setup" then return nil, errors.invalid("file", tostring(res.error)) end
     local json, e = transport:interpret(res)
     if not json then return nil, e end
