@@ -94,6 +94,39 @@ describe("kling.core", function()
     m:close()
   end)
 
+  -- The journal's hand-over: the body waits until the owner releases it.
+  it("holds a body until released, and a refused one never reaches the server", function()
+    local m = core.multi()
+    m:set_token(Simulator.TOKEN)
+    local function held_submit()
+      local id = m:add({ url = sim.url .. "/kling/motion", json = Simulator.params({ async = true }), auth = true,
+                         headers = { "Content-Type: application/json" }, hold = true, handover = true, decode = true })
+      local held
+      for _ = 1, 100 do
+        assert.same({}, m:perform(0.05))
+        held = m:held()
+        if #held > 0 then break end
+      end
+      assert.same({ id }, held)
+      assert.is_false(m:handed_over(id)) -- not on the wire: a cancel may drop it
+      return id
+    end
+    local before = sim:stats().tasks_created
+    local id = held_submit()
+    assert.is_true(m:release(id, false))
+    local r = until_done(m, id)
+    assert.equal("journal", r.reason)
+    assert.is_false(r.sent)
+    assert.equal(before, sim:stats().tasks_created)
+    id = held_submit()
+    assert.is_true(m:release(id, true))
+    r = until_done(m, id)
+    assert.equal(200, r.status)
+    assert.is_string(r.json.task_id)
+    assert.equal(before + 1, sim:stats().tasks_created)
+    m:close()
+  end)
+
   it("reports a refused connection as not sent", function()
     local m = core.multi()
     local r = until_done(m, m:add({ url = "http://127.0.0.1:1/", connect_timeout = 1 }))
