@@ -1,8 +1,8 @@
 -- kling.media: what a local file is, from its headers, and whether Kling's
 -- motion control takes it. Real files of each format are made in the suite.
 local kling = require "kling"
-local core = require "kling.core"
 local samples = require "kling.simulator.media"
+local Simulator = require "helpers.simulator"
 
 local dir
 
@@ -12,11 +12,9 @@ end
 
 describe("kling.media.probe", function()
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(core.mkdir(dir))
+    dir = Simulator.tempdir()
   end)
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(function() Simulator.remove_dir(dir) end)
 
   it("reads PNG and JPEG dimensions", function()
     local png = assert(kling.media.probe(file("a.png", samples.png(320, 400))))

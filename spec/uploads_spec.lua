@@ -1,7 +1,6 @@
 -- Uploads through the platform API (the simulator plays it), and motion
 -- from files on disk: checked against Kling's limits, uploaded, then sent.
 local cjson = require "cjson"
-local core = require "kling.core"
 local samples = require "kling.simulator.media"
 local Simulator = require "helpers.simulator"
 
@@ -12,13 +11,11 @@ describe("uploads", function()
   local sim, client, dir
   setup(function()
     sim = Simulator.start({ generation_time = 0.2 })
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(core.mkdir(dir))
+    dir = Simulator.tempdir()
   end)
   teardown(function()
     sim:stop()
-    os.execute("rm -rf '" .. dir .. "'")
+    Simulator.remove_dir(dir)
   end)
   before_each(function()
     sim:reset()
@@ -127,13 +124,11 @@ describe("motion from files on disk", function()
   local sim, dir
   setup(function()
     sim = Simulator.start({ generation_time = 0.2 })
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(core.mkdir(dir))
+    dir = Simulator.tempdir()
   end)
   teardown(function()
     sim:stop()
-    os.execute("rm -rf '" .. dir .. "'")
+    Simulator.remove_dir(dir)
   end)
   before_each(function() sim:reset() end)
 

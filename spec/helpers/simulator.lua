@@ -76,6 +76,18 @@ Simulator.PARAMS = {
   mode = "std",
 }
 
+-- A new empty directory for a spec's files; remove it with Simulator.remove_dir.
+function Simulator.tempdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(require("kling.core").mkdir(dir))
+  return dir
+end
+
+function Simulator.remove_dir(dir)
+  os.execute("rm -rf '" .. dir:gsub("'", "'\\''") .. "'")
+end
+
 -- A journal file of its own for a spec (removed with its WAL and owner files by cleanup).
 function Simulator.journal_path()
   local path = os.tmpname()

@@ -42,6 +42,12 @@ local function setup(args)
   return client, out, progress
 end
 
+-- The client is done with, and err is what the user is told.
+local function failed(client, out, err, progress)
+  client:close()
+  return out:fail(err, progress)
+end
+
 local function is_url(s)
   return s:match("^[hH][tT][tT][pP][sS]?://") ~= nil
 end
@@ -161,10 +167,7 @@ function commands.motion(args)
     return client:motion(params)
   end, function() if ctx.task_id then progress:show(status_line(ctx), ctx.state) end end)
   if err == "interrupted" then return interrupted(client, job, out, progress, ctx) end
-  if not result then
-    client:close()
-    return out:fail(err, progress)
-  end
+  if not result then return failed(client, out, err, progress) end
   progress:done()
   if args.async then
     out:line(result)
@@ -193,18 +196,12 @@ function commands.wait(args)
     return client:wait(args.task_id, { on_status = function(t) ctx.state, ctx.polls = t.state, ctx.polls + 1 end })
   end, function() progress:show(status_line(ctx), ctx.state) end)
   if err == "interrupted" then return interrupted(client, job, out, progress, ctx) end
-  if not result then
-    client:close()
-    return out:fail(err, progress)
-  end
+  if not result then return failed(client, out, err, progress) end
   progress:done()
   local path, bytes
   if args.output then
     path, bytes = save(client, result, args.output, progress)
-    if not path then
-      client:close()
-      return out:fail(bytes, progress)
-    end
+    if not path then return failed(client, out, bytes, progress) end
     out:line(("saved %s (%s)"):format(path, Progress.human(bytes)))
   end
   client:close()
@@ -235,13 +232,9 @@ function commands.download(args)
   local source = args.source
   if not is_url(source) then
     local t, err = drive(client, function() return client:task(source) end)
-    if not t then
-      client:close()
-      return out:fail(err, progress)
-    end
+    if not t then return failed(client, out, err, progress) end
     if not t.result then
-      client:close()
-      return out:fail(t.error or kling.errors.new("not_found", ("task %s has no video yet (it is %s)")
+      return failed(client, out, t.error or kling.errors.new("not_found", ("task %s has no video yet (it is %s)")
         :format(source, t.state), { task_id = source }), progress)
     end
     source = t.result
@@ -266,10 +259,7 @@ function commands.upload(args)
       end })
     end)
     progress:done()
-    if not url then
-      client:close()
-      return out:fail(err, progress)
-    end
+    if not url then return failed(client, out, err, progress) end
     out:line(url)
     out:record({ file = file, url = url })
   end
@@ -405,10 +395,7 @@ function commands.batch(args)
   local client, out, progress = setup(args)
   if not client then return out end
   local items, err = read_batch(args.file)
-  if not items then
-    client:close()
-    return out:fail(err)
-  end
+  if not items then return failed(client, out, err) end
   local results, job
   results, err, job = drive(client, function()
     return client:batch(items, { concurrency = args.concurrency, download_dir = args.out,
