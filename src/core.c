@@ -138,9 +138,6 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     kl_process_open(L);
     kl_media_open(L);
     lua_setfield(L, -2, "probe");
-    /* whether libcurl can mark a submit as it really leaves (7.80+) */
-    lua_pushboolean(L, LIBCURL_VERSION_NUM >= 0x075000);
-    lua_setfield(L, -2, "has_prereq");
     lua_pushcfunction(L, core_now);
     lua_setfield(L, -2, "now");
     lua_pushcfunction(L, core_time);

@@ -105,7 +105,7 @@ function Batch.run(client, items, opts)
       local ok, err = client._scheduler:pcall(progress, snapshot)
       if not ok then -- a reporting hook must not stop the batch: it is switched off
         progress = nil
-        results.progress_error = errors.new("hook", "on_progress raised an error: " .. tostring(err), { cause = err })
+        results.progress_error = errors.hook("on_progress", err)
       end
     end
   end

@@ -40,11 +40,6 @@ end
 -- finished deliveries it remembers): bounded, so a long-lived client does not grow.
 local REMEMBERED_TASKS = 10000
 
-local function hook_error(name, err, task_id)
-  return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)),
-    { task_id = task_id, cause = err })
-end
-
 function Client.new(options)
   local settings, token, platform_token = config.build(options)
   if not settings then return nil, token end
@@ -74,7 +69,7 @@ function Client.new(options)
   }, Client)
   local function on_log_error(e)
     settings.verbose = false
-    self.verbose_error = hook_error("verbose", tostring(e) .. "; verbose output is off for this client")
+    self.verbose_error = errors.hook("verbose", tostring(e) .. "; verbose output is off for this client")
   end
   local scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error)
   self._scheduler = scheduler
@@ -99,7 +94,7 @@ function Client:_call_hook(name, fn, arg, task_id)
   if not fn then return true end
   local ok, err = self._scheduler:protect(fn, arg)
   if ok then return true end
-  return nil, hook_error(name, err, task_id)
+  return nil, errors.hook(name, err, task_id)
 end
 
 -- ---- submit ----

@@ -99,13 +99,6 @@ local URLS = {
   { "base_url", "ACEDATACLOUD_API_BASE_URL", config.DEFAULT_BASE_URL },
   { "platform_url", "ACEDATACLOUD_PLATFORM_BASE_URL", config.DEFAULT_PLATFORM_URL },
 }
-local function pairs_of_urls()
-  local i = 0
-  return function()
-    i = i + 1
-    if URLS[i] then return URLS[i][1], URLS[i][2], URLS[i][3] end
-  end
-end
 
 -- Returns the settings, the token and the platform token apart (the tokens go
 -- to C and nowhere else).
@@ -148,8 +141,9 @@ function config.build(options)
     err = check_token(platform_token, "platform_token", "ACEDATACLOUD_PLATFORM_TOKEN")
     if err then return nil, err end
   end
-  for field, env, default in pairs_of_urls() do
-    local url = options[field] or getenv(env) or default
+  for _, u in ipairs(URLS) do
+    local field = u[1]
+    local url = options[field] or getenv(u[2]) or u[3]
     err = check_url(url, field)
     if err then return nil, err end
     settings[field] = url:gsub("/+$", "")

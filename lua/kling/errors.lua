@@ -42,6 +42,11 @@ function errors.closed()
   return errors.new("closed", "the client is closed")
 end
 
+-- A caller's function (a hook, accept, on_progress, verbose) raised err.
+function errors.hook(name, err, task_id)
+  return errors.new("hook", ("%s raised an error: %s"):format(name, tostring(err)), { task_id = task_id, cause = err })
+end
+
 function errors.invalid(field, message)
   return errors.new("invalid_argument", field .. " " .. message, { field = field })
 end

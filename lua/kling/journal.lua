@@ -251,6 +251,15 @@ function Journal:_flush(budget)
   return #self.pending > 0 or #scheduler:held() > 0
 end
 
+-- One statement as a write of the step (see _write): true, or nil and an error.
+function Journal:_update(wait, sql, ...)
+  local args = compat.pack(...)
+  return self:_write(function()
+    check(self.db:run(sql, compat.unpack(args, 1, args.n)))
+    return true
+  end, wait)
+end
+
 -- Reads key's row for the decision (all columns), or nil.
 function Journal:_row(key)
   return check(self.db:query("SELECT * FROM jobs WHERE key = ?", key))[1]
@@ -295,19 +304,14 @@ end
 -- Written before anything else happens with the id (before on_submit). A
 -- key submitted without a name of its own is renamed to its task id.
 function Journal:_submitted(key, task_id, new_key)
-  return self:_write(function()
-    check(self.db:run([[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
-      error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key))
-    return true
-  end)
+  return self:_update(true, [[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
+    error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key)
 end
 
 -- Back to queued for another attempt (the server provably did not take it).
 function Journal:_requeue(key)
-  return self:_write(function()
-    return self.db:run("UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
-      .. "AND state = 'sending'", now(), key, self.db:owner())
-  end)
+  return self:_update(true, "UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
+    .. "AND state = 'sending'", now(), key, self.db:owner())
 end
 
 local function error_json(err)
@@ -318,11 +322,8 @@ end
 -- The submit failed: state is "queued" (nothing billed; may be sent again)
 -- or "uncertain", with the error kept.
 function Journal:_failed_submit(key, state, err)
-  return self:_write(function()
-    check(self.db:run([[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
-      WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key))
-    return true
-  end)
+  return self:_update(true, [[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
+    WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key)
 end
 
 -- A queued key this handle no longer works on (its job ended before sending,
@@ -339,34 +340,24 @@ end
 -- The task ended: its result (succeed) or its error (failed), by task id.
 -- Nothing waits for this commit: a crash before it only means one more poll.
 function Journal:_finished(task_id, result, err)
-  return self:_write(function()
-    if result then
-      check(self.db:run([[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL, updated_at = ?
-        WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id))
-    else
-      check(self.db:run([[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
-        WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id))
-    end
-    return true
-  end, false)
+  if result then
+    return self:_update(false, [[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL,
+      updated_at = ? WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id)
+  end
+  return self:_update(false, [[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
+    WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id)
 end
 
 -- The URLs of a job's uploaded files (and the request that now carries them),
 -- so that a resumed job never uploads again.
 function Journal:_set_uploads(key, uploads, request)
-  return self:_write(function()
-    check(self.db:run("UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
-      core.encode(uploads), request, now(), key))
-    return true
-  end)
+  return self:_update(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
+    core.encode(uploads), request, now(), key)
 end
 
 -- Where a job's video was saved (a crash before this commit: one more download).
 function Journal:_set_path(key, path)
-  return self:_write(function()
-    check(self.db:run("UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key))
-    return true
-  end, false)
+  return self:_update(false, "UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
 end
 
 -- The row of a task id, or nil.

@@ -320,33 +320,32 @@ end
 -- Ends every job and transfer, then libcurl. Submits on the wire are first
 -- given up to grace seconds (nil: their own timeout) to be answered; those
 -- still in flight end with maybe_submitted. err_factory() makes the error.
+-- Ends what waits on transfer w as the client closes: its job, with
+-- make_error(job); or a blocking caller, with the closed result (in_flight:
+-- a submit that may have reached the server).
+local function abandon(self, id, w, in_flight, make_error)
+  if w.job and w.job.state == "running" then return self:stop(w.job, make_error(w.job)) end
+  self.transfers[id] = nil
+  self.multi:cancel(id)
+  w.done, w.value = true, closed_result(in_flight)
+end
+
 function Scheduler:close(err_factory, grace)
   if self.closed then return end
   self.closed, self.close_error = true, err_factory
   self:cancel_all(err_factory())
+  local function closed_error(job) return job.cancel_error or err_factory() end
   for id, w in pairs(self.transfers) do -- requests that are safe to drop: nothing billed went out
-    if not self:on_the_wire(w) then
-      if w.job and w.job.state == "running" then
-        self:stop(w.job, w.job.cancel_error or err_factory())
-      else
-        self.transfers[id] = nil
-        self.multi:cancel(id)
-        if w.shield then w.done, w.value = true, closed_result(false) end
-      end
-    end
+    if not self:on_the_wire(w) then abandon(self, id, w, false, closed_error) end
   end
   if grace ~= 0 then self:drain(grace) end
   for id, w in pairs(self.transfers) do -- submits still unanswered
-    if w.job then
-      local err = w.job.cancel_error or err_factory()
+    abandon(self, id, w, true, function(job)
+      local err = closed_error(job)
       err.maybe_submitted, err.in_flight = true, true
       err.message = err.message .. "; a submit was on the wire, so the job may have been created"
-      self:stop(w.job, err)
-    else
-      self.transfers[id] = nil
-      self.multi:cancel(id)
-      w.done, w.value = true, closed_result(true)
-    end
+      return err
+    end)
   end
   local left = {} -- jobs held in a protected section
   for job in pairs(self.live) do left[#left + 1] = job end

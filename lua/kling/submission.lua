@@ -150,25 +150,20 @@ end
 -- earlier run (same path, same size) are not uploaded again.
 prepare_files = function(client, own, body, journal_key, row)
   if not own.image_file and not own.video_file then return nil end
-  local err = uploads.check(own, body)
-  if err then return err end
+  local infos, err = uploads.check(own, body)
+  if not infos then return err end
   local stored = row.uploads and core.decode(row.uploads) or {}
   local known = {}
   for field, up in pairs(type(stored) == "table" and stored or {}) do
-    local f = io.open(own[field] or "", "rb")
-    local size = f and f:seek("end")
-    if f then f:close() end
-    if type(up) == "table" and up.path == own[field] and up.bytes == size then known[field] = up.url end
+    if infos[field] and type(up) == "table" and up.path == own[field] and up.bytes == infos[field].bytes then
+      known[field] = up.url
+    end
   end
   local urls
   urls, err = uploads.resolve(client, own, body, known)
   if not urls then return err end
   local record = {}
-  for field, url in pairs(urls) do
-    local f = io.open(own[field], "rb")
-    record[field] = { path = own[field], bytes = f and f:seek("end"), url = url }
-    if f then f:close() end
-  end
+  for field, url in pairs(urls) do record[field] = { path = own[field], bytes = infos[field].bytes, url = url } end
   local ok, jerr = client.journal:_set_uploads(journal_key, record, core.encode(body))
   if not ok then return jerr end
 end
@@ -187,11 +182,11 @@ function submission.submit(client, body, hooks, opts)
     token = webhooks.new_token()
   end
   if not journal then
-    local err = uploads.check(opts, body)
-    if err then return nil, err end
-    local _
-    _, err = uploads.resolve(client, opts, body)
-    if err then return nil, err end
+    local checked, err = uploads.check(opts, body)
+    if not checked then return nil, err end
+    local urls
+    urls, err = uploads.resolve(client, opts, body)
+    if not urls then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
     local task_id
     task_id, err = send(client, body, hooks, key, nil)

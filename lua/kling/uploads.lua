@@ -10,7 +10,8 @@ local uploads = {}
 
 local UPLOAD_PATH = "/api/v1/files/"
 
-local function file_size(path)
+-- The size of a file, or nil and a message.
+function uploads.file_size(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
   local size = f:seek("end")
@@ -20,15 +21,6 @@ end
 
 local function base_name(path)
   return path:match("([^/\\]+)$") or path
-end
-
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-end
-
--- The URL in a platform answer: file_url, else url, flat or inside data.
-local function url_of(json)
-  return str(json.file_url) or str(json.url)
 end
 
 -- Uploads a file (source is a path) or bytes (opts.filename names them);
@@ -46,7 +38,7 @@ function uploads.upload(client, source, opts)
       return nil, errors.invalid("file", ("is %d bytes; uploads are at most %d"):format(#source, s.max_upload_bytes))
     end
   else
-    local size, err = file_size(source)
+    local size, err = uploads.file_size(source)
     if not size then return nil, errors.invalid("file", ("cannot be read: %s"):format(tostring(err))) end
     if size > s.max_upload_bytes then
       return nil, errors.invalid("file", ("%s is %d bytes; uploads are at most %d"):format(source, size,
@@ -69,11 +61,12 @@ function uploads.upload(client, source, opts)
     if res.reason == "setup" then return nil, errors.invalid("file", tostring(res.error)) end
     local json, e = transport:interpret(res)
     if not json then return nil, e end
-    local found = url_of(json)
+    -- file_url, else url, flat or inside data (interpret unwraps it)
+    local found = transport:foreign(json.file_url) or transport:foreign(json.url)
     if not found or validate.url("file_url", found) then
       return nil, errors.new("bad_response", "the upload answer has no file URL", { status = res.status })
     end
-    return transport:foreign(found)
+    return found
   end)
   if not url then
     err.message = ("uploading %s: %s"):format(name, err.message)
@@ -84,13 +77,17 @@ end
 
 -- The local files of a motion request (image_file, video_file): each checked
 -- against Kling's limits before any upload (fields named, values measured).
+-- Returns what was probed, by field ({} when there are none), or nil and an error.
 function uploads.check(own, body)
+  local infos = {}
   for _, field in ipairs({ "image_file", "video_file" }) do
     if own[field] then
-      local _, err = media.check(own[field], field, body.character_orientation)
-      if err then return err end
+      local info, err = media.check(own[field], field, body.character_orientation)
+      if not info then return nil, err end
+      infos[field] = info
     end
   end
+  return infos
 end
 
 -- Uploads the request's local files and puts their URLs into body;

@@ -34,10 +34,6 @@ function webhooks.token_of(url)
   end
 end
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-end
-
 -- The task id a callback body names, or nil and an error.
 local function task_id_of(client, payload)
   if type(payload) == "string" then
@@ -48,10 +44,11 @@ local function task_id_of(client, payload)
     end
     payload = decoded
   end
-  local body = task.unwrap(payload)
-  local task_id = str(body.task_id) or str(payload.task_id)
+  -- foreign text like any answer: redacted
+  local body, foreign = task.unwrap(payload), client._transport
+  local task_id = foreign:foreign(body.task_id) or foreign:foreign(payload.task_id)
   if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
-  return client._redact(task_id) -- foreign text like any answer
+  return task_id
 end
 
 -- What this client knows of a task: its journal row (any process's), and the
@@ -82,8 +79,7 @@ function webhooks.handle(client, payload, opts)
   if not known and opts.accept then
     local ok, accepted = client._scheduler:pcall(opts.accept, task_id)
     if not ok then
-      return nil, errors.new("hook", ("accept raised an error: %s"):format(tostring(accepted)),
-        { task_id = task_id, cause = accepted })
+      return nil, errors.hook("accept", accepted, task_id)
     end
     known = accepted
   end

@@ -6,6 +6,7 @@ local core = require "kling.core"
 local kling = require "kling"
 local cli = require "kling.cli"
 local Progress = require "kling.cli.progress"
+local uploads = require "kling.uploads"
 
 local commands = {}
 
@@ -55,14 +56,6 @@ end
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
   return (os.getenv("PWD") or ".") .. "/" .. path
-end
-
-local function size_of(path)
-  local f = io.open(path, "rb")
-  if not f then return -1 end
-  local n = f:seek("end")
-  f:close()
-  return n
 end
 
 -- Runs fn as a job, stepping the client five times a second (tick() after
@@ -132,7 +125,8 @@ local function default_key(params)
   local parts = {}
   for _, kind in ipairs({ "image", "video" }) do
     local file = params[kind .. "_file"]
-    parts[#parts + 1] = file and ("%s:%d"):format(absolute(file), size_of(file)) or params[kind .. "_url"]
+    parts[#parts + 1] = file and ("%s:%d"):format(absolute(file), uploads.file_size(file) or -1)
+      or params[kind .. "_url"]
   end
   for _, k in ipairs({ "character_orientation", "mode", "prompt", "model_name", "keep_original_sound",
                        "callback_url" }) do
