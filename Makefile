@@ -8,7 +8,7 @@
 #   make install     the modules and both commands: PREFIX=/usr/local (or LUADIR, LIBDIR, BINDIR)
 #   make simulator   the simulator in the foreground (SIMULATOR_ARGS="--port 8080")
 #   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-love
-#   make bench, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
+#   make bench, bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
 # Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
 #            SQLITE_CFLAGS, SQLITE_LIBS, CC, CFLAGS.
 
@@ -36,6 +36,8 @@ CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 SQLITE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags sqlite3 2>/dev/null)
 SQLITE_LIBS   ?= $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# the journal's writer thread (src/journal_writer.c)
+THREAD_LIBS ?= -pthread
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -65,7 +67,7 @@ BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
 .PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
-        bench crash-test example-batch \
+        bench bench-engine crash-test example-batch \
         example-nvim example-love install uninstall env help clean run-example-nvim run-example-love
 
 all: $(MODULE)
@@ -74,7 +76,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(MODULE): $(OBJECTS) | $(BUILD)/kling
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(SQLITE_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS)
 
 $(BUILD)/obj $(BUILD)/kling:
 	mkdir -p $@
@@ -113,6 +115,20 @@ ROUNDS ?= 3
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
 	@$(WITH_SIMULATOR) "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS)" 3
+
+# kling against raw libcurl on one request (client:task(id) in a row), same
+# CPU, nginx answering: see bench/engine.lua. Prints; never fails the build.
+#   make bench-engine [REQUESTS=20000] [ROUNDS=3]
+REQUESTS ?= 20000
+RAW_BENCH := build/bench/raw_libcurl
+$(RAW_BENCH): bench/raw_libcurl.c
+	@mkdir -p build/bench
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) $(CURL_CFLAGS) -o $@ bench/raw_libcurl.c $(CURL_LIBS)
+bench-engine: deps-all $(RAW_BENCH)
+	@$(MAKE) --no-print-directory build/5.4/kling/core.so LUA_VERSION=5.4
+	@$(MAKE) --no-print-directory build/luajit/kling/core.so LUA_VERSION=luajit
+	@$(RUN_ENV) $(LUA) bench/engine.lua $(RAW_BENCH) $(REQUESTS) $(ROUNDS) \
+	  "Lua 5.4=lua5.4:build/5.4/?.so" "LuaJIT=luajit:build/luajit/?.so"
 
 # examples/batch.lua on the simulator, twice on one journal: the second run
 # sends nothing (the simulator's counts show it).
@@ -162,7 +178,7 @@ asan:
 	@mkdir -p $(ASAN_BUILD)/kling
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(ASAN_CFLAGS) -shared-libasan \
 	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) \
-	  $(CURL_LIBS) $(SQLITE_LIBS)
+	  $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS)
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	  KLING_LUA="$(LUA)" LD_PRELOAD="$(ASAN_RT)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -180,8 +196,8 @@ $(FUZZ_BIN): fuzz/transfer_fuzz.c $(SOURCES) $(wildcard src/*.h)
 	@mkdir -p build/fuzz/corpus
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) $(CURL_CFLAGS) \
-	  fuzz/transfer_fuzz.c src/buffer.c src/json.c src/redact.c src/journal.c src/secret.c \
-	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) $(SQLITE_LIBS) -o $@
+	  fuzz/transfer_fuzz.c src/buffer.c src/json.c src/redact.c src/journal.c src/journal_writer.c src/statements.c src/secret.c \
+	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 build/fuzz/corpus fuzz/corpus
 

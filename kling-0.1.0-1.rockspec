@@ -40,9 +40,10 @@ build = {
   modules = {
     ["kling.core"] = {
       sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/media.c", "src/multi.c",
-                  "src/process.c", "src/redact.c", "src/secret.c", "src/transfer.c" },
+                  "src/journal_writer.c", "src/process.c", "src/redact.c", "src/secret.c", "src/statements.c",
+                  "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "sqlite3" },
+      libraries = { "curl", "sqlite3", "pthread" },
       incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(SQLITE3_LIBDIR)" },
     },

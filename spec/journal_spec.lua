@@ -54,6 +54,22 @@ describe("the journal", function()
     reader:close()
   end)
 
+  it("a job's journal writes never make step() wait for SQLite, even on another process's lock", function()
+    local locker = other()
+    assert(locker.db:run("BEGIN IMMEDIATE")) -- holds the write lock (the writer waits up to 10 s)
+    local job = client:spawn(function() return client:submit(Simulator.params({ key = "locked" })) end)
+    local started = core.now()
+    for _ = 1, 5 do client:step(0) end
+    assert.is_true(core.now() - started < 0.5)
+    assert.equal("running", job.state) -- its claim is not committed yet
+    assert.equal(0, sim:stats().submits)
+    assert(locker.db:run("COMMIT"))
+    local id = assert(job:wait(5))
+    assert.equal(1, sim:stats().submits)
+    assert.equal(id, locker:get("locked").task_id)
+    locker:close()
+  end)
+
   it("close during a submit on the wire still records it as submitted and runs on_submit", function()
     sim:fault({ path = MOTION, delay = 0.3, pass = true })
     local seen

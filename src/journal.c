@@ -16,21 +16,22 @@
 #include <lauxlib.h>
 
 #include "compat.h"
+#include "journal_writer.h"
 #include "secret.h"
+#include "statements.h"
 
 /* How long a statement waits for another process's write lock. */
 #define KL_BUSY_TIMEOUT_MS 10000
 #define KL_OWNER_BYTES 16
-
-typedef struct kl_stmt {
-    struct kl_stmt *next;
-    char *sql;
-    sqlite3_stmt *stmt;
-} kl_stmt;
+/* Outcomes handed to Lua per completed() call, at most. */
+#define KL_MAX_OUTCOMES 256
+/* Values per staged statement, at most. */
+#define KL_MAX_VALUES 16
 
 typedef struct kl_journal {
-    sqlite3 *db;
-    kl_stmt *cache;        /* prepared statements, by SQL text */
+    sqlite3 *db;           /* the Lua thread's connection: reads, and the writes of callers outside jobs */
+    kl_statements cache;   /* its prepared statements */
+    kl_writer *writer;     /* the writes of jobs: committed on the writer's thread */
     char owner[2 * KL_OWNER_BYTES + 1];
     char *owners_dir;      /* <path>-owners: one locked file per live handle */
     int lock_fd;
@@ -137,23 +138,16 @@ static int owner_alive(const kl_journal *j, const char *owner)
 
 /* ---- statements ---- */
 
-static void free_cache(kl_journal *j)
-{
-    while (j->cache != NULL) {
-        kl_stmt *s = j->cache;
-        j->cache = s->next;
-        sqlite3_finalize(s->stmt);
-        free(s->sql);
-        free(s);
-    }
-}
-
 static int close_journal(kl_journal *j)
 {
     int rc = SQLITE_OK;
+    if (j->writer != NULL) {
+        kl_writer_stop(j->writer); /* commits what was staged first */
+        j->writer = NULL;
+    }
     if (j->db == NULL)
         return rc;
-    free_cache(j);
+    kl_statements_free(&j->cache);
     rc = sqlite3_close(j->db);
     j->db = NULL;
     give_up_ownership(j);
@@ -177,29 +171,46 @@ static int push_db_error(lua_State *L, sqlite3 *db, const char *what)
     return 2;
 }
 
-/* The cached statement for sql, reset and with its bindings cleared. */
+/* The Lua thread's statement for sql. Outside a transaction of its own, it
+ * first lets the writer finish what jobs staged: a read sees every write
+ * made before it, and a write of its own never waits on the writer's lock. */
 static sqlite3_stmt *statement(kl_journal *j, const char *sql)
 {
-    kl_stmt *s;
-    for (s = j->cache; s != NULL; s = s->next)
-        if (strcmp(s->sql, sql) == 0) {
-            sqlite3_reset(s->stmt);
-            sqlite3_clear_bindings(s->stmt);
-            return s->stmt;
+    if (j->writer != NULL && sqlite3_get_autocommit(j->db))
+        kl_writer_barrier(j->writer);
+    return kl_statement(&j->cache, sql);
+}
+
+/* The Lua value at idx as a journal value (nil: NULL; a boolean: 0 or 1; a
+ * number with an exact integer value: INTEGER). Raises for other types.
+ * Text points into the Lua string: copy it before the value is popped. */
+static void to_value(lua_State *L, int idx, kl_value *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: v->type = SQLITE_NULL; break;
+    case LUA_TBOOLEAN:
+        v->type = SQLITE_INTEGER;
+        v->i = lua_toboolean(L, idx);
+        break;
+    case LUA_TNUMBER: {
+        lua_Number n = lua_tonumber(L, idx);
+        if (n >= -9007199254740992.0 && n <= 9007199254740992.0 && n == (lua_Number)(sqlite3_int64)n) {
+            v->type = SQLITE_INTEGER;
+            v->i = (sqlite3_int64)n;
+        } else {
+            v->type = SQLITE_FLOAT;
+            v->d = (double)n;
         }
-    s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->sql = malloc(strlen(sql) + 1);
-    if (s->sql == NULL || sqlite3_prepare_v2(j->db, sql, -1, &s->stmt, NULL) != SQLITE_OK) {
-        free(s->sql);
-        free(s);
-        return NULL;
+        break;
     }
-    strcpy(s->sql, sql);
-    s->next = j->cache;
-    j->cache = s;
-    return s->stmt;
+    case LUA_TSTRING:
+        v->type = SQLITE_TEXT;
+        v->text = lua_tolstring(L, idx, &v->len);
+        break;
+    default:
+        luaL_error(L, "cannot store a %s in the journal", luaL_typename(L, idx));
+    }
 }
 
 /* Binds the Lua values from index first on; nil binds NULL. */
@@ -209,26 +220,13 @@ static int bind_args(lua_State *L, sqlite3_stmt *stmt, int first)
     if (n > sqlite3_bind_parameter_count(stmt))
         return luaL_error(L, "%d values for %d parameters", n, sqlite3_bind_parameter_count(stmt));
     for (i = 1; i <= n && rc == SQLITE_OK; i++) {
-        int idx = first + i - 1;
-        size_t len;
-        const char *s;
-        switch (lua_type(L, idx)) {
-        case LUA_TNIL: rc = sqlite3_bind_null(stmt, i); break;
-        case LUA_TBOOLEAN: rc = sqlite3_bind_int(stmt, i, lua_toboolean(L, idx)); break;
-        case LUA_TNUMBER: {
-            lua_Number v = lua_tonumber(L, idx);
-            if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (lua_Number)(sqlite3_int64)v)
-                rc = sqlite3_bind_int64(stmt, i, (sqlite3_int64)v);
-            else
-                rc = sqlite3_bind_double(stmt, i, (double)v);
-            break;
-        }
-        case LUA_TSTRING:
-            s = lua_tolstring(L, idx, &len);
-            rc = sqlite3_bind_text(stmt, i, s, (int)len, SQLITE_TRANSIENT);
-            break;
-        default:
-            return luaL_error(L, "cannot store a %s in the journal", luaL_typename(L, idx));
+        kl_value v;
+        to_value(L, first + i - 1, &v);
+        switch (v.type) {
+        case SQLITE_INTEGER: rc = sqlite3_bind_int64(stmt, i, v.i); break;
+        case SQLITE_FLOAT: rc = sqlite3_bind_double(stmt, i, v.d); break;
+        case SQLITE_TEXT: rc = sqlite3_bind_text(stmt, i, v.text, (int)v.len, SQLITE_TRANSIENT); break;
+        default: rc = sqlite3_bind_null(stmt, i);
         }
     }
     return rc;
@@ -296,6 +294,8 @@ static int journal_exec(lua_State *L)
 {
     kl_journal *j = check_journal(L);
     char *msg = NULL;
+    if (j->writer != NULL && sqlite3_get_autocommit(j->db))
+        kl_writer_barrier(j->writer);
     if (sqlite3_exec(j->db, luaL_checkstring(L, 2), NULL, NULL, &msg) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "journal: %s", msg ? msg : sqlite3_errmsg(j->db));
@@ -303,6 +303,75 @@ static int journal_exec(lua_State *L)
         return 2;
     }
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- the writer's statements (see journal_writer.h) ---- */
+
+/* stage(sql, ...) -> seq: a write handed to the writer at the next publish() */
+static int journal_stage(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    const char *sql = luaL_checkstring(L, 2);
+    kl_value values[KL_MAX_VALUES];
+    int i, n = lua_gettop(L) - 2;
+    long long seq;
+    if (n > KL_MAX_VALUES)
+        return luaL_error(L, "%d values for one journal statement (at most %d)", n, KL_MAX_VALUES);
+    for (i = 0; i < n; i++)
+        to_value(L, i + 3, &values[i]);
+    seq = kl_writer_stage(j->writer, sql, values, n);
+    if (seq == 0)
+        return luaL_error(L, "out of memory");
+    lua_pushinteger(L, (lua_Integer)seq);
+    return 1;
+}
+
+static int journal_publish(lua_State *L)
+{
+    kl_writer_publish(check_journal(L)->writer);
+    return 0;
+}
+
+/* completed([max]) -> { seq, outcome, seq, outcome, ... }, oldest first:
+ * outcome is the count of rows changed (committed) or an error message. */
+static int journal_completed(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    lua_Integer max = luaL_optinteger(L, 2, KL_MAX_OUTCOMES);
+    kl_outcome out[KL_MAX_OUTCOMES];
+    int i, n = kl_writer_take(j->writer, out, max < 1 ? 1 : max > KL_MAX_OUTCOMES ? KL_MAX_OUTCOMES : (int)max);
+    lua_createtable(L, 2 * n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)out[i].seq);
+        lua_rawseti(L, -2, 2 * i + 1);
+        if (out[i].ok)
+            lua_pushinteger(L, out[i].changes);
+        else
+            lua_pushstring(L, out[i].error);
+        lua_rawseti(L, -2, 2 * i + 2);
+    }
+    return 1;
+}
+
+/* unfinished() -> statements staged or published whose outcome is not taken */
+static int journal_unfinished(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)kl_writer_unfinished(check_journal(L)->writer));
+    return 1;
+}
+
+/* barrier(): publishes, and returns once the writer has committed it all */
+static int journal_barrier(lua_State *L)
+{
+    kl_writer_barrier(check_journal(L)->writer);
+    return 0;
+}
+
+/* fd() -> a descriptor that is readable while outcomes wait (for poll) */
+static int journal_fd(lua_State *L)
+{
+    lua_pushinteger(L, kl_writer_fd(check_journal(L)->writer));
     return 1;
 }
 
@@ -343,6 +412,9 @@ static int journal_tostring(lua_State *L)
  * from power loss), without an fsync per commit. */
 static const char *const SETUP_FULL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
 static const char *const SETUP_NORMAL = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+/* The writer's connection: the file is already in WAL mode. */
+static const char *const WRITER_FULL = "PRAGMA synchronous = FULL;";
+static const char *const WRITER_NORMAL = "PRAGMA synchronous = NORMAL;";
 
 /* Switching to WAL needs a lock that SQLite does not wait for with the busy
  * handler (two processes opening a new journal at once): retry it here. */
@@ -378,10 +450,19 @@ static int journal_new(lua_State *L)
         close_journal(j);
         return 2;
     }
+    j->cache.db = j->db;
     sqlite3_busy_timeout(j->db, KL_BUSY_TIMEOUT_MS);
     if (setup(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot use %s as a journal: %s", path, sqlite3_errmsg(j->db));
+        close_journal(j);
+        return 2;
+    }
+    j->writer = kl_writer_start(path, sync == 0 ? WRITER_FULL : WRITER_NORMAL, KL_BUSY_TIMEOUT_MS, err,
+                                sizeof err);
+    if (j->writer == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
         close_journal(j);
         return 2;
     }
@@ -405,6 +486,12 @@ static const luaL_Reg methods[] = {
     {"query", journal_query},
     {"run", journal_run},
     {"exec", journal_exec},
+    {"stage", journal_stage},
+    {"publish", journal_publish},
+    {"completed", journal_completed},
+    {"unfinished", journal_unfinished},
+    {"barrier", journal_barrier},
+    {"fd", journal_fd},
     {"owner", journal_owner},
     {"owner_alive", journal_owner_alive},
     {"close", journal_close},

@@ -228,11 +228,17 @@ static int wait_ms(double seconds)
     return (int)ms + 1;
 }
 
-/* Drives libcurl until a transfer finishes or `wait` seconds pass. With no
- * transfer at all, it simply sleeps: the Lua layer's timers rely on that. */
-static CURLMcode drive(kl_multi *m, double wait)
+/* Drives libcurl until a transfer finishes, `wait` seconds pass, or the
+ * descriptor fd (if >= 0: the journal's writer has outcomes) is readable.
+ * With no transfer at all, it simply sleeps: the Lua layer's timers rely on
+ * that. */
+static CURLMcode drive(kl_multi *m, double wait, int fd)
 {
     double deadline = kl_now() + wait;
+    struct curl_waitfd extra;
+    extra.fd = fd;
+    extra.events = CURL_WAIT_POLLIN;
+    extra.revents = 0;
     for (;;) {
         int running;
         double left;
@@ -242,21 +248,24 @@ static CURLMcode drive(kl_multi *m, double wait)
         collect_finished(m);
         left = deadline - kl_now();
         /* Ctrl-C (when the command caught it) ends the wait: the caller
-         * decides; so does a held body that waits for the journal */
-        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0)
+         * decides; so does a held body that waits for the journal, and the
+         * journal's outcomes */
+        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0 || extra.revents != 0)
             return CURLM_OK;
-        mc = curl_multi_poll(m->multi, NULL, 0, wait_ms(left), NULL);
+        mc = curl_multi_poll(m->multi, fd >= 0 ? &extra : NULL, fd >= 0 ? 1 : 0, wait_ms(left), NULL);
         if (mc != CURLM_OK)
             return mc;
     }
 }
 
-/* perform([wait]) -> { result, ... }, log | nil, message */
+/* perform([wait [, fd]]) -> { result, ... }, log | nil, message. A readable
+ * fd ends the wait too. */
 static int multi_perform(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     double wait = luaL_optnumber(L, 2, 0);
-    CURLMcode mc = drive(m, wait > 0 ? wait : 0);
+    int fd = (int)luaL_optinteger(L, 3, -1);
+    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd);
     lua_Integer i = 1;
     if (mc != CURLM_OK) {
         lua_pushnil(L);

@@ -204,6 +204,7 @@ function Client:_wait(task_id, timeout, on_status, first_delay)
       local ok, herr = self:_call_hook("on_status", on_status, t, task_id)
       if not ok then return nil, herr end
       if t.done then
+        if self.journal then self.journal:_settle() end -- its end is on disk before it is reported
         if t.result then return t.result end
         return nil, t.error
       end
@@ -351,7 +352,7 @@ function Client:close(grace)
   self._scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
   if self.journal then
-    self.journal:_flush(math.huge)
+    self.journal:_finish_writes()
     self.journal:close()
   end
 end

@@ -59,7 +59,7 @@ end
 function Journal.open(path, sync)
   local db, err = core.journal(path, sync or "full")
   if not db then return nil, journal_error(err) end
-  local self = setmetatable({ db = db, path = path, pending = {} }, Journal)
+  local self = setmetatable({ db = db, path = path }, Journal)
   local version = db:query("PRAGMA user_version")
   version = version and version[1] and version[1].user_version or 0
   if version > SCHEMA_VERSION then
@@ -172,92 +172,130 @@ function Journal:_transaction(fn)
   return nil, journal_error(tostring(err))
 end
 
--- ---- group commit ----
--- Writes made by jobs during a step are committed together, in one
--- transaction (one fsync), at the scheduler's flush points; each job waits
--- for the commit that holds its write before it acts on it. A caller outside
--- any job commits at once.
+-- ---- the writer ----
+-- A job's writes are staged and committed on the journal's writer thread
+-- (src/journal_writer.c): everything staged between two flush points goes
+-- in one transaction (one fsync), and the step never waits for SQLite or the
+-- disk. A job that acts on its write waits for the commit that holds it
+-- (wait = true); the writer's descriptor wakes a blocked step when commits
+-- are done. A caller outside any job writes at once, on this thread's
+-- connection, which first lets the writer finish (read-your-writes). See
+-- docs/design.md, "The journal's writer".
 
 function Journal:_attach(scheduler)
   self.scheduler = scheduler
-  scheduler:add_flusher(function() return self:_flush() end)
+  self.waiters = {}     -- seq -> waiter of the job that waits for that write
+  self.handing = {}     -- held transfer id -> seq of its hand-over
+  self.handover_of = {} -- seq -> held transfer id
+  self.settlers = {}    -- { seq =, waiter = }: jobs waiting until seq is committed
+  self.staged_seq, self.taken_seq = 0, 0
+  scheduler:add_flusher(function() return self:_flush() end, self.db:fd(), function()
+    for _, waiter in pairs(self.waiters) do
+      if not waiter.cancelled then return true end
+    end
+    return #self.settlers > 0
+  end)
 end
 
--- Runs fn inside a write transaction and returns what it returns (or nil and
--- an error). wait = false: a job does not wait for the commit (nothing it
--- does next depends on it).
-function Journal:_write(fn, wait)
+function Journal:_in_job()
   local scheduler = self.scheduler
-  if not (scheduler and scheduler:current_job()) then return self:_transaction(fn) end
-  local op = { fn = fn }
-  self.pending[#self.pending + 1] = op
+  return scheduler ~= nil and scheduler:current_job() ~= nil
+end
+
+-- One statement: the rows it changed, or nil and an error. wait = false: a
+-- job does not wait for the commit (nothing it does next depends on it) and
+-- gets true at once.
+function Journal:_write(wait, sql, ...)
+  if not self:_in_job() then
+    local n, err = self.db:run(sql, ...)
+    if not n then return nil, journal_error(err) end
+    return n
+  end
+  local seq = self.db:stage(sql, ...)
+  self.staged_seq = seq
   if wait == false then return true end
-  op.waiter = { kind = "event" }
-  local r = scheduler:await(op.waiter, { n = 2, nil, errors.closed() })
+  local waiter = { kind = "event" }
+  self.waiters[seq] = waiter
+  local r = self.scheduler:await(waiter, { n = 2, nil, errors.closed() })
   return compat.unpack(r, 1, r.n)
 end
 
-local function outcome(r)
-  if r[1] then return compat.pack(compat.unpack(r, 2, r.n)) end
-  local err = r[2]
-  return { n = 2, nil, errors.is(err) and err or journal_error(tostring(err)) }
+-- As _write, true instead of the count.
+function Journal:_update(wait, sql, ...)
+  local n, err = self:_write(wait, sql, ...)
+  if not n then return nil, err end
+  return true
 end
 
--- Commits the writes queued by jobs, and the hand-overs of the submits whose
--- bodies libcurl holds, in one transaction; then wakes the jobs and lets the
--- bodies go (only those whose "sending" is on disk). Until nothing is left:
--- a woken job may queue another write.
---
--- At most FLUSH_BUDGET writes and hand-overs are committed per flush point,
--- so a step stays short however many jobs run (the rest wait a step); returns
--- true while work is left, so that the scheduler does not sleep on it.
+-- Hands the writer the hand-overs of the bodies libcurl newly holds and what
+-- jobs staged; takes up to `budget` outcomes and acts on them: a held body
+-- goes only once its "sending" is committed (or ends with nothing sent), a
+-- waiting job is woken. Returns true when outcomes are left for the next
+-- flush point (the writer's descriptor stays readable meanwhile too).
 local FLUSH_BUDGET = 64
 
-local function take(list, n)
-  if #list <= n then return list, {} end
-  local first, rest = {}, {}
-  for i, v in ipairs(list) do
-    if i <= n then first[i] = v else rest[#rest + 1] = v end
-  end
-  return first, rest
-end
-
 function Journal:_flush(budget)
-  local scheduler = self.scheduler
+  local scheduler, db = self.scheduler, self.db
   budget = budget or FLUSH_BUDGET
-  while budget > 0 do
-    local ops, held = self.pending, scheduler:held()
-    if #ops == 0 and #held == 0 then return false end
-    held = take(held, budget)
-    local rest
-    ops, rest = take(ops, budget - #held)
-    self.pending = rest
-    budget = budget - #held - #ops
-    local results, handed = {}, {}
-    local ok, err = self.db:run("BEGIN IMMEDIATE")
-    if ok then
-      for i, op in ipairs(ops) do results[i] = outcome(compat.pack(pcall(op.fn))) end
-      local owner, t = self.db:owner(), now()
-      for i, h in ipairs(held) do handed[i] = self.db:run(HANDOVER, h.key, owner, t) == 1 end
-      ok, err = self.db:run("COMMIT")
-      if not ok then self.db:run("ROLLBACK") end
-    end
-    for i, h in ipairs(held) do scheduler:release(h.id, ok and handed[i]) end
-    for i, op in ipairs(ops) do
-      local r = ok and results[i] or { n = 2, nil, journal_error(err) }
-      if op.waiter then scheduler:wake(op.waiter, r) end
+  local held = scheduler:held()
+  if #held > 0 then
+    local owner, t = db:owner(), now()
+    for _, h in ipairs(held) do
+      if not self.handing[h.id] then
+        local seq = db:stage(HANDOVER, h.key, owner, t)
+        self.handing[h.id], self.handover_of[seq] = seq, h.id
+        scheduler:handing(h.id)
+      end
     end
   end
-  return #self.pending > 0 or #scheduler:held() > 0
+  db:publish()
+  budget = math.min(budget, 256) -- what one completed() hands over at most
+  local done = db:completed(budget)
+  for i = 1, #done, 2 do
+    local seq, outcome = done[i], done[i + 1]
+    self.taken_seq = seq
+    local id = self.handover_of[seq]
+    if id then
+      self.handover_of[seq], self.handing[id] = nil, nil
+      scheduler:release(id, outcome == 1)
+    else
+      local waiter = self.waiters[seq]
+      if waiter then
+        self.waiters[seq] = nil
+        if type(outcome) == "number" then
+          scheduler:wake(waiter, { n = 1, outcome })
+        else
+          scheduler:wake(waiter, { n = 2, nil, journal_error(outcome) })
+        end
+      end
+    end
+  end
+  if #self.settlers > 0 and self.settlers[1].seq <= self.taken_seq then
+    local waiting = self.settlers
+    self.settlers = {}
+    for _, s in ipairs(waiting) do
+      if s.seq <= self.taken_seq then scheduler:wake(s.waiter, true) else self.settlers[#self.settlers + 1] = s end
+    end
+  end
+  db:publish() -- what the woken jobs staged
+  return #done >= 2 * budget
 end
 
--- One statement as a write of the step (see _write): true, or nil and an error.
-function Journal:_update(wait, sql, ...)
-  local args = compat.pack(...)
-  return self:_write(function()
-    check(self.db:run(sql, compat.unpack(args, 1, args.n)))
-    return true
-  end, wait)
+-- Inside a job: waits until every write staged so far (by any job) is
+-- committed or failed. Settlers are kept in the order of their seq.
+function Journal:_settle()
+  if not self:_in_job() or self.taken_seq >= self.staged_seq then return end
+  local waiter = { kind = "event" }
+  self.settlers[#self.settlers + 1] = { seq = self.staged_seq, waiter = waiter }
+  self.scheduler:await(waiter, true)
+end
+
+-- Waits until the writer has committed everything staged, then acts on it
+-- all (the client's close).
+function Journal:_finish_writes()
+  if not self.scheduler then return end
+  self.db:barrier()
+  while self:_flush(math.huge) do end
 end
 
 -- Reads key's row for the decision (all columns), or nil.
@@ -265,21 +303,29 @@ function Journal:_row(key)
   return check(self.db:query("SELECT * FROM jobs WHERE key = ?", key))[1]
 end
 
--- Claims key for this handle: decide(row) -> action (see billing.on_claim)
--- runs inside the transaction; when it says "submit", the entry becomes
--- queued and ours, with request and callback_token (kept if it had one).
--- Returns action, row (as read, or as written).
+-- Claims key for this handle: decide(row) -> action (see billing.on_claim);
+-- when it says "submit", the entry becomes queued and ours, with request and
+-- callback_token (kept if it had one). Returns action, row (as read, or as
+-- written). An unknown key (the common case) takes one staged statement; a
+-- known one is decided inside a transaction of this thread (BEGIN IMMEDIATE:
+-- the check and the write it decides cannot interleave with another
+-- process's).
+local CLAIM_NEW = [[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
+  VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]]
+
 function Journal:_claim(key, decide, request, callback_token)
-  return self:_write(function()
-    local t, owner = now(), self.db:owner()
-    -- the common case, an unknown key, in one statement
-    if check(self.db:run([[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
-        VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]],
-        key, owner, request, callback_token, t, t)) == 1 then
-      local action = decide(nil)
-      return action, { key = key, state = "queued", owner = owner, request = request,
-                       callback_token = callback_token, created_at = t, updated_at = t }
-    end
+  local t, owner = now(), self.db:owner()
+  local function inserted()
+    return decide(nil), { key = key, state = "queued", owner = owner, request = request,
+                          callback_token = callback_token, created_at = t, updated_at = t }
+  end
+  if self:_in_job() then
+    local n, err = self:_write(true, CLAIM_NEW, key, owner, request, callback_token, t, t)
+    if not n then return nil, err end
+    if n == 1 then return inserted() end
+  end
+  return self:_transaction(function()
+    if check(self.db:run(CLAIM_NEW, key, owner, request, callback_token, t, t)) == 1 then return inserted() end
     local row = self:_row(key)
     local action = decide(row)
     if action == "submit" then
@@ -331,14 +377,17 @@ end
 -- own) that never got a task id is of no use to anyone: it is dropped.
 function Journal:_release(key, placeholder)
   if placeholder then
-    self.db:run("DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
+    self:_update(false, "DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
   else
-    self.db:run("UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key, self.db:owner())
+    self:_update(false, "UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key,
+      self.db:owner())
   end
 end
 
 -- The task ended: its result (succeed) or its error (failed), by task id.
--- Nothing waits for this commit: a crash before it only means one more poll.
+-- Whoever read it (often the shared poller) does not wait; the job that
+-- hands the result over settles first (see _settle), so what it returns is
+-- what the journal says.
 function Journal:_finished(task_id, result, err)
   if result then
     return self:_update(false, [[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL,
@@ -355,9 +404,9 @@ function Journal:_set_uploads(key, uploads, request)
     core.encode(uploads), request, now(), key)
 end
 
--- Where a job's video was saved (a crash before this commit: one more download).
+-- Where a job's video was saved; committed before the job reports it.
 function Journal:_set_path(key, path)
-  return self:_update(false, "UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
+  return self:_update(true, "UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
 end
 
 -- The row of a task id, or nil.

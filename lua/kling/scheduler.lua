@@ -164,9 +164,14 @@ function Scheduler:spawn_internal(fn)
 end
 
 -- fn() runs at each flush point of a step: after the jobs ran and before
--- libcurl is driven, and at the end of the step.
-function Scheduler:add_flusher(fn)
+-- libcurl is driven, and at the end of the step. fd (optional): a descriptor
+-- that is readable when fn has work (the journal's writer finished some): a
+-- step waiting on libcurl wakes for it. busy() (optional): true while a job
+-- waits for fn's work, which closing the client then lets finish.
+function Scheduler:add_flusher(fn, fd, busy)
   self.flushers[#self.flushers + 1] = fn
+  if fd then self.wake_fd = fd end
+  if busy then self.flusher_busy = busy end
 end
 
 -- True when a flusher has work left for the next flush point.
@@ -189,9 +194,18 @@ function Scheduler:held()
   return list
 end
 
+-- The journal is recording the hand-over of held body id: from now on the
+-- submit counts as on the wire (a cancel waits for its answer), since the
+-- journal will say "sending".
+function Scheduler:handing(id)
+  local w = self.transfers[id]
+  if w then w.handing = true end
+end
+
 -- Lets a held body go (ok), or ends its transfer with nothing of it sent.
+-- Also while the client closes: a hand-over committed meanwhile is sent.
 function Scheduler:release(id, ok)
-  if not self.closed then self.multi:release(id, ok) end
+  if self.transfers[id] then self.multi:release(id, ok) end
 end
 
 -- fn() runs when the current job ends, however it ends (a cancel included);
@@ -272,7 +286,7 @@ end
 -- still queued or connecting has sent nothing and may be dropped.
 function Scheduler:on_the_wire(w)
   return w ~= nil and w.kind == "transfer" and w.shield and self.transfers[w.id] ~= nil
-    and self.multi:handed_over(w.id) ~= false
+    and (w.handing or self.multi:handed_over(w.id) ~= false)
 end
 
 -- Stops a job wherever it waits. A job whose submit is on the wire (or
@@ -305,12 +319,12 @@ end
 -- seconds pass (nil: until they end; each is bounded by its own timeout).
 function Scheduler:drain(grace)
   local deadline = grace and now() + grace
-  while shielded_in_flight(self) do
+  while shielded_in_flight(self) or (self.flusher_busy and self.flusher_busy()) do
     local wait = deadline and deadline - now() or 1
     if wait <= 0 then return end
     -- a second Ctrl-C in the kling command (kling.core.catch_interrupt) stops waiting
     if core.interrupted() then return end
-    local results, log = self.multi:perform(math.min(wait, 1))
+    local results, log = self.multi:perform(math.min(wait, 1), self.wake_fd)
     if not results then return end
     self:dispatch(results, log)
     self:flush()
@@ -455,7 +469,7 @@ local function step(self, max_wait)
     wait = 0
   end
   if next(self.reporting) then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
-  local results, log = self.multi:perform(wait)
+  local results, log = self.multi:perform(wait, self.wake_fd)
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
   self:dispatch(results, log)
   if self.closed then return end
