@@ -39,9 +39,9 @@ build = {
   type = "builtin",
   modules = {
     ["kling.core"] = {
-      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/journal.c", "src/json.c", "src/media.c", "src/multi.c",
-                  "src/journal_writer.c", "src/process.c", "src/redact.c", "src/secret.c", "src/statements.c",
-                  "src/transfer.c" },
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/easy_pool.c", "src/journal.c",
+                  "src/journal_writer.c", "src/json.c", "src/media.c", "src/multi.c", "src/process.c",
+                  "src/redact.c", "src/secret.c", "src/statements.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "sqlite3", "pthread" },
       incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)" },
@@ -56,6 +56,7 @@ build = {
     ["kling.compat"] = "lua/kling/compat.lua",
     ["kling.config"] = "lua/kling/config.lua",
     ["kling.errors"] = "lua/kling/errors.lua",
+    ["kling.heap"] = "lua/kling/heap.lua",
     ["kling"] = "lua/kling/init.lua",
     ["kling.job"] = "lua/kling/job.lua",
     ["kling.journal"] = "lua/kling/journal.lua",

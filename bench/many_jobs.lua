@@ -1,9 +1,11 @@
 -- Benchmark: N motion jobs on one client against the simulator, without and
 -- with a journal (not a test: it prints).
---   make bench [JOBS=1000] [ROUNDS=3]
--- Prints, for each configuration and round: wall time, CPU, step(0)
--- p50/p99/max (the frame budget of a game or an editor), task requests and
--- requests per poll round; then the median of the rounds. The rounds
+--   make bench [JOBS=1000] [ROUNDS=3] [CONFIGS=all|plain]
+-- Prints, for each configuration and round: wall time (and against the
+-- generation time), CPU, step(0) p50/p99/max (the frame budget of a game or
+-- an editor), task requests and requests per poll round (ideal:
+-- ceil(jobs / 50)), and the process's RSS growth per job at its peak; then
+-- the median of the rounds. CONFIGS=plain runs without a journal only. The rounds
 -- interleave the configurations, so that a busy moment of the machine (the
 -- simulator shares it) does not land on one configuration only.
 local kling = require "kling"
@@ -11,6 +13,18 @@ local core = require "kling.core"
 
 local jobs_wanted = tonumber(arg[1]) or 1000
 local rounds = tonumber(arg[2]) or 3
+local only_plain = arg[3] == "plain"
+local GENERATION = 3 -- seconds: the simulator's (see make bench)
+
+-- Resident set size in KiB (Linux), 0 elsewhere.
+local function rss_kib()
+  local f = io.open("/proc/self/statm")
+  if not f then return 0 end
+  local _ = f:read("*n")
+  local pages = f:read("*n")
+  f:close()
+  return (pages or 0) * 4
+end
 
 local function percentile(sorted, p)
   if #sorted == 0 then return 0 end
@@ -28,6 +42,8 @@ local function run(journal, sync)
   local client = assert(kling.new({ poll_interval = 0.5, max_poll_interval = 2, wait_timeout = 120,
                                     journal = journal, journal_sync = sync }))
   local polls = 0
+  collectgarbage()
+  local rss_before, rss_peak = rss_kib(), 0
   local started, cpu, requests_before = core.now(), os.clock(), task_requests()
   local jobs = {}
   for i = 1, jobs_wanted do
@@ -43,6 +59,7 @@ local function run(journal, sync)
     local t = core.now()
     client:step(0)
     steps[#steps + 1] = core.now() - t
+    if #steps % 8 == 0 then rss_peak = math.max(rss_peak, rss_kib()) end
     client:step(0.016) -- a 60 fps frame
   end
   local wall, used = core.now() - started, os.clock() - cpu
@@ -55,18 +72,22 @@ local function run(journal, sync)
   local requests = task_requests() - requests_before
   local poll_rounds = polls / jobs_wanted -- polls each job made: the poll rounds
   return { wall = wall, cpu = used, p50 = percentile(steps, 0.5) * 1000, p99 = percentile(steps, 0.99) * 1000,
-           max = steps[#steps] * 1000, requests = requests, per_round = requests / math.max(poll_rounds, 1) }
+           max = steps[#steps] * 1000, requests = requests, per_round = requests / math.max(poll_rounds, 1),
+           rss_per_job = math.max(rss_peak - rss_before, 0) / jobs_wanted, ok = ok }
 end
 
 local function line(name, m)
-  return ("%-14s %.2f s wall, %.2f s CPU; step(0) p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-    .. "%d task requests, %.1f per poll round"):format(name, m.wall, m.cpu, m.p50, m.p99, m.max, m.requests,
-    m.per_round)
+  return ("%-14s %.2f s wall (%.2fx generation), %.2f s CPU; step(0) p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+    .. "%d task requests, %.1f per poll round; RSS %.1f KiB per job%s"):format(name, m.wall, m.wall / GENERATION,
+    m.cpu, m.p50, m.p99, m.max, m.requests, m.per_round, m.rss_per_job,
+    m.ok < jobs_wanted and ("; only %d jobs succeeded"):format(m.ok) or "")
 end
 
 local configs = { { "no journal" }, { "journal/full", "full" }, { "journal/normal", "normal" } }
+if only_plain then configs = { configs[1] } end
 local results = {}
-print(("%d jobs on one client, generation 3 s, %d rounds"):format(jobs_wanted, rounds))
+print(("%d jobs on one client, generation %g s, %d rounds; ideal requests per poll round: %d"):format(jobs_wanted,
+  GENERATION, rounds, math.ceil(jobs_wanted / 50)))
 for round = 1, rounds do
   for _, c in ipairs(configs) do
     local path
@@ -92,7 +113,7 @@ print("median of the rounds:")
 local base
 for _, c in ipairs(configs) do
   local med = {}
-  for _, f in ipairs({ "wall", "cpu", "p50", "p99", "max", "requests", "per_round" }) do
+  for _, f in ipairs({ "wall", "cpu", "p50", "p99", "max", "requests", "per_round", "rss_per_job", "ok" }) do
     med[f] = median(results[c[1]], f)
   end
   local extra = ""

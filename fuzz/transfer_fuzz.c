@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     log.secrets.len[0] = sizeof SECRET - 1;
     log.secrets.data[1] = PLATFORM_SECRET;
     log.secrets.len[1] = sizeof PLATFORM_SECRET - 1;
-    t = kl_transfer_new(&req, 1, headers, &log, NULL, err, sizeof err);
+    t = kl_transfer_new(&req, 1, NULL, headers, &log, NULL, err, sizeof err);
     if (t == NULL) {
         kl_buffer_free(&log.text);
         return 0;

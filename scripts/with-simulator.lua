@@ -2,14 +2,16 @@
 --   lua scripts/with-simulator.lua 'lua examples/motion.lua' [GENERATION_SECONDS]
 -- The command sees ACEDATACLOUD_API_BASE_URL and ACEDATACLOUD_API_TOKEN (and
 -- the platform's pair) pointing at the simulator, which stops when the command ends.
+-- KLING_SIM_PREFIX (say "taskset -c 1") prefixes the simulator's command line.
 local http = require "socket.http"
 local cjson = require "cjson"
 
 local cmd = assert(arg[1], "usage: with-simulator.lua COMMAND [GENERATION_SECONDS]")
 local lua = os.getenv("KLING_LUA") or "lua5.4"
 local token = "sim-token"
-local sim = assert(io.popen(("%s bin/kling-simulator --port 0 --idle-exit 600 --token %s --generation-time %s")
-  :format(lua, token, arg[2] or "3")))
+local prefix = os.getenv("KLING_SIM_PREFIX") or ""
+local sim = assert(io.popen(("%s %s bin/kling-simulator --port 0 --idle-exit 600 --token %s --generation-time %s")
+  :format(prefix, lua, token, arg[2] or "3")))
 local url = (sim:read("*l") or ""):match("(http://%S+)")
 if not url then
   io.stderr:write("with-simulator: the simulator did not start\n")

@@ -32,6 +32,7 @@ typedef struct kl_multi {
     char *auth_headers[3];
     kl_log log;            /* verbose output; its secrets point into auth_headers */
     int new_holds;         /* held bodies that began to wait since held() was last asked */
+    kl_easy_pool pool;     /* easy handles for the next requests */
 } kl_multi;
 
 static const char AUTH_PREFIX[] = "Authorization: Bearer ";
@@ -112,8 +113,15 @@ static int multi_new(lua_State *L)
         lua_pushstring(L, "curl_multi_init failed");
         return 2;
     }
-    if (max_connections > 0)
+    if (max_connections > 0) {
         curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
+        /* Idle connections kept for reuse: libcurl's default is four per
+         * transfer ever added at once, so a burst of 1,000 fresh-connection
+         * submits would leave 1,000 idle sockets, each searched by every
+         * later request to that host and each holding its buffers. Enough
+         * for every host's share of reuse is kept. */
+        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)(2 * max_connections));
+    }
     return 1;
 }
 
@@ -178,8 +186,8 @@ static int multi_add(lua_State *L)
     char err[256];
     CURLMcode mc;
     kl_request_read(L, 2, ENCODE_IDX, &req);
-    t = kl_transfer_new(&req, m->next_id + 1, (const char *const *)m->auth_headers, &m->log, &m->new_holds,
-                        err, sizeof err);
+    t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->auth_headers, &m->log,
+                        &m->new_holds, err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -258,27 +266,40 @@ static CURLMcode drive(kl_multi *m, double wait, int fd)
     }
 }
 
-/* perform([wait [, fd]]) -> { result, ... }, log | nil, message. A readable
- * fd ends the wait too. */
+/* perform([wait [, fd [, budget]]]) -> { result, ... }, log | nil, message.
+ * A readable fd ends the wait too. budget (seconds): once building results
+ * (decoding their JSON) has taken this long, the other finished transfers
+ * wait for the next call, which returns them at once. */
 static int multi_perform(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     double wait = luaL_optnumber(L, 2, 0);
     int fd = (int)luaL_optinteger(L, 3, -1);
+    double budget = luaL_optnumber(L, 4, -1);
     CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd);
+    double until = budget >= 0 ? kl_now() + budget : 0;
     lua_Integer i = 1;
+    kl_transfer *t;
     if (mc != CURLM_OK) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
         return 2;
     }
     lua_newtable(L);
-    while (m->done != NULL) {
-        kl_transfer *t = m->done;
+    /* oldest first (the list is newest first): what a budget leaves for
+     * the next call is never overtaken by later transfers */
+    t = m->done;
+    while (t != NULL && t->next != NULL)
+        t = t->next;
+    while (t != NULL) {
+        kl_transfer *newer = t->prev;
+        if (i > 1 && budget >= 0 && kl_now() >= until)
+            break;
         kl_transfer_push_result(L, t, DECODE_IDX);
         lua_rawseti(L, -2, (int)i++);
         unlink_transfer(&m->done, t);
         kl_transfer_free(t);
+        t = newer;
     }
     if (m->log.text.len > 0) {
         lua_pushlstring(L, m->log.text.data, m->log.text.len);
@@ -401,6 +422,7 @@ static int multi_close(lua_State *L)
         kl_transfer_free(t);
     }
     m->active_count = 0;
+    kl_easy_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
     forget_tokens(m);

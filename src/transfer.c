@@ -187,6 +187,7 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     req->follow = field_bool(L, idx, "follow");
     req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
     req->decode = field_bool(L, idx, "decode");
+    req->want_headers = field_bool(L, idx, "want_headers");
     req->verbose = field_bool(L, idx, "verbose");
     req->handover = field_bool(L, idx, "handover");
     req->hold = field_bool(L, idx, "hold");
@@ -488,8 +489,9 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     }
 }
 
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
-                             kl_log *log, int *new_holds, char *err, size_t errlen)
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool *pool,
+                             const char *const *auth_headers, kl_log *log, int *new_holds, char *err,
+                             size_t errlen)
 {
     kl_transfer *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -498,6 +500,7 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
     }
     t->id = id;
     t->decode = req->decode;
+    t->want_headers = req->want_headers;
     t->follow = req->follow;
 #if LIBCURL_VERSION_NUM < 0x075000
     t->handed_over = !req->hold; /* no pre-request hook: assume the worst at once */
@@ -515,7 +518,8 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *
         memcpy(t->upload, req->body, req->body_len);
         t->upload_len = req->body_len;
     }
-    t->easy = curl_easy_init();
+    t->pool = pool;
+    t->easy = kl_easy_take(pool);
     if (t->easy == NULL || !build_headers(t, req, auth_headers)) {
         snprintf(err, errlen, "out of memory");
         kl_transfer_free(t);
@@ -618,27 +622,31 @@ static void push_headers(lua_State *L, const kl_buffer *head)
     }
 }
 
-static void push_body(lua_State *L, kl_transfer *t, int decode_idx)
+/* 0 when the body was to be decoded and is not JSON */
+static int push_body(lua_State *L, kl_transfer *t, int decode_idx)
 {
+    int ok = 1;
     if (t->to_file) {
         lua_pushinteger(L, (lua_Integer)t->written);
         lua_setfield(L, -2, "bytes");
-        return;
+        return 1;
     }
     lua_pushinteger(L, (lua_Integer)t->body.len);
     lua_setfield(L, -2, "bytes");
     lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
     lua_setfield(L, -2, "body");
     if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
-        int ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
+        ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
         lua_setfield(L, -2, ok ? "json" : "json_error");
     }
+    return ok;
 }
 
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
     double total = 0;
+    int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
@@ -652,7 +660,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     lua_setfield(L, -2, "sent");
     lua_pushnumber(L, total);
     lua_setfield(L, -2, "time");
-    if (t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused) {
+    if (failed) {
         lua_pushinteger(L, (lua_Integer)t->result);
         lua_setfield(L, -2, "curl_code");
         lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result));
@@ -668,9 +676,10 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
         lua_pushnumber(L, (lua_Number)t->down_total);
         lua_setfield(L, -2, "to_receive");
     }
-    push_headers(L, &t->head);
-    lua_setfield(L, -2, "headers");
-    push_body(L, t, decode_idx);
+    if (!push_body(L, t, decode_idx) || failed || status < 200 || status > 299 || t->want_headers) {
+        push_headers(L, &t->head);
+        lua_setfield(L, -2, "headers");
+    }
 }
 
 void kl_transfer_free(kl_transfer *t)
@@ -679,8 +688,7 @@ void kl_transfer_free(kl_transfer *t)
         return;
     if (t->out != NULL)
         fclose(t->out);
-    if (t->easy != NULL)
-        curl_easy_cleanup(t->easy);
+    kl_easy_give(t->pool, t->easy); /* reset: it no longer refers to t */
     curl_mime_free(t->mime); /* after the handle that used it */
     curl_slist_free_all(t->headers);
     free(t->upload);

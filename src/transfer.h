@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "buffer.h"
+#include "easy_pool.h"
 #include "redact.h"
 
 #define KL_MAX_EXTRA_HEADERS 16
@@ -41,6 +42,7 @@ typedef struct kl_request {
     int follow;       /* follow redirects (downloads only) */
     int allow_downgrade; /* let a redirect lead from https to plain http */
     int decode;       /* decode the body as JSON */
+    int want_headers; /* the answer's headers even for a 2xx (otherwise only when it failed) */
     int verbose;
     int handover;     /* note when the request is handed over (billed submits) */
     int hold;         /* hold the body back until released (the journal's hand-over) */
@@ -49,6 +51,7 @@ typedef struct kl_request {
 typedef struct kl_transfer {
     struct kl_transfer *prev, *next;
     CURL *easy;
+    kl_easy_pool *pool;  /* where easy goes back to */
     lua_Integer id;
     struct curl_slist *headers;
     kl_buffer body;
@@ -59,6 +62,7 @@ typedef struct kl_transfer {
     int to_file;
     curl_off_t written;
     int decode;
+    int want_headers;
     int follow;
     int too_large;
     int write_failed;
@@ -78,12 +82,14 @@ typedef struct kl_transfer {
  * encode_idx and their text left on the stack for as long as req is used. */
 void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
 
-/* Builds a transfer, or returns NULL with a message in err. auth_headers are
+/* Builds a transfer on a handle from pool (NULL: a handle of its own), or
+ * returns NULL with a message in err. auth_headers are
  * the owner's (indexed by KL_AUTH_*, entries may be NULL); log receives
  * redacted verbose output; new_holds is incremented when a held body starts
  * to wait for its release. */
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, const char *const *auth_headers,
-                             kl_log *log, int *new_holds, char *err, size_t errlen);
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool *pool,
+                             const char *const *auth_headers, kl_log *log, int *new_holds, char *err,
+                             size_t errlen);
 
 /* Lets a held body go (ok), or aborts the transfer before it goes (!ok). */
 void kl_transfer_release(kl_transfer *t, int ok);
@@ -91,10 +97,14 @@ void kl_transfer_release(kl_transfer *t, int ok);
 /* Called once libcurl reports the transfer finished. */
 void kl_transfer_finish(kl_transfer *t, CURLcode result);
 
-/* Pushes the outcome as a table; decodes JSON with the decoder at decode_idx. */
+/* Pushes the outcome as a table; decodes JSON with the decoder at decode_idx.
+ * The headers (a table by lower-cased name) come only with an answer that
+ * is not a 2xx whose body was read (and decoded, if asked), or if the
+ * request wanted them: a successful call never pays for them. */
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx);
 
-/* The easy handle must already be out of its multi handle. */
+/* The easy handle must already be out of its multi handle; it goes back to
+ * the pool. */
 void kl_transfer_free(kl_transfer *t);
 
 #endif

@@ -45,12 +45,12 @@ function Poller:flush(batch)
     if member.waiter.cancelled then -- luacheck: ignore 542
     elseif found then
       local t = found[member.id]
-      scheduler:wake(member.waiter, t and { t } or { nil, task.not_found(member.id) })
+      scheduler:wake_later(member.waiter, t and { t } or { nil, task.not_found(member.id) })
     else
       local e = setmetatable({}, getmetatable(err))
       for k, v in pairs(err) do e[k] = v end
       e.task_id = e.task_id or member.id
-      scheduler:wake(member.waiter, { nil, e })
+      scheduler:wake_later(member.waiter, { nil, e })
     end
   end
 end

@@ -7,12 +7,28 @@
 local core = require "kling.core"
 local compat = require "kling.compat"
 local Job = require "kling.job"
+local heap = require "kling.heap"
 
 local now = core.now
 local pack, unpack = compat.pack, compat.unpack
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
+
+-- FIFO queues (an array with a head index: no table.remove(q, 1)).
+local function queue() return { first = 1, last = 0 } end
+local function push(q, v)
+  q.last = q.last + 1
+  q[q.last] = v
+end
+local function pop(q)
+  local i = q.first
+  if i > q.last then return nil end
+  local v = q[i]
+  q[i], q.first = nil, i + 1
+  return v
+end
+local function queued(q) return q.last - q.first + 1 end
 
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
@@ -29,11 +45,12 @@ function Scheduler.new(multi, log, on_log_error)
     transfers = {},       -- transfer id -> waiter
     reporting = {},       -- transfer id -> waiter with a progress function
     flushers = {},        -- functions run at each flush point (the journal's group commit)
-    timers = {},          -- waiters sorted by due time
+    timers = {},          -- timer waiters, a heap by due time (kling.heap)
+    finished = queue(),   -- finished transfers not yet handed to their waiters (over budget)
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
     live = {},            -- job -> true until it ends
     live_count = 0,
-    runnable = {},        -- jobs to resume on the next step
+    runnable = queue(),   -- jobs to resume on the next step
     stepping = false,
   }, Scheduler)
 end
@@ -70,7 +87,8 @@ function Scheduler:protect(fn, ...)
   return unpack(r, 1, r.n)
 end
 
--- closed_value is what a blocking caller gets if the client closes meanwhile.
+-- closed_value is what a blocking caller gets if the client closes meanwhile
+-- (a function: what it returns, made only then).
 function Scheduler:await(waiter, closed_value)
   self:checkpoint()
   local job = self:current_job()
@@ -88,6 +106,7 @@ function Scheduler:await(waiter, closed_value)
     self:step(3600)
   end
   if waiter.done then return waiter.value end
+  if type(closed_value) == "function" then return closed_value() end
   return closed_value
 end
 
@@ -96,6 +115,9 @@ end
 local function closed_result(in_flight)
   return { reason = "closed", error = "the client is closed", status = 0, headers = {}, in_flight = in_flight }
 end
+local function closed_in_flight() return closed_result(true) end
+local function closed_not_in_flight() return closed_result(false) end
+local NO_OPTS = {}
 
 -- Sends a request and waits for its result table (see src/transfer.c).
 -- opts.shield: a submit (it may be billed once sent) is never dropped by a
@@ -104,7 +126,7 @@ end
 -- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
 -- received, to_receive) is called after each step while it runs.
 function Scheduler:transfer(request, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   self:checkpoint()
   if self.closed then return closed_result(false) end
   local id, err = self.multi:add(request)
@@ -115,23 +137,14 @@ function Scheduler:transfer(request, opts)
                    hold_key = opts.hold_key }
   if opts.progress then self.reporting[id] = waiter end
   self.transfers[id] = waiter
-  return self:await(waiter, closed_result(opts.shield))
-end
-
-local function insert_sorted(list, waiter)
-  local lo, hi = 1, #list
-  while lo <= hi do
-    local mid = math.floor((lo + hi) / 2)
-    if list[mid].due <= waiter.due then lo = mid + 1 else hi = mid - 1 end
-  end
-  table.insert(list, lo, waiter)
+  return self:await(waiter, opts.shield and closed_in_flight or closed_not_in_flight)
 end
 
 function Scheduler:sleep(seconds)
   self:checkpoint()
   if self.closed then return end
   local waiter = { kind = "timer", due = now() + math.max(seconds, 0) }
-  insert_sorted(self.timers, waiter)
+  heap.push(self.timers, waiter)
   self:await(waiter)
 end
 
@@ -147,7 +160,7 @@ local function start(self, job)
   self.jobs[job.co] = job
   self.live[job] = true
   if not job.internal then self.live_count = self.live_count + 1 end
-  self.runnable[#self.runnable + 1] = job
+  push(self.runnable, job)
   return job
 end
 
@@ -236,7 +249,7 @@ function Scheduler:await_job(job, timeout)
   job.watchers = job.watchers or {}
   job.watchers[#job.watchers + 1] = waiter
   if timeout then
-    insert_sorted(self.timers, { kind = "timer", due = now() + math.max(timeout, 0), fires = waiter })
+    heap.push(self.timers, { kind = "timer", due = now() + math.max(timeout, 0), fires = waiter })
   end
   self:await(waiter)
 end
@@ -257,7 +270,7 @@ function Scheduler:resume(job, ...)
     compat.close_coroutine(job.co)
   elseif r[2] ~= WAIT then
     -- the job yielded on its own: resume it on the next step
-    self.runnable[#self.runnable + 1] = job
+    push(self.runnable, job)
   end
 end
 
@@ -364,7 +377,8 @@ function Scheduler:close(err_factory, grace)
   local left = {} -- jobs held in a protected section
   for job in pairs(self.live) do left[#left + 1] = job end
   for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
-  self.transfers, self.timers, self.runnable, self.reporting = {}, {}, {}, {}
+  self.transfers, self.timers, self.runnable, self.reporting = {}, {}, queue(), {}
+  self.finished = queue()
   self.multi:close()
 end
 
@@ -390,30 +404,55 @@ function Scheduler:wake(waiter, value)
   if job then self:resume(job, value) end
 end
 
-function Scheduler:fire_timers()
-  local t = now()
-  while self.timers[1] and self.timers[1].due <= t do
-    local waiter = table.remove(self.timers, 1)
-    local target = waiter.fires or waiter -- a timeout wakes the waiter it guards
-    if not waiter.cancelled and not target.done then self:wake(target) end
+-- As wake, but the job resumes in a later run of the runnable queue, within
+-- a step's budget: for fan-outs (one poll answering fifty waits), so that one
+-- answer never resumes everyone in the same step.
+function Scheduler:wake_later(waiter, value)
+  waiter.done, waiter.value = true, value
+  local job = waiter.job
+  if job then
+    job.woken_by = waiter
+    push(self.runnable, job)
   end
 end
 
--- Jobs started (or resumed after a yield of their own) per step: a thousand
--- jobs spawned at once start over several steps, so no step(0) stalls a frame.
-local RUN_BUDGET = 64
+-- Work per step: jobs resumed, timers fired and finished transfers handed
+-- over stop once the step has run this long (at least one of each is done);
+-- the rest waits, in order, for the next step, which then does not sleep. A
+-- step(0) stays short however many jobs run (a 60 fps frame is 16.7 ms), and
+-- nothing starves.
+local STEP_BUDGET = 0.0005
 
-function Scheduler:run_runnable()
-  local ready = self.runnable
-  if #ready <= RUN_BUDGET then
-    self.runnable = {}
-    for _, job in ipairs(ready) do self:resume(job) end
-    return
+
+function Scheduler:fire_timers(deadline)
+  local t = now()
+  local timers = self.timers
+  while timers[1] and timers[1].due <= t do
+    local waiter = heap.pop(timers)
+    local target = waiter.fires or waiter -- a timeout wakes the waiter it guards
+    if not waiter.cancelled and not target.done then
+      self:wake(target)
+      if now() >= deadline then return end
+    end
   end
-  local later = {}
-  for i = RUN_BUDGET + 1, #ready do later[#later + 1] = ready[i] end
-  self.runnable = later
-  for i = 1, RUN_BUDGET do self:resume(ready[i]) end
+end
+
+-- Resumes the jobs that were runnable when it began (one that yields on its
+-- own goes to the back: it runs again next step at the earliest).
+function Scheduler:run_runnable(deadline)
+  local q = self.runnable
+  local stop = q.last
+  while q.first <= stop do
+    local job = pop(q)
+    local woken_by = job.woken_by
+    if woken_by then
+      job.woken_by = nil
+      self:resume(job, woken_by.value)
+    else
+      self:resume(job)
+    end
+    if now() >= deadline then return end
+  end
 end
 
 -- Progress reports are the caller's code: one that raises is switched off.
@@ -428,9 +467,13 @@ function Scheduler:report_progress()
   end
 end
 
-function Scheduler:dispatch(results, log)
-  if next(self.reporting) then self:report_progress() end
-  for _, res in ipairs(results) do
+-- Hands finished transfers to their waiters, oldest first, until deadline
+-- (nil: all of them).
+function Scheduler:hand_over(deadline)
+  local q = self.finished
+  while true do
+    local res = pop(q)
+    if not res then return end
     local waiter = self.transfers[res.id]
     if waiter and self.reporting[res.id] then -- the last report: where it ended
       self.reporting[res.id] = nil
@@ -439,8 +482,16 @@ function Scheduler:dispatch(results, log)
     if waiter then
       self.transfers[res.id] = nil
       self:wake(waiter, res)
+      if deadline and now() >= deadline then return end
     end
   end
+end
+
+function Scheduler:dispatch(results, log, deadline)
+  if next(self.reporting) then self:report_progress() end
+  local q = self.finished
+  for _, res in ipairs(results) do push(q, res) end
+  self:hand_over(deadline)
   -- last, and guarded: a verbose sink that raises is switched off, and
   -- neither strands a finished transfer nor raises from the caller's call
   if log and self.log then
@@ -458,22 +509,27 @@ end
 
 -- A job may close the client at any point of a step: each phase checks.
 local function step(self, max_wait)
-  self:run_runnable()
+  local deadline = now() + STEP_BUDGET
+  self:hand_over(deadline) -- what the last step left
   if self.closed then return end
-  self:fire_timers()
+  self:run_runnable(deadline)
+  if self.closed then return end
+  self:fire_timers(deadline)
   if self.closed then return end
   local more = self:flush()
   if self.closed then return end
-  local wait = (#self.runnable > 0 or more) and 0 or self:next_timer_in(max_wait)
+  local wait = (queued(self.runnable) > 0 or queued(self.finished) > 0 or more) and 0
+    or self:next_timer_in(max_wait)
   if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
     wait = 0
   end
   if next(self.reporting) then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
-  local results, log = self.multi:perform(wait, self.wake_fd)
+  -- finished transfers past the budget stay in kling.core for the next step
+  local results, log = self.multi:perform(wait, self.wake_fd, math.max(deadline - now(), 0))
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
-  self:dispatch(results, log)
+  self:dispatch(results, log, deadline)
   if self.closed then return end
-  self:fire_timers()
+  self:fire_timers(deadline)
   if self.closed then return end
   self:flush()
 end

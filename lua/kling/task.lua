@@ -26,13 +26,17 @@ local function string_or_nil(v)
   if type(v) == "string" and v ~= "" then return v end
 end
 
--- A copy without JSON nulls, so callers can test fields with plain `if`.
+-- t without its JSON nulls (removed in place: the decoded answer is ours
+-- alone), so callers can test fields with plain `if`.
 function task.clean(t)
-  local c = {}
   for k, v in pairs(t) do
-    if v ~= null then c[k] = type(v) == "table" and task.clean(v) or v end
+    if v == null then
+      t[k] = nil -- allowed while traversing: the field exists
+    elseif type(v) == "table" then
+      task.clean(v)
+    end
   end
-  return c
+  return t
 end
 
 -- AceData answers flat, but its schema also allows { data = {...} }.

@@ -32,7 +32,11 @@ local SNIPPET_BYTES = 60
 -- redact(text) blanks the token out of text that came from the network: a
 -- gateway may echo request headers into any field of its answer.
 function Transport.new(settings, scheduler, redact)
-  return setmetatable({ settings = settings, scheduler = scheduler, redact = redact }, Transport)
+  local self = setmetatable({ settings = settings, scheduler = scheduler, redact = redact }, Transport)
+  -- the API requests' table, filled anew by each post: multi:add copies all
+  -- of it into C at once, so one table serves every request
+  self.api_request = self:common_options({ headers = JSON_HEADERS, auth = true, decode = true })
+  return self
 end
 
 function Transport:common_options(request)
@@ -57,17 +61,21 @@ local function out_of_time()
   return { reason = "timeout", error = "no time left before the deadline", status = 0, sent = false, headers = {} }
 end
 
+local NO_OPTS = {}
+
 -- opts: fresh_connect, shield and hold_key (submits), deadline (waits).
 function Transport:post(path, body, opts)
-  opts = opts or {}
-  local timeout = timeout_within(self.settings.timeout, opts.deadline)
+  opts = opts or NO_OPTS
+  local s = self.settings
+  local timeout = timeout_within(s.timeout, opts.deadline)
   if not timeout then return out_of_time() end
-  return self.scheduler:transfer(self:common_options({
-    url = self.settings.base_url .. path, json = body, headers = JSON_HEADERS,
-    auth = true, decode = true, timeout = timeout,
-    max_body = self.settings.max_response_bytes, fresh_connect = opts.fresh_connect,
-    handover = opts.shield, hold = opts.hold_key ~= nil,
-  }), { shield = opts.shield, hold_key = opts.hold_key })
+  local request = self.api_request
+  request.url, request.json, request.timeout = s.base_url .. path, body, timeout
+  request.max_body, request.fresh_connect = s.max_response_bytes, opts.fresh_connect
+  request.handover, request.hold = opts.shield, opts.hold_key ~= nil
+  request.verbose = s.verbose and true or false -- switched off if the sink raised
+  local shielded = opts.shield or opts.hold_key
+  return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key } or nil)
 end
 
 local function str(v)
@@ -84,7 +92,7 @@ end
 local function describe_body(self, res)
   local body = res.body or ""
   if body == "" then return "an empty body" end
-  local ctype = self:foreign(res.headers["content-type"]) or "no content type"
+  local ctype = self:foreign(res.headers and res.headers["content-type"]) or "no content type"
   local snippet = self.redact(body):sub(1, SNIPPET_BYTES):gsub("%s+", " ")
   return ("%s, not JSON: %q"):format(ctype, snippet)
 end
@@ -119,7 +127,7 @@ local function status_error(self, res)
   return errors.new(kind, message, {
     status = status, code = self:foreign(detail.code), trace_id = self:foreign(json.trace_id),
     task_id = self:foreign(json.task_id) or self:foreign(data.task_id),
-    retry_after = retry.parse_retry_after(res.headers["retry-after"]),
+    retry_after = retry.parse_retry_after(res.headers and res.headers["retry-after"]),
   })
 end
 
@@ -152,30 +160,43 @@ function Transport:interpret(res)
   return task.unwrap(json)
 end
 
+-- After failed attempt n with err: sleeps before the next attempt and
+-- returns true, or returns false when there is none (err is final).
+function Transport:retry_after_failure(n, err, deadline, can_retry)
+  local s = self.settings
+  if n > s.max_retries or not can_retry(err) then return false end
+  local delay = retry.delay(n, s, err.retry_after)
+  if not delay or (deadline and core.now() + delay >= deadline) then return false end
+  self.scheduler:sleep(delay)
+  return true
+end
+
 -- Runs attempt() until it succeeds, fails for good, or the retries run out.
 -- attempt() returns a result (and one more value), or nil and an error.
 -- deadline (monotonic seconds) bounds the sleeps between attempts;
 -- can_retry(err) defaults to retry.retryable (safe for idempotent requests).
 function Transport:with_retries(attempt, deadline, can_retry)
-  local s, n = self.settings, 0
+  local n = 0
   can_retry = can_retry or retry.retryable
   while true do
     local result, err = attempt()
     if result then return result, err end
     n = n + 1
-    if n > s.max_retries or not can_retry(err) then return nil, err end
-    local delay = retry.delay(n, s, err.retry_after)
-    if not delay or (deadline and core.now() + delay >= deadline) then return nil, err end
-    self.scheduler:sleep(delay)
+    if not self:retry_after_failure(n, err, deadline, can_retry) then return nil, err end
   end
 end
 
 -- A request that is safe to repeat (task retrieval), with retries; every
--- attempt and every sleep ends by the deadline.
+-- attempt and every sleep ends by the deadline. (The loop of with_retries,
+-- without a closure per call: this is every poll's path.)
 function Transport:call(path, body, deadline)
-  return self:with_retries(function()
-    return self:interpret(self:post(path, body, { deadline = deadline }))
-  end, deadline)
+  local n, opts = 0, deadline and { deadline = deadline } or NO_OPTS
+  while true do
+    local result, err = self:interpret(self:post(path, body, opts))
+    if result then return result end
+    n = n + 1
+    if not self:retry_after_failure(n, err, deadline, retry.retryable) then return nil, err end
+  end
 end
 
 -- Fetches url into path (through path..".part", renamed when complete) and
