@@ -230,7 +230,8 @@ end
 -- Hands the writer the hand-overs of the bodies libcurl newly holds and what
 -- jobs staged; takes up to `budget` outcomes and acts on them: a held body
 -- goes only once its "sending" is committed (or ends with nothing sent), a
--- waiting job is woken. Returns true when outcomes are left for the next
+-- waiting job is made runnable (it resumes within a step's budget). Returns
+-- true when outcomes are left for the next
 -- flush point (the writer's descriptor stays readable meanwhile too).
 local FLUSH_BUDGET = 64
 
@@ -263,9 +264,9 @@ function Journal:_flush(budget)
       if waiter then
         self.waiters[seq] = nil
         if type(outcome) == "number" then
-          scheduler:wake(waiter, { n = 1, outcome })
+          scheduler:wake_later(waiter, { n = 1, outcome })
         else
-          scheduler:wake(waiter, { n = 2, nil, journal_error(outcome) })
+          scheduler:wake_later(waiter, { n = 2, nil, journal_error(outcome) })
         end
       end
     end
@@ -274,7 +275,11 @@ function Journal:_flush(budget)
     local waiting = self.settlers
     self.settlers = {}
     for _, s in ipairs(waiting) do
-      if s.seq <= self.taken_seq then scheduler:wake(s.waiter, true) else self.settlers[#self.settlers + 1] = s end
+      if s.seq <= self.taken_seq then
+        scheduler:wake_later(s.waiter, true)
+      else
+        self.settlers[#self.settlers + 1] = s
+      end
     end
   end
   db:publish() -- what the woken jobs staged

@@ -341,6 +341,7 @@ function Scheduler:drain(grace)
     if not results then return end
     self:dispatch(results, log)
     self:flush()
+    self:run_runnable(math.huge) -- jobs the journal woke (their submit's record, on_submit)
   end
 end
 

@@ -134,7 +134,9 @@ local function claim(client, key, request, token, retry_failed, hold)
   local delay, deadline = 0.05, core.now() + client.settings.wait_timeout
   while true do
     taken = false
+    hold.claiming = true -- a job ended inside the claim may own a committed entry
     local action, row = journal:_claim(key, decide, request, token)
+    hold.claiming = false
     if taken and action ~= "submit" then -- the commit failed
       client._active[key], hold.held = nil, false
     end
@@ -201,6 +203,11 @@ function submission.submit(client, body, hooks, opts)
   local function done() -- however this ends (a cancel included), the key is not held
     if hold.held then
       hold.held, client._active[journal_key] = false, nil
+      journal:_release(journal_key, key == nil)
+    elseif hold.claiming and not client._active[journal_key] then
+      -- ended while its claim's INSERT was being committed (no other job of
+      -- this client holds the key): what it may have queued is let go
+      hold.claiming = false
       journal:_release(journal_key, key == nil)
     end
   end
