@@ -59,6 +59,24 @@ describe("kling.core", function()
     m:close()
   end)
 
+  it("perform with a spent budget hands over one result per call, the rest at the next calls", function()
+    local m = core.multi()
+    local ids = {}
+    for i = 1, 3 do ids[m:add({ url = sim.url .. "/_sim/stats", decode = true })] = i end
+    local deadline, seen = core.now() + 5, 0
+    while seen < 3 and core.now() < deadline do
+      local batch = assert(m:perform(0.05, nil, 0))
+      assert.is_true(#batch <= 1)
+      for _, r in ipairs(batch) do
+        assert.is_table(r.json)
+        assert.is_number(ids[r.id])
+        seen = seen + 1
+      end
+    end
+    assert.equal(3, seen)
+    m:close()
+  end)
+
   it("hands headers over only when asked, or when the answer is not a decoded 2xx", function()
     local m = core.multi()
     local ok = until_done(m, m:add({ url = sim.url .. "/_sim/stats", decode = true }))

@@ -19,6 +19,21 @@ describe("the engine", function()
     assert.is_true(sim:stats().connections - before <= 1)
   end)
 
+  it("keeps at most max_in_flight transfers in libcurl; the others wait their turn and all finish", function()
+    local id = assert(client:submit(Simulator.params()))
+    client._scheduler.max_in_flight = 2
+    sim:fault({ path = "/kling/tasks", delay = 0.1, times = 6, pass = true })
+    local jobs = {}
+    for i = 1, 6 do jobs[i] = client:spawn(function() return client:task(id) end) end
+    local most = 0
+    while client:pending() > 0 do
+      client:step(0.01)
+      most = math.max(most, client._multi:count())
+    end
+    assert.is_true(most <= 2, "in libcurl at once: " .. most)
+    for i = 1, 6 do assert.equal(id, assert(jobs[i]:result()).id) end
+  end)
+
   it("opens a fresh connection for each billed submit", function()
     local before = sim:stats().connections
     assert(client:submit(Simulator.params()))

@@ -71,7 +71,9 @@ function Client.new(options)
     settings.verbose = false
     self.verbose_error = errors.hook("verbose", tostring(e) .. "; verbose output is off for this client")
   end
-  local scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error)
+  -- transfers in libcurl at once: enough to keep every connection busy
+  local scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error,
+    math.max(256, 4 * settings.max_connections))
   self._scheduler = scheduler
   if journal then journal:_attach(scheduler) end
   self._redact = function(text) return multi:redact(text) end

@@ -37,8 +37,13 @@ local CANCEL = setmetatable({}, { __tostring = function() return "kling.cancel" 
 
 -- log(text) receives verbose output; on_log_error(err) is told once if log
 -- raises (it is switched off then: a diagnostic sink must not break calls).
-function Scheduler.new(multi, log, on_log_error)
+-- max_in_flight: transfers in libcurl at once, at most (see Scheduler:transfer).
+function Scheduler.new(multi, log, on_log_error, max_in_flight)
   return setmetatable({
+    max_in_flight = max_in_flight or 256,
+    slots = queue(),      -- waiters for a place in libcurl, in order
+    granted = {},         -- slot waiters given a place, not yet resumed
+    granted_count = 0,
     multi = multi,
     log = log,            -- function(text) or nil
     on_log_error = on_log_error,
@@ -125,10 +130,24 @@ local NO_OPTS = {}
 -- known. opts.hold_key: its body is held until the journal has recorded the
 -- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
 -- received, to_receive) is called after each step while it runs.
+--
+-- At most max_in_flight transfers are in libcurl at once; the others wait
+-- here, in order, for a place (a burst of 10,000 submits then holds 10,000
+-- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
 function Scheduler:transfer(request, opts)
   opts = opts or NO_OPTS
   self:checkpoint()
   if self.closed then return closed_result(false) end
+  if self.multi:count() + self.granted_count >= self.max_in_flight or queued(self.slots) > 0 then
+    local own = {} -- the caller may fill its request table anew meanwhile
+    for k, v in pairs(request) do own[k] = v end
+    request = own
+    local slot = { kind = "event" }
+    push(self.slots, slot)
+    self:await(slot)
+    if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
+    if self.closed then return closed_result(false) end
+  end
   local id, err = self.multi:add(request)
   if not id then
     return { reason = "setup", error = err, status = 0, headers = {} }
@@ -379,7 +398,7 @@ function Scheduler:close(err_factory, grace)
   for job in pairs(self.live) do left[#left + 1] = job end
   for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
   self.transfers, self.timers, self.runnable, self.reporting = {}, {}, queue(), {}
-  self.finished = queue()
+  self.finished, self.slots, self.granted, self.granted_count = queue(), queue(), {}, 0
   self.multi:close()
 end
 
@@ -440,6 +459,24 @@ end
 
 -- Resumes the jobs that were runnable when it began (one that yields on its
 -- own goes to the back: it runs again next step at the earliest).
+-- Grants the free places in libcurl to the transfers waiting for one.
+function Scheduler:grant_slots()
+  for slot in pairs(self.granted) do -- places given to callers that ended meanwhile
+    if slot.cancelled then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
+  end
+  local free = self.max_in_flight - self.multi:count() - self.granted_count
+  local q = self.slots
+  while free > 0 do
+    local slot = pop(q)
+    if not slot then return end
+    if not slot.cancelled then
+      self.granted[slot], self.granted_count = true, self.granted_count + 1
+      self:wake_later(slot)
+      free = free - 1
+    end
+  end
+end
+
 function Scheduler:run_runnable(deadline)
   local q = self.runnable
   local stop = q.last
@@ -511,6 +548,7 @@ end
 -- A job may close the client at any point of a step: each phase checks.
 local function step(self, max_wait)
   local deadline = now() + STEP_BUDGET
+  if queued(self.slots) > 0 then self:grant_slots() end
   self:hand_over(deadline) -- what the last step left
   if self.closed then return end
   self:run_runnable(deadline)
@@ -525,11 +563,14 @@ local function step(self, max_wait)
     wait = 0
   end
   if next(self.reporting) then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
-  -- finished transfers past the budget stay in kling.core for the next step
-  local results, log = self.multi:perform(wait, self.wake_fd, math.max(deadline - now(), 0))
+  -- finished transfers past the budget stay in kling.core for the next step;
+  -- building results gets half a budget at least, so that they never pile
+  -- up behind the other work of busy steps
+  local results, log = self.multi:perform(wait, self.wake_fd, math.max(deadline - now(), STEP_BUDGET / 2))
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
   self:dispatch(results, log, deadline)
   if self.closed then return end
+  if queued(self.slots) > 0 then self:grant_slots() end
   self:fire_timers(deadline)
   if self.closed then return end
   self:flush()
