@@ -83,8 +83,9 @@ end
 
 local function line(name, m)
   return ("%-14s %.2f s wall (%.2fx generation), %.2f s CPU; step(0) p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-    .. "%d task requests, %.1f per poll round; RSS %.1f KiB per job%s"):format(name, m.wall, m.wall / GENERATION,
-    m.cpu, m.p50, m.p99, m.max, m.requests, m.per_round, m.rss_per_job,
+    .. "%d task requests, %.1f per poll round; RSS %s per job%s"):format(name, m.wall, m.wall / GENERATION,
+    m.cpu, m.p50, m.p99, m.max, m.requests, m.per_round,
+    m.rss_per_job == m.rss_per_job and ("%.1f KiB"):format(m.rss_per_job) or "n/a (not the first run)",
     m.ok < jobs_wanted and ("; only %d jobs succeeded"):format(m.ok) or "")
 end
 
@@ -110,7 +111,10 @@ for round = 1, rounds do
 end
 local function median(list, field)
   local v = {}
-  for i, m in ipairs(list) do v[i] = m[field] end
+  for _, m in ipairs(list) do
+    if m[field] == m[field] then v[#v + 1] = m[field] end -- not nan
+  end
+  if #v == 0 then return 0 / 0 end
   table.sort(v)
   return v[math.ceil(#v / 2)]
 end
