@@ -10,7 +10,7 @@
 -- the run (growth over N sequential retrievals). Not a test: it prints.
 --
 -- arg: raw_libcurl binary, requests, rounds, then "name=interpreter:cpath" per runtime.
-local socket = require "socket"
+local http = require "kling.simulator.http"
 
 local raw_bin, requests, rounds = arg[1], tonumber(arg[2]) or 20000, tonumber(arg[3]) or 3
 local runtimes = {}
@@ -42,19 +42,13 @@ local function capture(cmd)
   return out
 end
 
-local function free_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return tonumber(port)
-end
 
 local pin = capture("command -v taskset 2>/dev/null") ~= "" and sh("taskset -c 0 true") and "taskset -c 0 " or ""
 
 local dir = os.tmpname()
 os.remove(dir)
 assert(sh("mkdir -p " .. dir))
-local port = free_port()
+local port = http.free_port()
 local conf = io.open(dir .. "/nginx.conf", "w")
 conf:write(([[
 daemon off;
@@ -76,13 +70,7 @@ http {
 conf:close()
 assert(sh(("%snginx -p %s -c %s/nginx.conf >/dev/null 2>&1 &"):format(pin, dir, dir)))
 local base_url = ("http://127.0.0.1:%d"):format(port)
-local deadline = socket.gettime() + 10
-while true do -- nginx is up when it accepts a connection
-  local c = socket.connect("127.0.0.1", port)
-  if c then c:close() break end
-  assert(socket.gettime() < deadline, "nginx did not start; see " .. dir .. "/error.log")
-  socket.sleep(0.02)
-end
+assert(http.wait_accepting(port, 10), "nginx did not start; see " .. dir .. "/error.log")
 
 local function stop()
   local f = io.open(dir .. "/nginx.pid")

@@ -1,7 +1,7 @@
 -- Retry rules: polls retry what is safe; the billed submit only what provably
 -- did not reach the server.
 local core = require "kling.core"
-local socket = require "socket"
+local http = require "kling.simulator.http"
 local Simulator = require "helpers.simulator"
 
 local MOTION, TASKS = "/kling/motion", "/kling/tasks"
@@ -184,9 +184,7 @@ describe("submit retries", function()
   end)
 
   it("a connection refused before sending is retried (nothing reached a server)", function()
-    local probe = assert(socket.bind("127.0.0.1", 0))
-    local _, port = probe:getsockname()
-    probe:close()
+    local port = http.free_port()
     local log = {}
     local c = sim:client({ base_url = "http://127.0.0.1:" .. port, verbose = function(t) log[#log + 1] = t end })
     local id, err = c:submit(Simulator.params())

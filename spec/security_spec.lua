@@ -1,6 +1,6 @@
 -- The token stays in the Authorization header; TLS is verified by default.
 local kling = require "kling"
-local socket = require "socket"
+local http = require "kling.simulator.http"
 local Simulator = require "helpers.simulator"
 local TlsProxy = require "helpers.tls_proxy"
 
@@ -166,21 +166,11 @@ describe("TLS", function()
     sh("mkdir -p " .. dir)
     sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
       .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem"):format(dir, dir))
-    local probe = assert(socket.bind("127.0.0.1", 0))
-    port = select(2, probe:getsockname())
-    probe:close()
+    port = http.free_port()
     server = io.popen(("exec openssl s_server -quiet -accept 127.0.0.1:%s -cert %s/cert.pem -key %s/key.pem -www"
       .. " 2>&1 & echo $!"):format(port, dir, dir))
     server = { pid = server:read("*l"), pipe = server }
-    -- wait until it accepts connections
-    for _ = 1, 100 do
-      local s = socket.tcp()
-      s:settimeout(0.1)
-      local ok = s:connect("127.0.0.1", port)
-      s:close()
-      if ok then break end
-      socket.select(nil, nil, 0.05)
-    end
+    http.wait_accepting(port, 5)
   end)
 
   teardown(function()

@@ -171,13 +171,19 @@ static int push_db_error(lua_State *L, sqlite3 *db, const char *what)
     return 2;
 }
 
-/* The Lua thread's statement for sql. Outside a transaction of its own, it
- * first lets the writer finish what jobs staged: a read sees every write
+/* Before the Lua thread's connection runs anything outside a transaction
+ * of its own, the writer finishes what jobs staged: a read sees every write
  * made before it, and a write of its own never waits on the writer's lock. */
-static sqlite3_stmt *statement(kl_journal *j, const char *sql)
+static void let_writer_finish(kl_journal *j)
 {
     if (j->writer != NULL && sqlite3_get_autocommit(j->db))
         kl_writer_barrier(j->writer);
+}
+
+/* The Lua thread's statement for sql. */
+static sqlite3_stmt *statement(kl_journal *j, const char *sql)
+{
+    let_writer_finish(j);
     return kl_statement(&j->cache, sql);
 }
 
@@ -294,8 +300,7 @@ static int journal_exec(lua_State *L)
 {
     kl_journal *j = check_journal(L);
     char *msg = NULL;
-    if (j->writer != NULL && sqlite3_get_autocommit(j->db))
-        kl_writer_barrier(j->writer);
+    let_writer_finish(j);
     if (sqlite3_exec(j->db, luaL_checkstring(L, 2), NULL, NULL, &msg) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "journal: %s", msg ? msg : sqlite3_errmsg(j->db));
@@ -351,13 +356,6 @@ static int journal_completed(lua_State *L)
             lua_pushstring(L, out[i].error);
         lua_rawseti(L, -2, 2 * i + 2);
     }
-    return 1;
-}
-
-/* unfinished() -> statements staged or published whose outcome is not taken */
-static int journal_unfinished(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)kl_writer_unfinished(check_journal(L)->writer));
     return 1;
 }
 
@@ -489,7 +487,6 @@ static const luaL_Reg methods[] = {
     {"stage", journal_stage},
     {"publish", journal_publish},
     {"completed", journal_completed},
-    {"unfinished", journal_unfinished},
     {"barrier", journal_barrier},
     {"fd", journal_fd},
     {"owner", journal_owner},

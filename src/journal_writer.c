@@ -35,7 +35,7 @@ struct kl_writer {
     /* the Lua thread's alone */
     kl_list staged;
     kl_op *taken;          /* the last outcomes handed over (their error texts) */
-    long long issued, finished_taken;
+    long long issued;      /* the last sequence number given out */
     /* shared, under mutex */
     pthread_mutex_t mutex;
     pthread_cond_t work;   /* published statements, or stopping */
@@ -313,13 +313,7 @@ int kl_writer_take(kl_writer *w, kl_outcome *out, int max)
         out[n].changes = op->changes;
         out[n].error = op->error != NULL ? op->error : "journal write failed: out of memory";
     }
-    w->finished_taken += n;
     return n;
-}
-
-long long kl_writer_unfinished(kl_writer *w)
-{
-    return w->issued - w->finished_taken;
 }
 
 void kl_writer_barrier(kl_writer *w)

@@ -48,9 +48,6 @@ void kl_writer_publish(kl_writer *w);
  * out; their count. Drains the wake-up descriptor. */
 int kl_writer_take(kl_writer *w, kl_outcome *out, int max);
 
-/* Statements published or staged whose outcome is not yet taken. */
-long long kl_writer_unfinished(kl_writer *w);
-
 /* Publishes what is staged and waits until the writer has finished it all. */
 void kl_writer_barrier(kl_writer *w);
 

@@ -231,8 +231,8 @@ end
 -- jobs staged; takes up to `budget` outcomes and acts on them: a held body
 -- goes only once its "sending" is committed (or ends with nothing sent), a
 -- waiting job is made runnable (it resumes within a step's budget). Returns
--- true when outcomes are left for the next
--- flush point (the writer's descriptor stays readable meanwhile too).
+-- true when outcomes are left for the next flush point (the writer's
+-- descriptor stays readable meanwhile too).
 local FLUSH_BUDGET = 64
 
 function Journal:_flush(budget)

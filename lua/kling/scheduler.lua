@@ -443,7 +443,6 @@ end
 -- nothing starves.
 local STEP_BUDGET = 0.0005
 
-
 function Scheduler:fire_timers(deadline)
   local t = now()
   local timers = self.timers
@@ -457,8 +456,6 @@ function Scheduler:fire_timers(deadline)
   end
 end
 
--- Resumes the jobs that were runnable when it began (one that yields on its
--- own goes to the back: it runs again next step at the earliest).
 -- Grants the free places in libcurl to the transfers waiting for one.
 function Scheduler:grant_slots()
   for slot in pairs(self.granted) do -- places given to callers that ended meanwhile
@@ -477,6 +474,8 @@ function Scheduler:grant_slots()
   end
 end
 
+-- Resumes the jobs that were runnable when it began (one that yields on its
+-- own goes to the back: it runs again next step at the earliest).
 function Scheduler:run_runnable(deadline)
   local q = self.runnable
   local stop = q.last

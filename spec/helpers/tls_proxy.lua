@@ -3,7 +3,7 @@
 -- proxying every path to the simulator over plain HTTP/1.1.
 --   /redirect-to-http/NAME   answers 302 to http://<simulator>/NAME (a downgrade)
 --   /redirect-to-https/NAME  answers 302 to https://<this proxy>/NAME
-local socket = require "socket"
+local http = require "kling.simulator.http"
 
 local TlsProxy = {}
 TlsProxy.__index = TlsProxy
@@ -22,12 +22,6 @@ local function write(path, text)
   f:close()
 end
 
-local function free_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return tonumber(port)
-end
 
 -- A CA, and a server certificate for 127.0.0.1 signed by it.
 local function make_ca(dir)
@@ -81,22 +75,14 @@ function TlsProxy.start(upstream)
   os.remove(dir)
   sh("mkdir -p " .. dir)
   make_ca(dir)
-  local port = free_port()
+  local port = http.free_port()
   local conf = CONF:gsub("{(%w+)}", { dir = dir, port = tostring(port), upstream = upstream })
   write(dir .. "/nginx.conf", conf)
   local pipe = assert(io.popen(("exec %snginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1 & echo $!")
     :format(CLEAN_ENV, dir, dir, dir)))
   local self = setmetatable({ dir = dir, port = port, pid = pipe:read("*l"), pipe = pipe,
                               url = "https://127.0.0.1:" .. port, cainfo = dir .. "/ca.pem" }, TlsProxy)
-  -- ready once it accepts connections
-  for _ = 1, 200 do
-    local s = socket.tcp()
-    s:settimeout(0.1)
-    local ok = s:connect("127.0.0.1", port)
-    s:close()
-    if ok then return self end
-    socket.select(nil, nil, 0.025)
-  end
+  if http.wait_accepting(port, 5) then return self end
   self:stop()
   error("nginx did not start; see " .. dir .. "/error.log")
 end

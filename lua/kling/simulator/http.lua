@@ -188,6 +188,30 @@ function http.serve(loop, host, port, handler)
   return server, tonumber(bound_port)
 end
 
+-- For harnesses that start servers beside the simulator (specs, benches):
+-- a TCP port on 127.0.0.1 that was free a moment ago.
+function http.free_port()
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  return tonumber(port)
+end
+
+-- Waits up to `seconds` until something accepts connections on
+-- 127.0.0.1:port; true once it does, false when the time is up.
+function http.wait_accepting(port, seconds)
+  local deadline = socket.gettime() + seconds
+  while true do
+    local s = socket.tcp()
+    s:settimeout(0.1)
+    local ok = s:connect("127.0.0.1", port)
+    s:close()
+    if ok then return true end
+    if socket.gettime() >= deadline then return false end
+    socket.sleep(0.025)
+  end
+end
+
 local LOOPBACK = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
 
 -- POSTs body to an http:// URL on this machine; returns the status or nil, err.
