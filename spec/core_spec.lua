@@ -48,7 +48,7 @@ describe("kling.core", function()
     m:close()
   end)
 
-  it("returns status, headers, body and decoded JSON", function()
+  it("returns status, headers, body and decoded JSON when asked for headers", function()
     local m = core.multi()
     local r = until_done(m, m:add({ url = sim.url .. "/_sim/stats", decode = true, want_headers = true }))
     assert.equal(200, r.status)
@@ -154,6 +154,103 @@ describe("kling.core", function()
     assert.is_string(r.json.task_id)
     assert.equal(before + 1, sim:stats().tasks_created)
     m:close()
+  end)
+
+  -- Profiles and pooled transfers (bench/engine.lua): what a request
+  -- shares is read once, and a reused easy handle must not carry one
+  -- request's options into the next.
+  describe("profiles", function()
+    local function api_profile(m, extra)
+      local p = { headers = { "Content-Type: application/json", "X-Profile: yes" }, auth = true, decode = true,
+                  user_agent = "kling-profile-test" }
+      for k, v in pairs(extra or {}) do p[k] = v end
+      return m:profile(p)
+    end
+    local function last_request()
+      local log = sim:requests()
+      return log[#log]
+    end
+
+    it("sends a profile's headers and token with each call's own URL and body", function()
+      sim:reset()
+      local m = core.multi()
+      m:set_token(Simulator.TOKEN)
+      local p = api_profile(m)
+      for i = 1, 3 do
+        local r = until_done(m, m:add({ profile = p, url = sim.url .. "/kling/tasks", timeout = 5,
+                                        json = { action = "retrieve", id = "missing-" .. i } }))
+        assert.equal(200, r.status)
+        local seen = last_request()
+        assert.equal("Bearer " .. Simulator.TOKEN, seen.headers.authorization)
+        assert.equal("yes", seen.headers["x-profile"])
+        assert.equal("kling-profile-test", seen.headers["user-agent"])
+        assert.truthy(seen.body:find("missing-" .. i, 1, true))
+      end
+      m:close()
+    end)
+
+    it("refuses a token set after a profile exists, and a profile it did not make", function()
+      local m = core.multi()
+      m:set_token("first")
+      api_profile(m)
+      assert.has_error(function() m:set_token("second") end, "set the tokens before making profiles")
+      assert.has_error(function() m:add({ profile = 2, url = sim.url, body = "{}" }) end)
+      m:close()
+    end)
+
+    it("a decoded 2xx answer comes without its text; asked-for headers bring it back", function()
+      local m = core.multi()
+      local plain = until_done(m, m:add({ url = sim.url .. "/_sim/stats", decode = true }))
+      assert.is_table(plain.json)
+      assert.is_nil(plain.body)
+      local missing = until_done(m, m:add({ url = sim.url .. "/no/such/path", decode = true }))
+      assert.is_string(missing.body) -- errors quote it
+      m:close()
+    end)
+
+    it("a reused handle keeps nothing of an earlier call's verbose, fresh connection or file", function()
+      local m = core.multi()
+      m:set_token(Simulator.TOKEN)
+      local p = api_profile(m)
+      local function call(extra)
+        local req = { profile = p, url = sim.url .. "/kling/tasks", json = { action = "retrieve", id = "x" } }
+        for k, v in pairs(extra or {}) do req[k] = v end
+        local id = m:add(req)
+        for _ = 1, 200 do
+          local results, log = assert(m:perform(0.05))
+          if results[1] then
+            assert.equal(id, results[1].id)
+            return results[1], log
+          end
+        end
+        error("transfer never finished")
+      end
+      call()
+      local _, log = call({ verbose = true })
+      assert.truthy(log and log:find("POST /kling/tasks", 1, true))
+      assert.is_nil(log:find(Simulator.TOKEN, 1, true))
+      for _ = 1, 3 do
+        local r, quiet = call()
+        assert.equal(200, r.status)
+        assert.is_nil(quiet)
+      end
+      local connections = sim:stats().connections
+      call({ fresh_connect = true })
+      call()
+      call()
+      assert.equal(connections + 1, sim:stats().connections) -- the fresh one only
+      local dir = Simulator.tempdir()
+      local file = dir .. "/stats.json"
+      local saved = until_done(m, m:add({ url = sim.url .. "/_sim/stats", output = file }))
+      assert.equal(200, saved.status)
+      local r = call()
+      assert.is_table(r.json) -- in memory again, not appended to the file
+      local f = assert(io.open(file, "rb"))
+      assert.equal(saved.bytes, #f:read("*a"))
+      f:close()
+      Simulator.remove_dir(dir)
+      m:close()
+    end)
   end)
 
   it("reports a refused connection as not sent", function()

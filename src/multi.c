@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "compat.h"
 #include "process.h"
+#include "profile.h"
 #include "redact.h"
 #include "transfer.h"
 
@@ -32,7 +33,9 @@ typedef struct kl_multi {
     char *auth_headers[3];
     kl_log log;            /* verbose output; its secrets point into auth_headers */
     int new_holds;         /* held bodies that began to wait since held() was last asked */
-    kl_easy_pool pool;     /* easy handles for the next requests */
+    kl_transfer_pool pool; /* finished transfers, kept for the next requests */
+    kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
+    int profile_count;
 } kl_multi;
 
 static const char AUTH_PREFIX[] = "Authorization: Bearer ";
@@ -136,6 +139,9 @@ static int multi_set_token(lua_State *L)
     int slot = strcmp(which, "platform") == 0 ? KL_AUTH_PLATFORM : KL_AUTH_API;
     char *header;
     luaL_argcheck(L, slot == KL_AUTH_PLATFORM || strcmp(which, "api") == 0, 3, "\"api\" or \"platform\"");
+    /* profiles carry a copy of the header, and transfers in flight use it */
+    if (m->profile_count > 0)
+        return luaL_error(L, "set the tokens before making profiles");
     forget_token(m, slot);
     if (token == NULL)
         return 0;
@@ -177,6 +183,42 @@ static int multi_redact(lua_State *L)
     return 1;
 }
 
+/* profile(request) -> id: the shared fields of request (see profile.h), kept
+ * in C with the Authorization header of its auth. add({ profile = id, ... })
+ * then reads only the fields that change per call. */
+static int multi_profile(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_request req;
+    kl_profile *p;
+    kl_request_read_shared(L, 2, &req);
+    if (m->profile_count == KL_MAX_PROFILES)
+        return luaL_error(L, "at most %d profiles per kling.multi", KL_MAX_PROFILES);
+    p = kl_profile_new(&req, req.auth != KL_AUTH_NONE ? m->auth_headers[req.auth] : NULL);
+    if (p == NULL)
+        return luaL_error(L, "out of memory");
+    m->profiles[m->profile_count++] = p;
+    lua_pushinteger(L, m->profile_count);
+    return 1;
+}
+
+/* The profile a request table names, or NULL. */
+static const kl_profile *request_profile(lua_State *L, kl_multi *m)
+{
+    lua_Integer id;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "profile");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    id = lua_tointeger(L, -1);
+    if (!lua_isnumber(L, -1) || id < 1 || id > m->profile_count)
+        luaL_error(L, "request field 'profile' is not a profile of this kling.multi");
+    lua_pop(L, 1);
+    return m->profiles[id - 1];
+}
+
 /* add(request) -> id | nil, message */
 static int multi_add(lua_State *L)
 {
@@ -185,7 +227,7 @@ static int multi_add(lua_State *L)
     kl_transfer *t;
     char err[256];
     CURLMcode mc;
-    kl_request_read(L, 2, ENCODE_IDX, &req);
+    kl_request_read(L, 2, ENCODE_IDX, request_profile(L, m), &req);
     t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->auth_headers, &m->log,
                         &m->new_holds, err, sizeof err);
     if (t == NULL) {
@@ -422,9 +464,11 @@ static int multi_close(lua_State *L)
         kl_transfer_free(t);
     }
     m->active_count = 0;
-    kl_easy_pool_free(&m->pool);
+    kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
+    while (m->profile_count > 0)
+        kl_profile_free(m->profiles[--m->profile_count]);
     forget_tokens(m);
     kl_buffer_free(&m->log.text);
     return 0;
@@ -445,6 +489,7 @@ static const luaL_Reg methods[] = {
     {"redact", multi_redact},
     {"held", multi_held},
     {"release", multi_release},
+    {"profile", multi_profile},
     {"add", multi_add},
     {"perform", multi_perform},
     {"cancel", multi_cancel},

@@ -8,6 +8,7 @@
 
 #include "compat.h"
 #include "json.h"
+#include "profile.h"
 #include "redact.h"
 
 /* Headers a hostile server may send before we give up on it (libcurl has its
@@ -155,10 +156,9 @@ static void read_form(lua_State *L, int idx, kl_request *req)
     lua_pop(L, 1); /* the request table keeps the strings alive */
 }
 
-void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
+/* What changes from one call to the next, with or without a profile. */
+static void read_call(lua_State *L, int idx, int encode_idx, kl_request *req)
 {
-    luaL_checktype(L, idx, LUA_TTABLE);
-    memset(req, 0, sizeof *req);
     req->url = field_line(L, idx, "url");
     if (req->url == NULL)
         luaL_error(L, "request field 'url' is required");
@@ -172,27 +172,45 @@ void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req)
     } else {
         lua_pop(L, 1);
     }
-    req->user_agent = field_line(L, idx, "user_agent");
-    req->cainfo = field_line(L, idx, "cainfo");
-    req->capath = field_line(L, idx, "capath");
-    req->proxy = field_line(L, idx, "proxy");
-    req->output = field_string(L, idx, "output", NULL);
-    read_form(L, idx, req);
-    read_headers(L, idx, req);
     req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
-    req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
-    req->max_body = field_size(L, idx, "max_body");
-    req->auth = read_auth(L, idx);
     req->fresh_connect = field_bool(L, idx, "fresh_connect");
-    req->follow = field_bool(L, idx, "follow");
-    req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
-    req->decode = field_bool(L, idx, "decode");
-    req->want_headers = field_bool(L, idx, "want_headers");
     req->verbose = field_bool(L, idx, "verbose");
     req->handover = field_bool(L, idx, "handover");
     req->hold = field_bool(L, idx, "hold");
     if (req->hold && req->body == NULL)
         luaL_error(L, "request field 'hold' needs a body");
+}
+
+void kl_request_read_shared(lua_State *L, int idx, kl_request *req)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(req, 0, sizeof *req);
+    req->user_agent = field_line(L, idx, "user_agent");
+    req->cainfo = field_line(L, idx, "cainfo");
+    req->capath = field_line(L, idx, "capath");
+    req->proxy = field_line(L, idx, "proxy");
+    read_headers(L, idx, req);
+    req->connect_timeout_ms = seconds_to_ms(field_number(L, idx, "connect_timeout", 0));
+    req->max_body = field_size(L, idx, "max_body");
+    req->auth = read_auth(L, idx);
+    req->decode = field_bool(L, idx, "decode");
+    req->want_headers = field_bool(L, idx, "want_headers");
+}
+
+void kl_request_read(lua_State *L, int idx, int encode_idx, const kl_profile *profile, kl_request *req)
+{
+    if (profile != NULL) {
+        luaL_checktype(L, idx, LUA_TTABLE);
+        *req = profile->shared;
+        read_call(L, idx, encode_idx, req);
+        return;
+    }
+    kl_request_read_shared(L, idx, req);
+    read_call(L, idx, encode_idx, req);
+    req->output = field_string(L, idx, "output", NULL);
+    read_form(L, idx, req);
+    req->follow = field_bool(L, idx, "follow");
+    req->allow_downgrade = field_bool(L, idx, "allow_downgrade");
 }
 
 /* ---- libcurl callbacks: C buffers only, never the Lua state ---- */
@@ -436,7 +454,7 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->profile != NULL ? req->profile->headers : t->headers);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -489,15 +507,56 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     }
 }
 
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool *pool,
+/* Can a request reuse, as it is, a handle last configured for its profile?
+ * Only a plain POST of the profile: anything else sets options that the
+ * next request must not inherit, so its handle is reset when it ends. */
+static int reusable_as_is(const kl_request *req)
+{
+    return req->profile != NULL && req->body != NULL && !req->hold && !req->handover && !req->fresh_connect
+           && !req->verbose;
+}
+
+/* Only what differs between two plain POSTs of one profile. */
+static void configure_call(kl_transfer *t, const kl_request *req)
+{
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+}
+
+/* A transfer from the pool, cleared, with its easy handle and the memory
+ * of its buffers; or a new one. */
+static kl_transfer *take(kl_transfer_pool *pool)
+{
+    kl_transfer *t;
+    if (pool != NULL && pool->count > 0)
+        return pool->free[--pool->count];
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    kl_buffer_init(&t->body, 0);
+    kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_pool *pool,
                              const char *const *auth_headers, kl_log *log, int *new_holds, char *err,
                              size_t errlen)
 {
-    kl_transfer *t = calloc(1, sizeof *t);
+    kl_transfer *t = take(pool);
+    int as_is = reusable_as_is(req);
     if (t == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    t->pool = pool;
     t->id = id;
     t->decode = req->decode;
     t->want_headers = req->want_headers;
@@ -505,9 +564,16 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool
 #if LIBCURL_VERSION_NUM < 0x075000
     t->handed_over = !req->hold; /* no pre-request hook: assume the worst at once */
 #endif
-    kl_buffer_init(&t->body, req->max_body);
-    kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
+    t->body.limit = req->max_body;
     t->new_holds = new_holds;
+    if (t->configured != NULL && !(as_is && t->configured == req->profile)) {
+        curl_easy_reset(t->easy); /* another profile's options, or this one's for another kind of call */
+        t->configured = NULL;
+    }
+    if (t->configured != NULL) {
+        configure_call(t, req);
+        return t;
+    }
     if (req->hold) {
         t->upload = malloc(req->body_len ? req->body_len : 1);
         if (t->upload == NULL) {
@@ -518,9 +584,7 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool
         memcpy(t->upload, req->body, req->body_len);
         t->upload_len = req->body_len;
     }
-    t->pool = pool;
-    t->easy = kl_easy_take(pool);
-    if (t->easy == NULL || !build_headers(t, req, auth_headers)) {
+    if (req->profile == NULL && !build_headers(t, req, auth_headers)) {
         snprintf(err, errlen, "out of memory");
         kl_transfer_free(t);
         return NULL;
@@ -539,6 +603,7 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool
         return NULL;
     }
     configure(t, req, log);
+    t->configured = as_is ? req->profile : NULL;
     return t;
 }
 
@@ -622,10 +687,12 @@ static void push_headers(lua_State *L, const kl_buffer *head)
     }
 }
 
-/* 0 when the body was to be decoded and is not JSON */
-static int push_body(lua_State *L, kl_transfer *t, int decode_idx)
+/* 0 when the body was to be decoded and is not JSON. The text itself comes
+ * only with what was not decoded, or when keep_text: a decoded answer that
+ * went well never pays for a second copy. */
+static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keep_text)
 {
-    int ok = 1;
+    int ok = 1, decoded = 0;
     if (t->to_file) {
         lua_pushinteger(L, (lua_Integer)t->written);
         lua_setfield(L, -2, "bytes");
@@ -633,11 +700,14 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx)
     }
     lua_pushinteger(L, (lua_Integer)t->body.len);
     lua_setfield(L, -2, "bytes");
-    lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-    lua_setfield(L, -2, "body");
     if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
         ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
+        decoded = ok;
         lua_setfield(L, -2, ok ? "json" : "json_error");
+    }
+    if (!decoded || keep_text) {
+        lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
+        lua_setfield(L, -2, "body");
     }
     return ok;
 }
@@ -646,7 +716,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
     double total = 0;
-    int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused;
+    int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused, plain;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
@@ -676,23 +746,64 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
         lua_pushnumber(L, (lua_Number)t->down_total);
         lua_setfield(L, -2, "to_receive");
     }
-    if (!push_body(L, t, decode_idx) || failed || status < 200 || status > 299 || t->want_headers) {
+    plain = !failed && status >= 200 && status <= 299 && !t->want_headers;
+    if (!push_body(L, t, decode_idx, !plain) || !plain) {
         push_headers(L, &t->head);
         lua_setfield(L, -2, "headers");
     }
 }
 
+/* A pooled transfer keeps this much of a body buffer's memory, at most. */
+#define KL_KEPT_BUFFER_BYTES (64 * 1024)
+
+/* Everything of t but its handle, its profile and its buffers' memory goes. */
+static void clear_for_reuse(kl_transfer *t)
+{
+    CURL *easy = t->easy;
+    const kl_profile *configured = t->configured;
+    kl_buffer body = t->body, head = t->head;
+    memset(t, 0, sizeof *t);
+    t->easy = easy;
+    t->configured = configured;
+    if (body.cap > KL_KEPT_BUFFER_BYTES)
+        kl_buffer_free(&body);
+    t->body = body;
+    t->head = head;
+    kl_buffer_reset(&t->body);
+    kl_buffer_reset(&t->head);
+}
+
 void kl_transfer_free(kl_transfer *t)
 {
+    kl_transfer_pool *pool;
     if (t == NULL)
         return;
+    pool = t->pool;
     if (t->out != NULL)
         fclose(t->out);
-    kl_easy_give(t->pool, t->easy); /* reset: it no longer refers to t */
+    /* reset unless it holds only its profile's options: it must no longer
+     * refer to the form, the header list or the upload freed below */
+    if (t->configured == NULL)
+        curl_easy_reset(t->easy);
     curl_mime_free(t->mime); /* after the handle that used it */
     curl_slist_free_all(t->headers);
     free(t->upload);
+    if (pool != NULL && pool->count < KL_TRANSFER_POOL_MAX) {
+        clear_for_reuse(t);
+        pool->free[pool->count++] = t;
+        return;
+    }
+    curl_easy_cleanup(t->easy);
     kl_buffer_free(&t->body);
     kl_buffer_free(&t->head);
     free(t);
+}
+
+void kl_transfer_pool_free(kl_transfer_pool *pool)
+{
+    while (pool->count > 0) {
+        kl_transfer *t = pool->free[--pool->count];
+        t->pool = NULL;
+        kl_transfer_free(t);
+    }
 }

@@ -9,10 +9,15 @@
 #include <lua.h>
 
 #include "buffer.h"
-#include "easy_pool.h"
 #include "redact.h"
 
 #define KL_MAX_EXTRA_HEADERS 16
+
+/* Finished transfers kept, with their easy handles and buffers, for the next
+ * requests of their multi handle. */
+#define KL_TRANSFER_POOL_MAX 64
+
+typedef struct kl_profile kl_profile; /* profile.h */
 
 /* Where verbose output goes: its owner's buffer, and the tokens that must
  * never reach it. */
@@ -46,12 +51,14 @@ typedef struct kl_request {
     int verbose;
     int handover;     /* note when the request is handed over (billed submits) */
     int hold;         /* hold the body back until released (the journal's hand-over) */
+    const kl_profile *profile; /* where the shared fields above came from, or NULL */
 } kl_request;
 
 typedef struct kl_transfer {
     struct kl_transfer *prev, *next;
     CURL *easy;
-    kl_easy_pool *pool;  /* where easy goes back to */
+    struct kl_transfer_pool *pool; /* where this transfer goes once freed */
+    const kl_profile *configured;  /* easy holds this profile's options as they are (NULL: reset it first) */
     lua_Integer id;
     struct curl_slist *headers;
     kl_buffer body;
@@ -78,16 +85,28 @@ typedef struct kl_transfer {
     char errbuf[CURL_ERROR_SIZE];
 } kl_transfer;
 
-/* Reads the request table at idx; JSON bodies are encoded with the encoder at
- * encode_idx and their text left on the stack for as long as req is used. */
-void kl_request_read(lua_State *L, int idx, int encode_idx, kl_request *req);
+typedef struct kl_transfer_pool {
+    kl_transfer *free[KL_TRANSFER_POOL_MAX];
+    int count;
+} kl_transfer_pool;
 
-/* Builds a transfer on a handle from pool (NULL: a handle of its own), or
+/* Reads the request table at idx; JSON bodies are encoded with the encoder at
+ * encode_idx and their text left on the stack for as long as req is used.
+ * With a profile, only url, body or json, timeout, fresh_connect, handover,
+ * hold and verbose are read; the rest comes from the profile. */
+void kl_request_read(lua_State *L, int idx, int encode_idx, const kl_profile *profile, kl_request *req);
+
+/* Reads the fields a profile shares (see profile.h): headers, auth,
+ * user_agent, cainfo, capath, proxy, connect_timeout, max_body, decode,
+ * want_headers. Its strings belong to the table until the profile copies them. */
+void kl_request_read_shared(lua_State *L, int idx, kl_request *req);
+
+/* Builds a transfer, from pool when it has one (pool NULL: a new one), or
  * returns NULL with a message in err. auth_headers are
  * the owner's (indexed by KL_AUTH_*, entries may be NULL); log receives
  * redacted verbose output; new_holds is incremented when a held body starts
  * to wait for its release. */
-kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_easy_pool *pool,
+kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_pool *pool,
                              const char *const *auth_headers, kl_log *log, int *new_holds, char *err,
                              size_t errlen);
 
@@ -103,8 +122,11 @@ void kl_transfer_finish(kl_transfer *t, CURLcode result);
  * request wanted them: a successful call never pays for them. */
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx);
 
-/* The easy handle must already be out of its multi handle; it goes back to
- * the pool. */
+/* The easy handle must already be out of its multi handle. The transfer
+ * goes back to its pool (when it has one with room), else it is freed. */
 void kl_transfer_free(kl_transfer *t);
+
+/* Frees the pooled transfers (before the profiles their handles use). */
+void kl_transfer_pool_free(kl_transfer_pool *pool);
 
 #endif

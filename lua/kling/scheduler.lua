@@ -28,7 +28,6 @@ local function pop(q)
   q[i], q.first = nil, i + 1
   return v
 end
-local function queued(q) return q.last - q.first + 1 end
 
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
@@ -92,11 +91,8 @@ function Scheduler:protect(fn, ...)
   return unpack(r, 1, r.n)
 end
 
--- closed_value is what a blocking caller gets if the client closes meanwhile
--- (a function: what it returns, made only then).
-function Scheduler:await(waiter, closed_value)
-  self:checkpoint()
-  local job = self:current_job()
+-- Waits for waiter as job (nil: a blocking caller), without the checkpoint.
+local function wait_for(self, job, waiter, closed_value)
   if job then
     job.waiter, waiter.job = waiter, job
     local value = coroutine.yield(WAIT, waiter)
@@ -105,7 +101,7 @@ function Scheduler:await(waiter, closed_value)
   end
   if self.stepping then
     error("kling: a blocking call from inside client:step() (in a coroutine the client did not "
-      .. "spawn?); make the call from the spawned job itself", 3)
+      .. "spawn?); make the call from the spawned job itself", 4)
   end
   while not waiter.done and not self.closed do
     self:step(3600)
@@ -113,6 +109,13 @@ function Scheduler:await(waiter, closed_value)
   if waiter.done then return waiter.value end
   if type(closed_value) == "function" then return closed_value() end
   return closed_value
+end
+
+-- closed_value is what a blocking caller gets if the client closes meanwhile
+-- (a function: what it returns, made only then).
+function Scheduler:await(waiter, closed_value)
+  self:checkpoint()
+  return wait_for(self, self:current_job(), waiter, closed_value)
 end
 
 -- What a transfer "returns" once the client is closed. in_flight: it had
@@ -138,12 +141,13 @@ function Scheduler:transfer(request, opts)
   opts = opts or NO_OPTS
   self:checkpoint()
   if self.closed then return closed_result(false) end
-  if self.multi:count() + self.granted_count >= self.max_in_flight or queued(self.slots) > 0 then
+  local slots = self.slots
+  if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
     local own = {} -- the caller may fill its request table anew meanwhile
     for k, v in pairs(request) do own[k] = v end
     request = own
     local slot = { kind = "event" }
-    push(self.slots, slot)
+    push(slots, slot)
     self:await(slot)
     if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
     if self.closed then return closed_result(false) end
@@ -156,7 +160,8 @@ function Scheduler:transfer(request, opts)
                    hold_key = opts.hold_key }
   if opts.progress then self.reporting[id] = waiter end
   self.transfers[id] = waiter
-  return self:await(waiter, opts.shield and closed_in_flight or closed_not_in_flight)
+  -- no checkpoint again: nothing yielded since the one above
+  return wait_for(self, self:current_job(), waiter, opts.shield and closed_in_flight or closed_not_in_flight)
 end
 
 function Scheduler:sleep(seconds)
@@ -545,34 +550,53 @@ function Scheduler:pending()
 end
 
 -- A job may close the client at any point of a step: each phase checks.
+-- (Every call passes here at least once: the phases with nothing to do are
+-- skipped inline.)
 local function step(self, max_wait)
   local deadline = now() + STEP_BUDGET
-  if queued(self.slots) > 0 then self:grant_slots() end
-  self:hand_over(deadline) -- what the last step left
+  local slots, finished, runnable, timers = self.slots, self.finished, self.runnable, self.timers
+  if slots.first <= slots.last then self:grant_slots() end
+  if finished.first <= finished.last then self:hand_over(deadline) end -- what the last step left
   if self.closed then return end
-  self:run_runnable(deadline)
-  if self.closed then return end
-  self:fire_timers(deadline)
-  if self.closed then return end
-  local more = self:flush()
-  if self.closed then return end
-  local wait = (queued(self.runnable) > 0 or queued(self.finished) > 0 or more) and 0
-    or self:next_timer_in(max_wait)
-  if next(self.transfers) == nil and self.timers[1] == nil and self.live_count == 0 then
-    wait = 0
+  if runnable.first <= runnable.last then
+    self:run_runnable(deadline)
+    if self.closed then return end
   end
-  if next(self.reporting) then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
+  if timers[1] then
+    self:fire_timers(deadline)
+    if self.closed then return end
+  end
+  local flushing = self.flushers[1] ~= nil
+  local more = flushing and self:flush()
+  if self.closed then return end
+  local wait
+  if runnable.first <= runnable.last or finished.first <= finished.last or more then
+    wait = 0
+  elseif timers[1] then
+    wait = self:next_timer_in(max_wait)
+  elseif next(self.transfers) == nil and self.live_count == 0 then
+    wait = 0
+  else
+    wait = max_wait
+  end
+  local reporting = next(self.reporting) ~= nil
+  if reporting then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
   -- finished transfers past the budget stay in kling.core for the next step;
   -- building results gets half a budget at least, so that they never pile
   -- up behind the other work of busy steps
-  local results, log = self.multi:perform(wait, self.wake_fd, math.max(deadline - now(), STEP_BUDGET / 2))
+  local left = deadline - now()
+  local results, log = self.multi:perform(wait, self.wake_fd, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
   if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
-  self:dispatch(results, log, deadline)
-  if self.closed then return end
-  if queued(self.slots) > 0 then self:grant_slots() end
-  self:fire_timers(deadline)
-  if self.closed then return end
-  self:flush()
+  if results[1] or reporting or log then
+    self:dispatch(results, log, deadline)
+    if self.closed then return end
+  end
+  if slots.first <= slots.last then self:grant_slots() end
+  if timers[1] then
+    self:fire_timers(deadline)
+    if self.closed then return end
+  end
+  if flushing then self:flush() end
 end
 
 -- Advances every transfer, timer and job; blocks at most max_wait seconds.

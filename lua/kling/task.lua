@@ -29,7 +29,7 @@ end
 -- t without its JSON nulls (removed in place: the decoded answer is ours
 -- alone), so callers can test fields with plain `if`.
 function task.clean(t)
-  for k, v in pairs(t) do
+  for k, v in next, t do
     if v == null then
       t[k] = nil -- allowed while traversing: the field exists
     elseif type(v) == "table" then
@@ -41,8 +41,8 @@ end
 
 -- AceData answers flat, but its schema also allows { data = {...} }.
 function task.unwrap(body)
-  local data = table_or_nil(body.data)
-  if data and body.id == nil and body.task_id == nil and body.items == nil then
+  local data = body.data
+  if data ~= nil and body.id == nil and body.task_id == nil and body.items == nil and type(data) == "table" then
     return data
   end
   return body
@@ -69,30 +69,34 @@ local function failure(response, record, id, redact)
 end
 
 -- Normalises a record: { id, state, done, result?, error?, raw }. redact
--- (optional) is applied to every string that goes into an error.
+-- (optional) is applied to every string that goes into an error. (Every
+-- retrieval passes here: the helpers above are spelt out inline.)
 function task.normalize(record, fallback_id, redact)
-  redact = redact or identity
-  local id = string_or_nil(record.id) or fallback_id
-  local response = table_or_nil(record.response)
+  local id, response = record.id, record.response
+  if type(id) ~= "string" or id == "" then id = fallback_id end
+  local created_at, finished_at = record.created_at, record.finished_at
+  if created_at == null then created_at = nil end
+  if finished_at == null then finished_at = nil end
   local t = {
     id = id, raw = record, done = false, state = "processing",
-    created_at = value(record.created_at), finished_at = value(record.finished_at),
+    created_at = created_at, finished_at = finished_at,
   }
-  if not response then return t end
-  local state = string_or_nil(response.state)
-  local has_error = table_or_nil(response.error) ~= nil
-  local has_video = string_or_nil(response.video_url) ~= nil
+  if type(response) ~= "table" then return t end
+  local state, video_url = response.state, response.video_url
+  if type(state) ~= "string" or state == "" then state = nil end
+  local has_error = type(response.error) == "table"
+  local has_video = type(video_url) == "string" and video_url ~= ""
   local flagged_failure = response.success == false
   t.state = state or "processing"
   if state == "failed" or (flagged_failure and (has_error or has_video or state == "succeed")) then
     t.done, t.state = true, "failed"
-    t.error = failure(response, record, id, redact)
-  elseif state == "succeed"
-      or (response.success == true and has_video and value(record.finished_at) ~= nil) then
+    t.error = failure(response, record, id, redact or identity)
+  elseif state == "succeed" or (response.success == true and has_video and finished_at ~= nil) then
     t.done, t.state = true, "succeed"
-    t.result = task.clean(response)
-    t.result.task_id = t.result.task_id or id
-    t.result.state = "succeed"
+    local result = task.clean(response)
+    result.task_id = result.task_id or id
+    result.state = "succeed"
+    t.result = result
   end
   return t
 end

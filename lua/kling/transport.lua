@@ -32,11 +32,26 @@ local SNIPPET_BYTES = 60
 -- redact(text) blanks the token out of text that came from the network: a
 -- gateway may echo request headers into any field of its answer.
 function Transport.new(settings, scheduler, redact)
-  local self = setmetatable({ settings = settings, scheduler = scheduler, redact = redact }, Transport)
-  -- the API requests' table, filled anew by each post: multi:add copies all
-  -- of it into C at once, so one table serves every request
-  self.api_request = self:common_options({ headers = JSON_HEADERS, auth = true, decode = true })
+  local self = setmetatable({ settings = settings, scheduler = scheduler, redact = redact, urls = {} }, Transport)
+  -- What every API request shares is read into C once, as a profile
+  -- (src/profile.h); the API requests' table carries the rest, filled anew
+  -- by each post: multi:add copies it into C at once, so one table serves
+  -- every request.
+  local profile = scheduler.multi:profile(self:common_options({
+    headers = JSON_HEADERS, auth = true, decode = true, max_body = settings.max_response_bytes,
+  }))
+  self.api_request = { profile = profile }
   return self
+end
+
+-- base_url .. path, made once per path.
+function Transport:url(path)
+  local url = self.urls[path]
+  if not url then
+    url = self.settings.base_url .. path
+    self.urls[path] = url
+  end
+  return url
 end
 
 function Transport:common_options(request)
@@ -70,9 +85,8 @@ function Transport:post(path, body, opts)
   local timeout = timeout_within(s.timeout, opts.deadline)
   if not timeout then return out_of_time() end
   local request = self.api_request
-  request.url, request.json, request.timeout = s.base_url .. path, body, timeout
-  request.max_body, request.fresh_connect = s.max_response_bytes, opts.fresh_connect
-  request.handover, request.hold = opts.shield, opts.hold_key ~= nil
+  request.url, request.json, request.timeout = self.urls[path] or self:url(path), body, timeout
+  request.fresh_connect, request.handover, request.hold = opts.fresh_connect, opts.shield, opts.hold_key ~= nil
   request.verbose = s.verbose and true or false -- switched off if the sink raised
   local shielded = opts.shield or opts.hold_key
   return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key } or nil)
@@ -146,8 +160,8 @@ end
 
 -- A kling.core result -> the JSON object it carries, or nil and an error.
 function Transport:interpret(res)
-  local err = self:failure(res)
-  if err then return nil, err end
+  local status = res.status
+  if res.reason or status < 200 or status > 299 then return nil, self:failure(res) end
   local json = res.json
   if type(json) ~= "table" or json[1] ~= nil then
     return nil, errors.new("bad_response", ("HTTP %d answer is %s"):format(res.status,
