@@ -34,6 +34,25 @@ describe("the engine", function()
     for i = 1, 6 do assert.equal(id, assert(jobs[i]:result()).id) end
   end)
 
+  -- Each curl_multi_perform visits every transfer added to libcurl: a burst
+  -- of 256 made steps of 1.5 ms (make bench). Twice the connections keeps
+  -- every connection busy.
+  it("keeps twice max_connections transfers in libcurl during a burst, and no more", function()
+    local c = sim:client({ max_connections = 3 })
+    local id = assert(c:submit(Simulator.params()))
+    sim:fault({ path = "/kling/tasks", delay = 0.05, times = 20, pass = true })
+    local jobs = {}
+    for i = 1, 20 do jobs[i] = c:spawn(function() return c:task(id) end) end
+    local most = 0
+    while c:pending() > 0 do
+      c:step(0.01)
+      most = math.max(most, c._multi:count())
+    end
+    assert.equal(6, most)
+    for i = 1, 20 do assert.equal(id, assert(jobs[i]:result()).id) end
+    c:close()
+  end)
+
   it("opens a fresh connection for each billed submit", function()
     local before = sim:stats().connections
     assert(client:submit(Simulator.params()))

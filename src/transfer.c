@@ -715,12 +715,10 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keep_text
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
-    double total = 0;
     int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused, plain;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
-    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 8);
     lua_pushinteger(L, t->id);
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, (lua_Integer)status);
@@ -728,8 +726,6 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     /* a held body the journal refused never went out: nothing was submitted */
     lua_pushboolean(L, sent > 0 && !t->journal_refused);
     lua_setfield(L, -2, "sent");
-    lua_pushnumber(L, total);
-    lua_setfield(L, -2, "time");
     if (failed) {
         lua_pushinteger(L, (lua_Integer)t->result);
         lua_setfield(L, -2, "curl_code");

@@ -172,7 +172,9 @@ function validate.task_id(value, field)
   if type(value) ~= "string" or value == "" then
     return errors.invalid(field, "must be a non-empty string")
   end
-  if value:find("[%c%s]") then
+  -- every byte but the printable ASCII ones and those of UTF-8 sequences:
+  -- [%c%s] spelt as one range, which Lua's matcher tests much faster
+  if value:find("[^\33-\126\128-\255]") then
     return errors.invalid(field, "must not contain spaces or control characters")
   end
 end
