@@ -339,6 +339,17 @@ describe("kling.core", function()
     assert.is_not_equal(first(), first())
   end)
 
+  it("strips JSON nulls in place, in nested tables too, and stops at a cycle", function()
+    local t = core.decode('{"a":null,"b":{"c":null,"d":"x"},"e":[{"f":null,"g":1}],"h":false}')
+    assert.equal(t, core.strip_nulls(t))
+    assert.same({ b = { d = "x" }, e = { { g = 1 } }, h = false }, t)
+    local cycle = { x = core.null }
+    cycle.self = cycle
+    core.strip_nulls(cycle)
+    assert.is_nil(cycle.x)
+    assert.equal(cycle, cycle.self)
+  end)
+
   it("uses a private cjson: the caller's settings are untouched", function()
     local cjson = require "cjson"
     assert.is_nil(core.decode("NaN"))

@@ -112,6 +112,18 @@ static int core_decode(lua_State *L)
     return 1;
 }
 
+/* strip_nulls(t) -> t, without its JSON nulls (see kl_json_strip_nulls):
+ * one C call where a Lua walk made two per field. */
+static int core_strip_nulls(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* null, at 2 */
+    kl_json_strip_nulls(L, 1, 2);
+    lua_settop(L, 1);
+    return 1;
+}
+
 KLING_EXPORT int luaopen_kling_core(lua_State *L)
 {
     /* once per process; never cleaned up, since other modules may share libcurl */
@@ -123,6 +135,9 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     }
     lua_newtable(L);
     kl_json_open(L); /* module, encode, decode, null */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, core_strip_nulls, 1);
+    lua_setfield(L, -5, "strip_nulls");
     lua_setfield(L, -4, "null");
     lua_pushvalue(L, -2);
     lua_pushcclosure(L, core_encode, 1);

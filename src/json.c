@@ -57,3 +57,25 @@ int kl_json_decode(lua_State *L, int decode_idx, const char *text, size_t len)
     lua_pushlstring(L, text, len);
     return lua_pcall(L, 1, 1, 0) == 0;
 }
+
+static void strip_nulls(lua_State *L, int idx, int null_idx, int depth)
+{
+    if (depth > KL_JSON_MAX_DEPTH || !lua_checkstack(L, 3))
+        return;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_rawequal(L, -1, null_idx)) {
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, idx); /* clearing a field while traversing is allowed */
+        } else if (lua_type(L, -1) == LUA_TTABLE) {
+            strip_nulls(L, lua_gettop(L), null_idx, depth + 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+void kl_json_strip_nulls(lua_State *L, int idx, int null_idx)
+{
+    strip_nulls(L, idx, null_idx, 1);
+}

@@ -17,4 +17,10 @@ int kl_json_encode(lua_State *L, int encode_idx, int value_idx);
  * or pushes cjson's message (it names the position) and returns 0. */
 int kl_json_decode(lua_State *L, int decode_idx, const char *text, size_t len);
 
+/* Removes in place every field whose value is JSON null (the value at
+ * null_idx) from the table at idx and from the tables in it (both indexes
+ * absolute stack positions), down to
+ * KL_JSON_MAX_DEPTH levels (deeper ones, or a cycle, are left as they are). */
+void kl_json_strip_nulls(lua_State *L, int idx, int null_idx);
+
 #endif

@@ -27,17 +27,9 @@ local function string_or_nil(v)
 end
 
 -- t without its JSON nulls (removed in place: the decoded answer is ours
--- alone), so callers can test fields with plain `if`.
-function task.clean(t)
-  for k, v in next, t do
-    if v == null then
-      t[k] = nil -- allowed while traversing: the field exists
-    elseif type(v) == "table" then
-      task.clean(v)
-    end
-  end
-  return t
-end
+-- alone), so callers can test fields with plain `if`. (In C: a walk in Lua
+-- cost two function calls per field, on every finished task read.)
+task.clean = core.strip_nulls
 
 -- AceData answers flat, but its schema also allows { data = {...} }.
 function task.unwrap(body)
