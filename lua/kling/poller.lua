@@ -64,6 +64,13 @@ function Poller:leave(batch)
   self.scheduler:cancel(batch.job, errors.new("cancelled", "no wait needs this poll any more"))
 end
 
+-- What a poll returns when the client closes meanwhile, made only then.
+local function closed_poll() return { nil, errors.closed() } end
+
+-- A member's wait was cancelled (Scheduler:drop passes its waiter). Shared by
+-- every member: a waiting job holds no closure of its own.
+local function left(waiter) waiter.poller:leave(waiter.batch) end
+
 -- Returns the normalised task, or nil and an error, as a single retrieval would.
 -- deadline (monotonic seconds, optional) bounds the retry sleeps: a batch keeps
 -- its members' earliest, so no member's wait overruns; the others just poll again.
@@ -77,10 +84,10 @@ function Poller:poll(task_id, deadline)
   if deadline and (batch.deadline == nil or deadline < batch.deadline) then
     batch.deadline = deadline
   end
-  local waiter = { kind = "event", on_cancel = function() self:leave(batch) end }
+  local waiter = { kind = "event", on_cancel = left, poller = self, batch = batch }
   batch.members[#batch.members + 1] = { id = task_id, waiter = waiter }
   batch.live = batch.live + 1
-  local r = self.scheduler:await(waiter, { nil, errors.closed() })
+  local r = self.scheduler:await(waiter, closed_poll)
   return r[1], r[2]
 end
 
