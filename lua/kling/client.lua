@@ -65,6 +65,7 @@ function Client.new(options)
     _delivered = Recent.new(REMEMBERED_TASKS), -- task ids whose finished state a callback already reported
     _callback_tokens = Recent.new(REMEMBERED_TASKS), -- task id -> its callback URL's token (no journal)
     _active = {},       -- journal keys this client is submitting right now
+    _last_retrieve = {}, -- the last task id retrieved alone, and its request body
     _closed = false,
   }, Client)
   local function on_log_error(e)
@@ -113,9 +114,18 @@ end
 
 -- ---- retrieval ----
 
+-- A wait polls one task again and again: its request body is made once.
+function Client:_retrieve_body(task_id)
+  local last = self._last_retrieve
+  if last.id ~= task_id then
+    last.id, last.body = task_id, core.encode({ action = "retrieve", id = task_id })
+  end
+  return last.body
+end
+
 function Client:_retrieve(task_id, deadline)
   if self._closed then return nil, errors.closed() end
-  local body, err = self._transport:call("/kling/tasks", { action = "retrieve", id = task_id }, deadline)
+  local body, err = self._transport:call("/kling/tasks", self:_retrieve_body(task_id), deadline)
   if not body then
     err.task_id = err.task_id or task_id
     return nil, err
@@ -134,8 +144,11 @@ function Client:_noted(t)
 end
 
 function Client:task(task_id)
-  local err = validate.task_id(task_id)
-  if err then return nil, err end
+  if task_id ~= self._valid_id then -- a task polled again was checked already
+    local err = validate.task_id(task_id)
+    if err then return nil, err end
+    self._valid_id = task_id
+  end
   return self:_retrieve(task_id)
 end
 

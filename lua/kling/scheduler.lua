@@ -91,6 +91,12 @@ function Scheduler:protect(fn, ...)
   return unpack(r, 1, r.n)
 end
 
+local step -- one step of the engine, below
+
+local function step_until(self, waiter)
+  while not waiter.done and not self.closed do step(self, 3600) end
+end
+
 -- Waits for waiter as job (nil: a blocking caller), without the checkpoint.
 local function wait_for(self, job, waiter, closed_value)
   if job then
@@ -103,9 +109,11 @@ local function wait_for(self, job, waiter, closed_value)
     error("kling: a blocking call from inside client:step() (in a coroutine the client did not "
       .. "spawn?); make the call from the spawned job itself", 4)
   end
-  while not waiter.done and not self.closed do
-    self:step(3600)
-  end
+  -- the steps of one blocking wait run in one protected call (as step() does)
+  self.stepping = true
+  local ok, err = pcall(step_until, self, waiter)
+  self.stepping = false
+  if not ok then error(err, 0) end
   if waiter.done then return waiter.value end
   if type(closed_value) == "function" then return closed_value() end
   return closed_value
@@ -139,7 +147,9 @@ local NO_OPTS = {}
 -- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
 function Scheduler:transfer(request, opts)
   opts = opts or NO_OPTS
-  self:checkpoint()
+  local co = coroutine.running()
+  local job = co and self.jobs[co]
+  if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end -- the checkpoint
   if self.closed then return closed_result(false) end
   local slots = self.slots
   if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
@@ -151,6 +161,7 @@ function Scheduler:transfer(request, opts)
     self:await(slot)
     if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
     if self.closed then return closed_result(false) end
+    self:checkpoint() -- a cancellation that fell due meanwhile ends the job before anything is sent
   end
   local id, err = self.multi:add(request)
   if not id then
@@ -160,8 +171,7 @@ function Scheduler:transfer(request, opts)
                    hold_key = opts.hold_key }
   if opts.progress then self.reporting[id] = waiter end
   self.transfers[id] = waiter
-  -- no checkpoint again: nothing yielded since the one above
-  return wait_for(self, self:current_job(), waiter, opts.shield and closed_in_flight or closed_not_in_flight)
+  return wait_for(self, job, waiter, opts.shield and closed_in_flight or closed_not_in_flight)
 end
 
 function Scheduler:sleep(seconds)
@@ -566,7 +576,7 @@ end
 -- A job may close the client at any point of a step: each phase checks.
 -- (Every call passes here at least once: the phases with nothing to do are
 -- skipped inline.)
-local function step(self, max_wait)
+function step(self, max_wait)
   local deadline = now() + STEP_BUDGET
   local slots, finished, runnable, timers = self.slots, self.finished, self.runnable, self.timers
   if slots.first <= slots.last then self:grant_slots() end

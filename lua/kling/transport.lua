@@ -78,14 +78,20 @@ end
 
 local NO_OPTS = {}
 
--- opts: fresh_connect, shield and hold_key (submits), deadline (waits).
+-- body: a table (sent as JSON) or JSON text. opts: fresh_connect, shield
+-- and hold_key (submits), deadline (waits).
 function Transport:post(path, body, opts)
   opts = opts or NO_OPTS
   local s = self.settings
   local timeout = timeout_within(s.timeout, opts.deadline)
   if not timeout then return out_of_time() end
   local request = self.api_request
-  request.url, request.json, request.timeout = self.urls[path] or self:url(path), body, timeout
+  request.url, request.timeout = self.urls[path] or self:url(path), timeout
+  if type(body) == "string" then -- JSON text made by the caller
+    request.body, request.json = body, nil
+  else
+    request.body, request.json = nil, body
+  end
   request.fresh_connect, request.handover, request.hold = opts.fresh_connect, opts.shield, opts.hold_key ~= nil
   request.verbose = s.verbose and true or false -- switched off if the sink raised
   local shielded = opts.shield or opts.hold_key
