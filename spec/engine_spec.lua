@@ -19,19 +19,27 @@ describe("the engine", function()
     assert.is_true(sim:stats().connections - before <= 1)
   end)
 
-  it("keeps at most max_in_flight transfers in libcurl; the others wait their turn and all finish", function()
-    local id = assert(client:submit(Simulator.params()))
-    client._scheduler.max_in_flight = 2
-    sim:fault({ path = "/kling/tasks", delay = 0.1, times = 6, pass = true })
+  -- n polls of one task at once on client c, each answered after delay
+  -- seconds; returns the most transfers libcurl held at once, once all of
+  -- them have answered.
+  local function burst(c, n, delay)
+    local id = assert(c:submit(Simulator.params()))
+    sim:fault({ path = "/kling/tasks", delay = delay, times = n, pass = true })
     local jobs = {}
-    for i = 1, 6 do jobs[i] = client:spawn(function() return client:task(id) end) end
+    for i = 1, n do jobs[i] = c:spawn(function() return c:task(id) end) end
     local most = 0
-    while client:pending() > 0 do
-      client:step(0.01)
-      most = math.max(most, client._multi:count())
+    while c:pending() > 0 do
+      c:step(0.01)
+      most = math.max(most, c._multi:count())
     end
+    for i = 1, n do assert.equal(id, assert(jobs[i]:result()).id) end
+    return most
+  end
+
+  it("keeps at most max_in_flight transfers in libcurl; the others wait their turn and all finish", function()
+    client._scheduler.max_in_flight = 2
+    local most = burst(client, 6, 0.1)
     assert.is_true(most <= 2, "in libcurl at once: " .. most)
-    for i = 1, 6 do assert.equal(id, assert(jobs[i]:result()).id) end
   end)
 
   -- Each curl_multi_perform visits every transfer added to libcurl: a burst
@@ -39,17 +47,7 @@ describe("the engine", function()
   -- every connection busy.
   it("keeps twice max_connections transfers in libcurl during a burst, and no more", function()
     local c = sim:client({ max_connections = 3 })
-    local id = assert(c:submit(Simulator.params()))
-    sim:fault({ path = "/kling/tasks", delay = 0.05, times = 20, pass = true })
-    local jobs = {}
-    for i = 1, 20 do jobs[i] = c:spawn(function() return c:task(id) end) end
-    local most = 0
-    while c:pending() > 0 do
-      c:step(0.01)
-      most = math.max(most, c._multi:count())
-    end
-    assert.equal(6, most)
-    for i = 1, 20 do assert.equal(id, assert(jobs[i]:result()).id) end
+    assert.equal(6, burst(c, 20, 0.05))
     c:close()
   end)
 

@@ -17,15 +17,6 @@ static int copy_string(kl_profile *p, int slot, const char **field)
     return 1;
 }
 
-static int add_header(kl_profile *p, const char *line)
-{
-    struct curl_slist *l = curl_slist_append(p->headers, line);
-    if (l == NULL)
-        return 0;
-    p->headers = l;
-    return 1;
-}
-
 kl_profile *kl_profile_new(const kl_request *req, const char *auth_header)
 {
     kl_profile *p = calloc(1, sizeof *p);
@@ -37,11 +28,11 @@ kl_profile *kl_profile_new(const kl_request *req, const char *auth_header)
     ok = copy_string(p, 0, &p->shared.user_agent) && copy_string(p, 1, &p->shared.cainfo)
          && copy_string(p, 2, &p->shared.capath) && copy_string(p, 3, &p->shared.proxy)
          /* no "Expect: 100-continue" round trip for our small JSON bodies */
-         && add_header(p, "Expect:");
+         && kl_header_add(&p->headers, "Expect:");
     for (i = 0; ok && i < req->header_count; i++)
-        ok = add_header(p, req->headers[i]);
+        ok = kl_header_add(&p->headers, req->headers[i]);
     if (ok && auth_header != NULL)
-        ok = add_header(p, auth_header);
+        ok = kl_header_add(&p->headers, auth_header);
     /* the header lines now live in p->headers; the Lua strings may go */
     p->shared.header_count = 0;
     if (!ok) {

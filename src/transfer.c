@@ -395,12 +395,12 @@ static int build_form(kl_transfer *t, const kl_request *req, char *err, size_t e
     return 1;
 }
 
-static int add_header(kl_transfer *t, const char *h)
+int kl_header_add(struct curl_slist **list, const char *line)
 {
-    struct curl_slist *l = curl_slist_append(t->headers, h);
+    struct curl_slist *l = curl_slist_append(*list, line);
     if (l == NULL)
         return 0;
-    t->headers = l;
+    *list = l;
     return 1;
 }
 
@@ -408,12 +408,13 @@ static int build_headers(kl_transfer *t, const kl_request *req, const char *cons
 {
     int i;
     /* no "Expect: 100-continue" round trip for our small JSON bodies */
-    if (!add_header(t, "Expect:"))
+    if (!kl_header_add(&t->headers, "Expect:"))
         return 0;
     for (i = 0; i < req->header_count; i++)
-        if (!add_header(t, req->headers[i]))
+        if (!kl_header_add(&t->headers, req->headers[i]))
             return 0;
-    if (req->auth != KL_AUTH_NONE && auth_headers[req->auth] != NULL && !add_header(t, auth_headers[req->auth]))
+    if (req->auth != KL_AUTH_NONE && auth_headers[req->auth] != NULL
+        && !kl_header_add(&t->headers, auth_headers[req->auth]))
         return 0;
     return 1;
 }

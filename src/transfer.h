@@ -90,6 +90,10 @@ typedef struct kl_transfer_pool {
     int count;
 } kl_transfer_pool;
 
+/* Appends a header line (copied) to *list; 0 when out of memory (the list
+ * is unchanged then). */
+int kl_header_add(struct curl_slist **list, const char *line);
+
 /* Reads the request table at idx; JSON bodies are encoded with the encoder at
  * encode_idx and their text left on the stack for as long as req is used.
  * With a profile, only url, body or json, timeout, fresh_connect, handover,
