@@ -60,6 +60,12 @@ local function failure(response, record, id, redact)
   })
 end
 
+-- (Asked only when it decides: see normalize.)
+local function has_video(response)
+  local url = response.video_url
+  return type(url) == "string" and url ~= ""
+end
+
 -- Normalises a record: { id, state, done, result?, error?, raw }. redact
 -- (optional) is applied to every string that goes into an error. (Every
 -- retrieval passes here: the helpers above are spelt out inline.)
@@ -74,16 +80,15 @@ function task.normalize(record, fallback_id, redact)
     created_at = created_at, finished_at = finished_at,
   }
   if type(response) ~= "table" then return t end
-  local state, video_url = response.state, response.video_url
-  if type(state) ~= "string" or state == "" then state = nil end
-  local has_error = type(response.error) == "table"
-  local has_video = type(video_url) == "string" and video_url ~= ""
+  local state = response.state
+  if state ~= "succeed" and state ~= "failed" and (type(state) ~= "string" or state == "") then state = nil end
   local flagged_failure = response.success == false
   t.state = state or "processing"
-  if state == "failed" or (flagged_failure and (has_error or has_video or state == "succeed")) then
+  if state == "failed"
+      or (flagged_failure and (state == "succeed" or type(response.error) == "table" or has_video(response))) then
     t.done, t.state = true, "failed"
     t.error = failure(response, record, id, redact or identity)
-  elseif state == "succeed" or (response.success == true and has_video and finished_at ~= nil) then
+  elseif state == "succeed" or (response.success == true and finished_at ~= nil and has_video(response)) then
     t.done, t.state = true, "succeed"
     local result = task.clean(response)
     result.task_id = result.task_id or id
