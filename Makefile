@@ -113,6 +113,7 @@ demo: deps
 JOBS ?= 1000
 ROUNDS ?= 3
 CONFIGS ?= all
+GC_STEPMUL ?=
 # With two CPUs or more, the simulator runs on CPU 1 only, at the lowest
 # priority: a step's time is then kling's own, not the simulator's preempting
 # it. The client is left free, so that the journal's writer thread may use
@@ -121,7 +122,7 @@ BENCH_PIN := $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v t
 bench: deps
 	@$(MAKE) --no-print-directory $(MODULE)
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
-	  "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS) $(CONFIGS)" 3
+	  "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS) $(CONFIGS) $(GC_STEPMUL)" 3
 
 # kling against raw libcurl on one request (client:task(id) in a row), same
 # CPU, nginx answering: see bench/engine.lua. Prints; never fails the build.

@@ -1,6 +1,6 @@
 -- Benchmark: N motion jobs on one client against the simulator, without and
 -- with a journal (not a test: it prints).
---   make bench [JOBS=1000] [ROUNDS=3] [CONFIGS=all|plain]
+--   make bench [JOBS=1000] [ROUNDS=3] [CONFIGS=all|plain] [GC_STEPMUL=n]
 -- Prints, for each configuration and round: wall time (and against the
 -- generation time), CPU, step(0) p50/p99/max (the frame budget of a game or
 -- an editor), task requests and requests per poll round (ideal:
@@ -8,12 +8,16 @@
 -- the median of the rounds. CONFIGS=plain runs without a journal only. The rounds
 -- interleave the configurations, so that a busy moment of the machine (the
 -- simulator shares it) does not land on one configuration only.
+-- GC_STEPMUL (Lua 5.4 only) runs the collector as an application with
+-- thousands of jobs would be advised to (see the README's performance
+-- section): incremental, with this step multiplier instead of 100.
 local kling = require "kling"
 local core = require "kling.core"
 
 local jobs_wanted = tonumber(arg[1]) or 1000
 local rounds = tonumber(arg[2]) or 3
 local only_plain = arg[3] == "plain"
+local gc_stepmul = tonumber(arg[4])
 local GENERATION = 3 -- seconds: the simulator's (see make bench)
 
 -- Resident set size in KiB (Linux), 0 elsewhere.
@@ -92,6 +96,10 @@ end
 local configs = { { "no journal" }, { "journal/full", "full" }, { "journal/normal", "normal" } }
 if only_plain then configs = { configs[1] } end
 local results = {}
+if gc_stepmul and _VERSION == "Lua 5.4" then
+  collectgarbage("incremental", 200, gc_stepmul)
+  print(("Lua 5.4's collector: incremental, pause 200, step multiplier %d (set by the bench)"):format(gc_stepmul))
+end
 print(("%d jobs on one client, generation %g s, %d rounds; ideal requests per poll round: %d"):format(jobs_wanted,
   GENERATION, rounds, math.ceil(jobs_wanted / 50)))
 for round = 1, rounds do
