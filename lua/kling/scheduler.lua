@@ -29,6 +29,14 @@ local function pop(q)
   return v
 end
 
+-- Work per step: jobs resumed, timers fired and finished transfers handed
+-- over stop once the step has run this long (at least one of each is done);
+-- the rest waits, in order, for the next step, which then does not sleep. A
+-- step(0) stays short however many jobs run (a 60 fps frame is 16.7 ms; with
+-- libcurl's own work a step stays under 1 ms, make bench), and
+-- nothing starves.
+local STEP_BUDGET = 0.0003
+
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
 -- What a job yields to say "my cancellation is due: end me here".
@@ -145,10 +153,35 @@ local NO_OPTS = {}
 -- At most max_in_flight transfers are in libcurl at once; the others wait
 -- here, in order, for a place (a burst of 10,000 submits then holds 10,000
 -- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
+-- Nothing but the caller could move: no job, timer, queued work, journal,
+-- verbose sink or transfer.
+local function idle(self)
+  local runnable, finished, slots = self.runnable, self.finished, self.slots
+  return next(self.live) == nil and self.timers[1] == nil and next(self.transfers) == nil
+    and runnable.first > runnable.last and finished.first > finished.last and slots.first > slots.last
+    and self.flushers[1] == nil and self.log == nil and not self.stepping and not self.closed
+end
+
+-- A blocking request on an idle client (a script calling client:task in a
+-- loop): nothing else can progress meanwhile, so it waits in libcurl
+-- directly rather than through step(). The only transfer in flight is its
+-- own, so the first result is its answer.
+local function transfer_alone(self, request)
+  local multi = self.multi
+  local id, err = multi:add(request)
+  if not id then return { reason = "setup", error = err, status = 0, headers = {} } end
+  while true do
+    local results, message = multi:perform(3600, nil, STEP_BUDGET)
+    if not results then error("kling: libcurl multi failure: " .. tostring(message), 0) end
+    if results[1] then return results[1] end
+  end
+end
+
 function Scheduler:transfer(request, opts)
-  opts = opts or NO_OPTS
   local co = coroutine.running()
   local job = co and self.jobs[co]
+  if not (job or opts) and idle(self) then return transfer_alone(self, request) end
+  opts = opts or NO_OPTS
   if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end -- the checkpoint
   if self.closed then return closed_result(false) end
   local slots = self.slots
@@ -451,13 +484,6 @@ function Scheduler:wake_later(waiter, value)
   end
 end
 
--- Work per step: jobs resumed, timers fired and finished transfers handed
--- over stop once the step has run this long (at least one of each is done);
--- the rest waits, in order, for the next step, which then does not sleep. A
--- step(0) stays short however many jobs run (a 60 fps frame is 16.7 ms; with
--- libcurl's own work a step stays under 1 ms, make bench), and
--- nothing starves.
-local STEP_BUDGET = 0.0003
 
 function Scheduler:fire_timers(deadline)
   local t = now()
