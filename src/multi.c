@@ -3,7 +3,6 @@
  * perform(), and every callback only fills C buffers. */
 #include "multi.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -15,6 +14,7 @@
 #include "process.h"
 #include "profile.h"
 #include "redact.h"
+#include "sockets.h"
 #include "transfer.h"
 
 /* Verbose output kept between two perform() calls, at most. */
@@ -34,6 +34,7 @@ typedef struct kl_multi {
     kl_log log;            /* verbose output; its secrets point into auth_headers */
     int new_holds;         /* held bodies that began to wait since held() was last asked */
     kl_transfer_pool pool; /* finished transfers, kept for the next requests */
+    kl_sockets sockets;    /* what libcurl asks us to watch, and its timer */
     kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
     int profile_count;
 } kl_multi;
@@ -114,6 +115,13 @@ static int multi_new(lua_State *L)
     if (m->multi == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, "curl_multi_init failed");
+        return 2;
+    }
+    if (!kl_sockets_init(&m->sockets, m->multi)) {
+        curl_multi_cleanup(m->multi);
+        m->multi = NULL;
+        lua_pushnil(L);
+        lua_pushstring(L, "out of memory");
         return 2;
     }
     if (max_connections > 0) {
@@ -268,57 +276,51 @@ static void collect_finished(kl_multi *m)
     }
 }
 
-static int wait_ms(double seconds)
-{
-    double ms = seconds * 1000.0;
-    if (ms <= 0)
-        return 0;
-    if (ms >= INT_MAX)
-        return INT_MAX;
-    return (int)ms + 1;
-}
-
 /* Drives libcurl until a transfer finishes, `wait` seconds pass, or the
  * descriptor fd (if >= 0: the journal's writer has outcomes) is readable.
  * With no transfer at all, it simply sleeps: the Lua layer's timers rely on
- * that. */
-static CURLMcode drive(kl_multi *m, double wait, int fd)
+ * that. libcurl acts only on its due timer and on the descriptors that are
+ * ready (sockets.c). */
+static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
 {
     double deadline = kl_now() + wait;
-    struct curl_waitfd extra;
-    extra.fd = fd;
-    extra.events = CURL_WAIT_POLLIN;
-    extra.revents = 0;
+    int extra_ready = 0;
     for (;;) {
-        int running;
         double left;
-        CURLMcode mc = curl_multi_perform(m->multi, &running);
+        CURLMcode mc = kl_sockets_timeout(&m->sockets);
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        left = deadline - kl_now();
         /* Ctrl-C (when the command caught it) ends the wait: the caller
          * decides; so does a held body that waits for the journal, and the
          * journal's outcomes */
-        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0 || extra.revents != 0)
+        if (m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready)
             return CURLM_OK;
-        mc = curl_multi_poll(m->multi, fd >= 0 ? &extra : NULL, fd >= 0 ? 1 : 0, wait_ms(left), NULL);
+        left = deadline - kl_now();
+        /* the descriptors found ready are acted on for budget seconds at most */
+        mc = kl_sockets_wait(&m->sockets, left > 0 ? left : 0, fd, &extra_ready,
+                             budget >= 0 ? kl_now() + budget : deadline + 3600);
         if (mc != CURLM_OK)
             return mc;
+        collect_finished(m);
+        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0 || extra_ready)
+            return CURLM_OK;
     }
 }
 
 /* perform([wait [, fd [, budget]]]) -> { result, ... }, log | nil, message.
- * A readable fd ends the wait too. budget (seconds): once building results
- * (decoding their JSON) has taken this long, the other finished transfers
- * wait for the next call, which returns them at once. */
+ * A readable fd ends the wait too. budget (seconds): libcurl acts on the
+ * descriptors found ready for this long at most (the others wait for the
+ * next call), and once building results (decoding their JSON) has taken
+ * this long, the other finished transfers wait for the next call, which
+ * returns them at once. */
 static int multi_perform(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     double wait = luaL_optnumber(L, 2, 0);
     int fd = (int)luaL_optinteger(L, 3, -1);
     double budget = luaL_optnumber(L, 4, -1);
-    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd);
+    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd, budget);
     double until = budget >= 0 ? kl_now() + budget : 0;
     lua_Integer i = 1;
     kl_transfer *t;
@@ -466,6 +468,7 @@ static int multi_close(lua_State *L)
     m->active_count = 0;
     kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
+    kl_sockets_free(&m->sockets);
     m->multi = NULL;
     while (m->profile_count > 0)
         kl_profile_free(m->profiles[--m->profile_count]);

@@ -1,0 +1,153 @@
+#include "sockets.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include "clock.h"
+
+static int find(const kl_sockets *s, curl_socket_t fd)
+{
+    int i;
+    for (i = 0; i < s->count; i++)
+        if (s->fds[i].fd == fd)
+            return i;
+    return -1;
+}
+
+/* Room for one more watched descriptor, plus the extra one. */
+static int reserve(kl_sockets *s)
+{
+    int cap;
+    struct pollfd *fds, *ready;
+    if (s->count + 1 < s->cap)
+        return 1;
+    cap = s->cap ? s->cap * 2 : 16;
+    fds = realloc(s->fds, (size_t)cap * sizeof *fds);
+    if (fds == NULL)
+        return 0;
+    s->fds = fds;
+    ready = realloc(s->ready, (size_t)cap * sizeof *ready);
+    if (ready == NULL)
+        return 0;
+    s->ready = ready;
+    s->cap = cap;
+    return 1;
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    kl_sockets *s = userp;
+    int i = find(s, fd);
+    (void)easy;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (i >= 0)
+            s->fds[i] = s->fds[--s->count];
+        return 0;
+    }
+    if (i < 0) {
+        if (!reserve(s))
+            return -1; /* libcurl fails the transfer that asked */
+        i = s->count++;
+        s->fds[i].fd = fd;
+    }
+    s->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    s->fds[i].revents = 0;
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    kl_sockets *s = userp;
+    (void)multi;
+    s->timer_at = timeout_ms < 0 ? -1 : kl_now() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+int kl_sockets_init(kl_sockets *s, CURLM *multi)
+{
+    s->multi = multi;
+    s->fds = s->ready = NULL;
+    s->count = s->cap = s->next = 0;
+    s->timer_at = -1;
+    if (!reserve(s))
+        return 0;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, (void *)s);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, (void *)s);
+    return 1;
+}
+
+void kl_sockets_free(kl_sockets *s)
+{
+    free(s->fds);
+    free(s->ready);
+    s->fds = s->ready = NULL;
+    s->count = s->cap = 0;
+}
+
+CURLMcode kl_sockets_timeout(kl_sockets *s)
+{
+    int running;
+    if (s->timer_at < 0 || s->timer_at > kl_now())
+        return CURLM_OK;
+    s->timer_at = -1; /* libcurl sets the next one while acting */
+    return curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+static int poll_ms(double seconds)
+{
+    double ms = seconds * 1000.0;
+    if (ms <= 0)
+        return 0;
+    if (ms >= INT_MAX)
+        return INT_MAX;
+    return (int)ms + 1;
+}
+
+CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_ready, double until)
+{
+    int n = s->count, found = 0, i, rc, running, start;
+    if (s->timer_at >= 0) {
+        double until_timer = s->timer_at - kl_now();
+        if (until_timer < wait)
+            wait = until_timer;
+    }
+    if (extra_fd >= 0) { /* reserve() keeps this slot free */
+        s->fds[n].fd = extra_fd;
+        s->fds[n].events = POLLIN;
+        s->fds[n].revents = 0;
+        n++;
+    }
+    rc = poll(s->fds, (nfds_t)n, poll_ms(wait));
+    if (rc < 0)
+        return CURLM_OK; /* EINTR: the caller looks at why (Ctrl-C) and comes back */
+    if (extra_fd >= 0 && s->fds[n - 1].revents != 0)
+        *extra_ready = 1;
+    start = s->count > 0 ? s->next % s->count : 0;
+    for (i = 0; i < s->count && rc > 0; i++) {
+        const struct pollfd *p = &s->fds[(start + i) % s->count];
+        if (p->revents != 0)
+            s->ready[found++] = *p;
+    }
+    for (i = 0; i < found; i++) {
+        short re = s->ready[i].revents;
+        int ev = 0;
+        CURLMcode mc;
+        if (i > 0 && kl_now() >= until)
+            break;
+        if (re & (POLLIN | POLLHUP))
+            ev |= CURL_CSELECT_IN;
+        if (re & POLLOUT)
+            ev |= CURL_CSELECT_OUT;
+        if (re & (POLLERR | POLLNVAL))
+            ev |= CURL_CSELECT_ERR;
+        mc = curl_multi_socket_action(s->multi, s->ready[i].fd, ev, &running);
+        if (mc != CURLM_OK)
+            return mc;
+    }
+    /* the positions shift as sockets come and go: close enough to fair */
+    s->next = s->count > 0 ? (start + i) % s->count : 0;
+    return CURLM_OK;
+}

@@ -1,0 +1,40 @@
+/* The descriptors libcurl asks a multi handle's owner to watch
+ * (CURLMOPT_SOCKETFUNCTION) and the moment it wants to be called back
+ * (CURLMOPT_TIMERFUNCTION): libcurl's event-driven API. Driving libcurl
+ * then costs what is active, not what was added: curl_multi_perform visits
+ * every transfer on each call, and with 64 in flight a step spent 1 ms in it
+ * during a burst of submits (docs/design.md). The callbacks only update C
+ * arrays; they never touch the Lua state. */
+#ifndef KLING_SOCKETS_H
+#define KLING_SOCKETS_H
+
+#include <poll.h>
+#include <curl/curl.h>
+
+typedef struct kl_sockets {
+    CURLM *multi;
+    struct pollfd *fds;   /* watched, then one slot for the caller's extra descriptor */
+    struct pollfd *ready; /* what one poll found, acted on after it (callbacks change fds) */
+    int count, cap;
+    int next;             /* where acting on ready descriptors starts next time (round robin) */
+    double timer_at;      /* when libcurl wants CURL_SOCKET_TIMEOUT (kl_now seconds); < 0: never */
+} kl_sockets;
+
+/* Installs the callbacks on multi; 0 when out of memory. */
+int kl_sockets_init(kl_sockets *s, CURLM *multi);
+
+/* After curl_multi_cleanup (which may still call back). */
+void kl_sockets_free(kl_sockets *s);
+
+/* Lets libcurl act on its timer if it is due. */
+CURLMcode kl_sockets_timeout(kl_sockets *s);
+
+/* Waits up to wait seconds (less if libcurl's timer falls due first) for a
+ * watched descriptor, or for extra_fd (if >= 0) to be readable, which sets
+ * *extra_ready; then lets libcurl act on the descriptors that are ready,
+ * until the clock passes until (kl_now seconds; at least one is acted on).
+ * The others stay ready for the next call, which starts after the last one
+ * acted on, so none starves. A signal ends the wait early. */
+CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_ready, double until);
+
+#endif
