@@ -750,8 +750,10 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     }
 }
 
-/* A pooled transfer keeps this much of a body buffer's memory, at most. */
-#define KL_KEPT_BUFFER_BYTES (64 * 1024)
+/* A pooled transfer keeps this much of a body buffer's memory, at most: a
+ * task record or a submit's answer, not a batch of fifty (64 pooled
+ * transfers holding 64 KiB each would be 4 MiB of idle memory). */
+#define KL_KEPT_BUFFER_BYTES (16 * 1024)
 
 /* Everything of t but its handle, its profile and its buffers' memory goes. */
 static void clear_for_reuse(kl_transfer *t)
