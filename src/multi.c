@@ -281,6 +281,14 @@ static void collect_finished(kl_multi *m)
  * With no transfer at all, it simply sleeps: the Lua layer's timers rely on
  * that. libcurl acts only on its due timer and on the descriptors that are
  * ready (sockets.c). */
+/* Why drive() returns before its wait is over: a finished transfer; Ctrl-C
+ * (when the command caught it: the caller decides); a held body that waits
+ * for the journal; the journal's outcomes. */
+static int worth_returning(const kl_multi *m, int extra_ready)
+{
+    return m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready;
+}
+
 static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
 {
     double deadline = kl_now() + wait;
@@ -291,10 +299,7 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        /* Ctrl-C (when the command caught it) ends the wait: the caller
-         * decides; so does a held body that waits for the journal, and the
-         * journal's outcomes */
-        if (m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready)
+        if (worth_returning(m, extra_ready))
             return CURLM_OK;
         left = deadline - kl_now();
         /* the descriptors found ready are acted on for budget seconds at most */
@@ -303,7 +308,7 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        if (m->done != NULL || left <= 0 || kl_interrupted() || m->new_holds > 0 || extra_ready)
+        if (left <= 0 || worth_returning(m, extra_ready))
             return CURLM_OK;
     }
 }

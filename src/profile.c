@@ -20,19 +20,14 @@ static int copy_string(kl_profile *p, int slot, const char **field)
 kl_profile *kl_profile_new(const kl_request *req, const char *auth_header)
 {
     kl_profile *p = calloc(1, sizeof *p);
-    int i, ok;
+    int ok;
     if (p == NULL)
         return NULL;
     p->shared = *req;
     p->shared.profile = p;
     ok = copy_string(p, 0, &p->shared.user_agent) && copy_string(p, 1, &p->shared.cainfo)
          && copy_string(p, 2, &p->shared.capath) && copy_string(p, 3, &p->shared.proxy)
-         /* no "Expect: 100-continue" round trip for our small JSON bodies */
-         && kl_header_add(&p->headers, "Expect:");
-    for (i = 0; ok && i < req->header_count; i++)
-        ok = kl_header_add(&p->headers, req->headers[i]);
-    if (ok && auth_header != NULL)
-        ok = kl_header_add(&p->headers, auth_header);
+         && kl_headers_build(&p->headers, req, auth_header);
     /* the header lines now live in p->headers; the Lua strings may go */
     p->shared.header_count = 0;
     if (!ok) {

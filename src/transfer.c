@@ -395,7 +395,7 @@ static int build_form(kl_transfer *t, const kl_request *req, char *err, size_t e
     return 1;
 }
 
-int kl_header_add(struct curl_slist **list, const char *line)
+static int add_header(struct curl_slist **list, const char *line)
 {
     struct curl_slist *l = curl_slist_append(*list, line);
     if (l == NULL)
@@ -404,17 +404,16 @@ int kl_header_add(struct curl_slist **list, const char *line)
     return 1;
 }
 
-static int build_headers(kl_transfer *t, const kl_request *req, const char *const *auth_headers)
+int kl_headers_build(struct curl_slist **list, const kl_request *req, const char *auth_header)
 {
     int i;
     /* no "Expect: 100-continue" round trip for our small JSON bodies */
-    if (!kl_header_add(&t->headers, "Expect:"))
+    if (!add_header(list, "Expect:"))
         return 0;
     for (i = 0; i < req->header_count; i++)
-        if (!kl_header_add(&t->headers, req->headers[i]))
+        if (!add_header(list, req->headers[i]))
             return 0;
-    if (req->auth != KL_AUTH_NONE && auth_headers[req->auth] != NULL
-        && !kl_header_add(&t->headers, auth_headers[req->auth]))
+    if (auth_header != NULL && !add_header(list, auth_header))
         return 0;
     return 1;
 }
@@ -585,7 +584,8 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_
         memcpy(t->upload, req->body, req->body_len);
         t->upload_len = req->body_len;
     }
-    if (req->profile == NULL && !build_headers(t, req, auth_headers)) {
+    if (req->profile == NULL
+        && !kl_headers_build(&t->headers, req, req->auth != KL_AUTH_NONE ? auth_headers[req->auth] : NULL)) {
         snprintf(err, errlen, "out of memory");
         kl_transfer_free(t);
         return NULL;

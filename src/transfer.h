@@ -90,9 +90,10 @@ typedef struct kl_transfer_pool {
     int count;
 } kl_transfer_pool;
 
-/* Appends a header line (copied) to *list; 0 when out of memory (the list
- * is unchanged then). */
-int kl_header_add(struct curl_slist **list, const char *line);
+/* Appends to *list the header lines of a request: "Expect:" (no 100-continue
+ * round trip), req's own headers, then auth_header (NULL: none). 0 when out
+ * of memory; what was appended stays in *list for its owner to free. */
+int kl_headers_build(struct curl_slist **list, const kl_request *req, const char *auth_header);
 
 /* Reads the request table at idx; JSON bodies are encoded with the encoder at
  * encode_idx and their text left on the stack for as long as req is used.

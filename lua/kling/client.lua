@@ -66,6 +66,7 @@ function Client.new(options)
     _callback_tokens = Recent.new(REMEMBERED_TASKS), -- task id -> its callback URL's token (no journal)
     _active = {},       -- journal keys this client is submitting right now
     _last_retrieve = {}, -- the last task id retrieved alone, and its request body
+    _valid_id = nil,    -- the last task id client:task found valid
     _closed = false,
   }, Client)
   local function on_log_error(e)

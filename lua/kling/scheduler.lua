@@ -76,9 +76,12 @@ end
 
 -- A job whose cancellation was put off (its submit was on the wire) ends at
 -- its next wait, unless it is inside a protected section (its on_submit hook).
-function Scheduler:checkpoint()
-  local job = self:current_job()
+local function checkpoint(job)
   if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end
+end
+
+function Scheduler:checkpoint()
+  checkpoint(self:current_job())
 end
 
 -- The error a caller whose cancellation was put off should end with: the
@@ -105,6 +108,15 @@ local function step_until(self, waiter)
   while not waiter.done and not self.closed do step(self, 3600) end
 end
 
+-- Runs fn(self, arg) as the engine's stepping: a blocking call from inside
+-- it is refused (wait_for), and an error leaves the engine able to step again.
+local function stepping(self, fn, arg)
+  self.stepping = true
+  local ok, err = pcall(fn, self, arg)
+  self.stepping = false
+  if not ok then error(err, 0) end
+end
+
 -- Waits for waiter as job (nil: a blocking caller), without the checkpoint.
 local function wait_for(self, job, waiter, closed_value)
   if job then
@@ -118,10 +130,7 @@ local function wait_for(self, job, waiter, closed_value)
       .. "spawn?); make the call from the spawned job itself", 4)
   end
   -- the steps of one blocking wait run in one protected call (as step() does)
-  self.stepping = true
-  local ok, err = pcall(step_until, self, waiter)
-  self.stepping = false
-  if not ok then error(err, 0) end
+  stepping(self, step_until, waiter)
   if waiter.done then return waiter.value end
   if type(closed_value) == "function" then return closed_value() end
   return closed_value
@@ -134,6 +143,16 @@ function Scheduler:await(waiter, closed_value)
   return wait_for(self, self:current_job(), waiter, closed_value)
 end
 
+-- What a transfer "returns" when kling.core could not start it.
+local function setup_failed(err)
+  return { reason = "setup", error = err, status = 0, headers = {} }
+end
+
+-- kling.core's perform failed: libcurl's multi handle is unusable.
+local function multi_failed(message)
+  error("kling: libcurl multi failure: " .. tostring(message), 0)
+end
+
 -- What a transfer "returns" once the client is closed. in_flight: it had
 -- been handed to libcurl, so a submit may have reached the server.
 local function closed_result(in_flight)
@@ -143,16 +162,6 @@ local function closed_in_flight() return closed_result(true) end
 local function closed_not_in_flight() return closed_result(false) end
 local NO_OPTS = {}
 
--- Sends a request and waits for its result table (see src/transfer.c).
--- opts.shield: a submit (it may be billed once sent) is never dropped by a
--- cancel once handed over: the job waits for its answer, so the task id is
--- known. opts.hold_key: its body is held until the journal has recorded the
--- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
--- received, to_receive) is called after each step while it runs.
---
--- At most max_in_flight transfers are in libcurl at once; the others wait
--- here, in order, for a place (a burst of 10,000 submits then holds 10,000
--- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
 -- Nothing but the caller could move: no job, timer, queued work, journal,
 -- verbose sink or transfer.
 local function idle(self)
@@ -169,20 +178,31 @@ end
 local function transfer_alone(self, request)
   local multi = self.multi
   local id, err = multi:add(request)
-  if not id then return { reason = "setup", error = err, status = 0, headers = {} } end
+  if not id then return setup_failed(err) end
   while true do
     local results, message = multi:perform(3600, nil, STEP_BUDGET)
-    if not results then error("kling: libcurl multi failure: " .. tostring(message), 0) end
+    if not results then multi_failed(message) end
     if results[1] then return results[1] end
   end
 end
 
+-- Sends a request and waits for its result table (see src/transfer.c).
+-- opts.shield: a submit (it may be billed once sent) is never dropped by a
+-- cancel once handed over: the job waits for its answer, so the task id is
+-- known. opts.hold_key: its body is held until the journal has recorded the
+-- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
+-- received, to_receive) is called after each step while it runs.
+--
+-- At most max_in_flight transfers are in libcurl at once; the others wait
+-- here, in order, for a place (a burst of 10,000 submits then holds 10,000
+-- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
+-- A blocking call on an idle client takes transfer_alone.
 function Scheduler:transfer(request, opts)
   local co = coroutine.running()
   local job = co and self.jobs[co]
   if not (job or opts) and idle(self) then return transfer_alone(self, request) end
   opts = opts or NO_OPTS
-  if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end -- the checkpoint
+  checkpoint(job)
   if self.closed then return closed_result(false) end
   local slots = self.slots
   if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
@@ -197,9 +217,7 @@ function Scheduler:transfer(request, opts)
     self:checkpoint() -- a cancellation that fell due meanwhile ends the job before anything is sent
   end
   local id, err = self.multi:add(request)
-  if not id then
-    return { reason = "setup", error = err, status = 0, headers = {} }
-  end
+  if not id then return setup_failed(err) end
   local waiter = { kind = "transfer", id = id, shield = opts.shield, progress = opts.progress,
                    hold_key = opts.hold_key }
   if opts.progress then self.reporting[id] = waiter end
@@ -636,7 +654,7 @@ function step(self, max_wait)
   -- up behind the other work of busy steps
   local left = deadline - now()
   local results, log = self.multi:perform(wait, self.wake_fd, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
-  if not results then error("kling: libcurl multi failure: " .. tostring(log), 0) end
+  if not results then multi_failed(log) end
   if results[1] or reporting or log then
     self:dispatch(results, log, deadline)
     if self.closed then return end
@@ -655,10 +673,7 @@ function Scheduler:step(max_wait)
   if self.stepping then
     error("kling: client:step() called from inside a job or a hook", 3)
   end
-  self.stepping = true
-  local ok, err = pcall(step, self, max_wait or 0)
-  self.stepping = false
-  if not ok then error(err, 0) end
+  stepping(self, step, max_wait or 0)
   return self.live_count
 end
 

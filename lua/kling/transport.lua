@@ -44,16 +44,6 @@ function Transport.new(settings, scheduler, redact)
   return self
 end
 
--- base_url .. path, made once per path.
-function Transport:url(path)
-  local url = self.urls[path]
-  if not url then
-    url = self.settings.base_url .. path
-    self.urls[path] = url
-  end
-  return url
-end
-
 function Transport:common_options(request)
   local s = self.settings
   request.connect_timeout = s.connect_timeout
@@ -85,8 +75,13 @@ function Transport:post(path, body, opts)
   local s = self.settings
   local timeout = timeout_within(s.timeout, opts.deadline)
   if not timeout then return out_of_time() end
+  local url = self.urls[path] -- base_url .. path, made once per path
+  if not url then
+    url = s.base_url .. path
+    self.urls[path] = url
+  end
   local request = self.api_request
-  request.url, request.timeout = self.urls[path] or self:url(path), timeout
+  request.url, request.timeout = url, timeout
   if type(body) == "string" then -- JSON text made by the caller
     request.body, request.json = body, nil
   else
