@@ -7,11 +7,15 @@ describe("kling.core", function()
   setup(function() sim = Simulator.start() end)
   teardown(function() sim:stop() end)
 
+  -- The result of transfer id, and the verbose output of the performs that
+  -- waited for it (nil: none).
   local function until_done(m, id)
+    local logs = {}
     for _ = 1, 200 do
-      local results = assert(m:perform(0.05))
+      local results, log = assert(m:perform(0.05))
+      logs[#logs + 1] = log
       for _, r in ipairs(results) do
-        if r.id == id then return r end
+        if r.id == id then return r, logs[1] and table.concat(logs) end
       end
     end
     error("transfer never finished")
@@ -215,15 +219,7 @@ describe("kling.core", function()
       local function call(extra)
         local req = { profile = p, url = sim.url .. "/kling/tasks", json = { action = "retrieve", id = "x" } }
         for k, v in pairs(extra or {}) do req[k] = v end
-        local id = m:add(req)
-        for _ = 1, 200 do
-          local results, log = assert(m:perform(0.05))
-          if results[1] then
-            assert.equal(id, results[1].id)
-            return results[1], log
-          end
-        end
-        error("transfer never finished")
+        return until_done(m, m:add(req))
       end
       call()
       local _, log = call({ verbose = true })
