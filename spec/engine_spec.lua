@@ -67,6 +67,32 @@ describe("the engine", function()
     assert.is_true(cpu < wall * 0.25, ("%.3fs of CPU in %.3fs"):format(cpu, wall))
   end)
 
+  -- Lua heap per job that waits for its task: mostly the job's coroutine,
+  -- whose stack Lua sizes by the job's deepest moment, the submit, and keeps
+  -- (docs/design.md, "Memory per job"). Each limit is what that runtime
+  -- measures today plus about 15%; on Lua 5.4 a submit path a frame
+  -- deeper doubles the stack, to 4.2 KiB per job.
+  local HEAP_PER_WAITING_JOB = { ["Lua 5.1"] = 4.2, ["Lua 5.2"] = 3.6, ["Lua 5.3"] = 3.4,
+                                 ["Lua 5.4"] = 3.5, LuaJIT = 2.6 }
+
+  it("holds little memory for a job waiting for its task", function()
+    local n = 300
+    local c = sim:client({ poll_interval = 60, max_poll_interval = 60 }) -- asleep once submitted
+    collectgarbage(); collectgarbage()
+    local before = collectgarbage("count")
+    local jobs = {}
+    for i = 1, n do jobs[i] = c:spawn(c.motion, c, Simulator.params()) end
+    local deadline = core.now() + 20
+    while #c._scheduler.timers < n and core.now() < deadline do c:step(0.05) end
+    assert.equal(n, #c._scheduler.timers) -- every job has its task id and sleeps
+    collectgarbage(); collectgarbage()
+    local per_job = (collectgarbage("count") - before) / n
+    for _, job in ipairs(jobs) do job:cancel() end
+    c:close()
+    local limit = HEAP_PER_WAITING_JOB[jit and "LuaJIT" or _VERSION]
+    assert.is_true(per_job <= limit, ("%.2f KiB per waiting job, limit %.1f"):format(per_job, limit))
+  end)
+
   it("polls less often as the wait goes on", function()
     -- intervals long enough that a scheduling hiccup of a few tens of ms on a
     -- busy machine cannot hide the x1.5 growth behind the +/-10% jitter

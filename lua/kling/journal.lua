@@ -202,6 +202,9 @@ function Journal:_in_job()
   return scheduler ~= nil and scheduler:current_job() ~= nil
 end
 
+-- What a write waiting for its commit returns once the client is closed.
+local function closed_write() return { n = 2, nil, errors.closed() } end
+
 -- One statement: the rows it changed, or nil and an error. wait = false: a
 -- job does not wait for the commit (nothing it does next depends on it) and
 -- gets true at once.
@@ -216,7 +219,7 @@ function Journal:_write(wait, sql, ...)
   if wait == false then return true end
   local waiter = { kind = "event" }
   self.waiters[seq] = waiter
-  local r = self.scheduler:await(waiter, { n = 2, nil, errors.closed() })
+  local r = self.scheduler:await(waiter, closed_write)
   return compat.unpack(r, 1, r.n)
 end
 

@@ -22,10 +22,10 @@ local submission = {}
 -- The task id (from the answer, or from an error body that names the job),
 -- or nil and an error. The request is shielded: once libcurl hands it over,
 -- a cancel or close lets it finish rather than lose the id of a billed job.
-local function send_once(client, body, journal_key)
+local function send_once(client, json, journal_key)
   local transport = client._transport
   -- with a journal, the body is held until "sending" is on disk (Journal:_flush)
-  local result, err = transport:interpret(transport:post("/kling/motion", body,
+  local result, err = transport:interpret(transport:post("/kling/motion", json,
     { fresh_connect = true, shield = true, hold_key = journal_key }))
   if not result then
     if err.task_id then return err.task_id end
@@ -48,13 +48,25 @@ local function send(client, body, hooks, key, journal_key)
     if r[1] then return r[2], r[3] end
     return nil, errors.new("journal", tostring(r[2]))
   end
-  local task_id, err = client._transport:with_retries(function()
-    local id, e = send_once(client, body, journal_key)
-    if not id and journal_key and billing.provably_not_taken(e) then
+  -- The retries are a loop here rather than Transport:with_retries and a
+  -- closure: the submit is a job's deepest path, and a job's stack, which
+  -- Lua sizes by its deepest moment, is kept while it waits for hours
+  -- (docs/design.md, "Memory per job").
+  -- (the body is made JSON here, once: kling.core would otherwise encode
+  -- it at the deepest point of that path, once per attempt)
+  local json = core.encode(body)
+  local task_id, err
+  local attempts = 0
+  while true do
+    task_id, err = send_once(client, json, journal_key)
+    if task_id then break end
+    local not_taken = billing.provably_not_taken(err)
+    if journal_key and not_taken then
       record(function() return journal:_requeue(journal_key) end)
     end
-    return id, e
-  end, nil, billing.provably_not_taken)
+    attempts = attempts + 1
+    if not client._transport:retry_after_failure(attempts, err, nil, billing.provably_not_taken) then break end
+  end
   if not task_id then
     if not err.maybe_submitted and billing.may_have_been_taken(err) then
       err.maybe_submitted = true
