@@ -31,6 +31,7 @@ static void setup(void)
     luaL_openlibs(L);
     kl_json_open(L); /* encode, decode, null: decode stays at index 2 */
     lua_pop(L, 1);
+    kl_keys_push(L); /* index 3 */
 }
 
 /* Builds the result table as perform() does, under a protected call: a
@@ -38,7 +39,7 @@ static void setup(void)
 static int push_result(lua_State *S)
 {
     kl_transfer *t = lua_touserdata(S, 1);
-    kl_transfer_push_result(S, t, 2);
+    kl_transfer_push_result(S, t, 2, 3);
     return 1;
 }
 
@@ -110,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushcfunction(L, push_result);
     lua_pushlightuserdata(L, t);
     lua_pushvalue(L, 2); /* cjson's decode, as perform() passes it */
-    lua_pcall(L, 2, 1, 0);
+    lua_pushvalue(L, 3); /* the result's keys, as perform() has them */
+    lua_pcall(L, 3, 1, 0);
     lua_settop(L, top);
     lua_gc(L, LUA_GCCOLLECT, 0);
 

@@ -3,6 +3,7 @@
  * perform(), and every callback only fills C buffers. */
 #include "multi.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -11,6 +12,7 @@
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
+#include "keys.h"
 #include "process.h"
 #include "profile.h"
 #include "redact.h"
@@ -22,6 +24,7 @@
 
 #define ENCODE_IDX lua_upvalueindex(1)
 #define DECODE_IDX lua_upvalueindex(2)
+#define KEYS_IDX lua_upvalueindex(3) /* keys.h */
 
 typedef struct kl_multi {
     CURLM *multi;
@@ -215,7 +218,7 @@ static const kl_profile *request_profile(lua_State *L, kl_multi *m)
 {
     lua_Integer id;
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "profile");
+    kl_key_get(L, KEYS_IDX, 2, KL_KEY_PROFILE);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
@@ -227,32 +230,41 @@ static const kl_profile *request_profile(lua_State *L, kl_multi *m)
     return m->profiles[id - 1];
 }
 
-/* add(request) -> id | nil, message */
-static int multi_add(lua_State *L)
+/* Hands the request table at index 2 to libcurl: the new transfer, or NULL
+ * with nil and the message pushed. */
+static kl_transfer *add_request(lua_State *L, kl_multi *m)
 {
-    kl_multi *m = check_multi(L);
     kl_request req;
     kl_transfer *t;
     char err[256];
     CURLMcode mc;
-    kl_request_read(L, 2, ENCODE_IDX, request_profile(L, m), &req);
+    kl_request_read(L, 2, ENCODE_IDX, KEYS_IDX, request_profile(L, m), &req);
     t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->auth_headers, &m->log,
                         &m->new_holds, err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
-        return 2;
+        return NULL;
     }
     mc = curl_multi_add_handle(m->multi, t->easy);
     if (mc != CURLM_OK) {
         kl_transfer_free(t);
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
-        return 2;
+        return NULL;
     }
     m->next_id++;
     link_transfer(&m->active, t);
     m->active_count++;
+    return t;
+}
+
+/* add(request) -> id | nil, message */
+static int multi_add(lua_State *L)
+{
+    kl_transfer *t = add_request(L, check_multi(L));
+    if (t == NULL)
+        return 2;
     lua_pushinteger(L, t->id);
     return 1;
 }
@@ -313,6 +325,25 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
     }
 }
 
+/* The verbose output gathered since the last call, or nil. */
+static void push_log(lua_State *L, kl_multi *m)
+{
+    if (m->log.text.len > 0) {
+        lua_pushlstring(L, m->log.text.data, m->log.text.len);
+        kl_buffer_reset(&m->log.text);
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* Pushes the result of finished transfer t and frees it. */
+static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
+{
+    kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
+    unlink_transfer(&m->done, t);
+    kl_transfer_free(t);
+}
+
 /* perform([wait [, fd [, budget]]]) -> { result, ... }, log | nil, message.
  * A readable fd ends the wait too. budget (seconds): libcurl acts on the
  * descriptors found ready for this long at most (the others wait for the
@@ -344,18 +375,11 @@ static int multi_perform(lua_State *L)
         kl_transfer *newer = t->prev;
         if (i > 1 && budget >= 0 && kl_now() >= until)
             break;
-        kl_transfer_push_result(L, t, DECODE_IDX);
+        push_finished(L, m, t);
         lua_rawseti(L, -2, (int)i++);
-        unlink_transfer(&m->done, t);
-        kl_transfer_free(t);
         t = newer;
     }
-    if (m->log.text.len > 0) {
-        lua_pushlstring(L, m->log.text.data, m->log.text.len);
-        kl_buffer_reset(&m->log.text);
-    } else {
-        lua_pushnil(L);
-    }
+    push_log(L, m);
     return 2;
 }
 
@@ -368,6 +392,48 @@ static kl_transfer *find(kl_transfer *list, lua_Integer id)
 }
 
 /* cancel(id) -> true if the transfer was still known */
+/* run(request) -> result, log | nil, message, "setup" | "multi"
+ * add() and perform() in one call, for a caller that waits for this request
+ * alone (the Lua layer's blocking call on an idle client): libcurl is
+ * driven until the transfer finishes, and its result comes back by itself.
+ * One call instead of two and no results list: on LuaJIT each C function
+ * called from compiled code ends a trace. Other transfers move meanwhile;
+ * those that finish wait for perform(). A signal does not end the wait
+ * (the request's timeout does). */
+static int multi_run(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    kl_transfer *t = add_request(L, m);
+    lua_Integer id;
+    CURLMcode mc = CURLM_OK;
+    if (t == NULL) {
+        lua_pushliteral(L, "setup");
+        return 3;
+    }
+    id = t->id;
+    while (mc == CURLM_OK) {
+        int extra_ready = 0;
+        mc = kl_sockets_timeout(&m->sockets);
+        collect_finished(m);
+        if ((t = find(m->done, id)) != NULL)
+            break;
+        if (mc == CURLM_OK)
+            mc = kl_sockets_wait(&m->sockets, 3600, -1, &extra_ready, HUGE_VAL);
+        collect_finished(m);
+        if ((t = find(m->done, id)) != NULL)
+            break;
+    }
+    if (t == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, curl_multi_strerror(mc));
+        lua_pushliteral(L, "multi");
+        return 3;
+    }
+    push_finished(L, m, t);
+    push_log(L, m);
+    return 2;
+}
+
 static int multi_cancel(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -500,6 +566,7 @@ static const luaL_Reg methods[] = {
     {"profile", multi_profile},
     {"add", multi_add},
     {"perform", multi_perform},
+    {"run", multi_run},
     {"cancel", multi_cancel},
     {"count", multi_count},
     {"handed_over", multi_handed_over},
@@ -527,7 +594,8 @@ void kl_multi_open(lua_State *L)
     lua_newtable(L);
     lua_pushvalue(L, -4);
     lua_pushvalue(L, -4);
-    kling_setfuncs(L, methods, 2);
+    kl_keys_push(L);
+    kling_setfuncs(L, methods, 3);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 3);
     lua_pushcfunction(L, multi_new);

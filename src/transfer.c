@@ -8,6 +8,7 @@
 
 #include "compat.h"
 #include "json.h"
+#include "keys.h"
 #include "profile.h"
 #include "redact.h"
 
@@ -23,11 +24,12 @@
 
 /* ---- reading a request from Lua (may raise; allocates nothing) ---- */
 
-static const char *field_string(lua_State *L, int idx, const char *key, size_t *len)
+/* The top_* functions check and pop the value of field `key` on top of the
+ * stack; the field_* ones get it first. */
+static const char *top_string(lua_State *L, const char *key, size_t *len)
 {
     const char *s;
     size_t n;
-    lua_getfield(L, idx, key);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
@@ -44,28 +46,43 @@ static const char *field_string(lua_State *L, int idx, const char *key, size_t *
     return s;
 }
 
-/* A string that libcurl puts into a request line or a header: one line. */
-static const char *field_line(lua_State *L, int idx, const char *key)
+static const char *field_string(lua_State *L, int idx, const char *key, size_t *len)
 {
-    const char *s = field_string(L, idx, key, NULL);
+    lua_getfield(L, idx, key);
+    return top_string(L, key, len);
+}
+
+/* A string that libcurl puts into a request line or a header: one line. */
+static const char *top_line(lua_State *L, const char *key)
+{
+    const char *s = top_string(L, key, NULL);
     if (s != NULL && strpbrk(s, "\r\n") != NULL)
         luaL_error(L, "request field '%s' must be one line of text", key);
     return s;
 }
 
-static int field_bool(lua_State *L, int idx, const char *key)
+static const char *field_line(lua_State *L, int idx, const char *key)
 {
-    int b;
     lua_getfield(L, idx, key);
-    b = lua_toboolean(L, -1);
+    return top_line(L, key);
+}
+
+static int top_bool(lua_State *L)
+{
+    int b = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return b;
 }
 
-static double field_number(lua_State *L, int idx, const char *key, double dflt)
+static int field_bool(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    return top_bool(L);
+}
+
+static double top_number(lua_State *L, const char *key, double dflt)
 {
     double v = dflt;
-    lua_getfield(L, idx, key);
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "request field '%s' must be a number", key);
@@ -75,6 +92,12 @@ static double field_number(lua_State *L, int idx, const char *key, double dflt)
     }
     lua_pop(L, 1);
     return v;
+}
+
+static double field_number(lua_State *L, int idx, const char *key, double dflt)
+{
+    lua_getfield(L, idx, key);
+    return top_number(L, key, dflt);
 }
 
 /* A byte limit; converting a double outside size_t's range is undefined. */
@@ -156,14 +179,17 @@ static void read_form(lua_State *L, int idx, kl_request *req)
     lua_pop(L, 1); /* the request table keeps the strings alive */
 }
 
-/* What changes from one call to the next, with or without a profile. */
-static void read_call(lua_State *L, int idx, int encode_idx, kl_request *req)
+/* What changes from one call to the next, with or without a profile: read
+ * on every request, so with the interned keys (keys.h). */
+static void read_call(lua_State *L, int idx, int encode_idx, int keys_idx, kl_request *req)
 {
-    req->url = field_line(L, idx, "url");
+    kl_key_get(L, keys_idx, idx, KL_KEY_URL);
+    req->url = top_line(L, "url");
     if (req->url == NULL)
         luaL_error(L, "request field 'url' is required");
-    req->body = field_string(L, idx, "body", &req->body_len);
-    lua_getfield(L, idx, "json");
+    kl_key_get(L, keys_idx, idx, KL_KEY_BODY);
+    req->body = top_string(L, "body", &req->body_len);
+    kl_key_get(L, keys_idx, idx, KL_KEY_JSON);
     if (!lua_isnil(L, -1)) {
         if (!kl_json_encode(L, encode_idx, -1))
             luaL_error(L, "cannot encode request body as JSON: %s", lua_tostring(L, -1));
@@ -172,11 +198,16 @@ static void read_call(lua_State *L, int idx, int encode_idx, kl_request *req)
     } else {
         lua_pop(L, 1);
     }
-    req->timeout_ms = seconds_to_ms(field_number(L, idx, "timeout", 0));
-    req->fresh_connect = field_bool(L, idx, "fresh_connect");
-    req->verbose = field_bool(L, idx, "verbose");
-    req->handover = field_bool(L, idx, "handover");
-    req->hold = field_bool(L, idx, "hold");
+    kl_key_get(L, keys_idx, idx, KL_KEY_TIMEOUT);
+    req->timeout_ms = seconds_to_ms(top_number(L, "timeout", 0));
+    kl_key_get(L, keys_idx, idx, KL_KEY_FRESH_CONNECT);
+    req->fresh_connect = top_bool(L);
+    kl_key_get(L, keys_idx, idx, KL_KEY_VERBOSE);
+    req->verbose = top_bool(L);
+    kl_key_get(L, keys_idx, idx, KL_KEY_HANDOVER);
+    req->handover = top_bool(L);
+    kl_key_get(L, keys_idx, idx, KL_KEY_HOLD);
+    req->hold = top_bool(L);
     if (req->hold && req->body == NULL)
         luaL_error(L, "request field 'hold' needs a body");
 }
@@ -197,16 +228,17 @@ void kl_request_read_shared(lua_State *L, int idx, kl_request *req)
     req->want_headers = field_bool(L, idx, "want_headers");
 }
 
-void kl_request_read(lua_State *L, int idx, int encode_idx, const kl_profile *profile, kl_request *req)
+void kl_request_read(lua_State *L, int idx, int encode_idx, int keys_idx, const kl_profile *profile,
+                     kl_request *req)
 {
     if (profile != NULL) {
         luaL_checktype(L, idx, LUA_TTABLE);
         *req = profile->shared;
-        read_call(L, idx, encode_idx, req);
+        read_call(L, idx, encode_idx, keys_idx, req);
         return;
     }
     kl_request_read_shared(L, idx, req);
-    read_call(L, idx, encode_idx, req);
+    read_call(L, idx, encode_idx, keys_idx, req);
     req->output = field_string(L, idx, "output", NULL);
     read_form(L, idx, req);
     req->follow = field_bool(L, idx, "follow");
@@ -691,20 +723,23 @@ static void push_headers(lua_State *L, const kl_buffer *head)
 /* 0 when the body was to be decoded and is not JSON. The text itself comes
  * only with what was not decoded, or when keep_text: a decoded answer that
  * went well never pays for a second copy. */
-static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keep_text)
+static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx, int keep_text)
 {
     int ok = 1, decoded = 0;
     if (t->to_file) {
         lua_pushinteger(L, (lua_Integer)t->written);
-        lua_setfield(L, -2, "bytes");
+        kl_key_set(L, keys_idx, KL_KEY_BYTES);
         return 1;
     }
     lua_pushinteger(L, (lua_Integer)t->body.len);
-    lua_setfield(L, -2, "bytes");
+    kl_key_set(L, keys_idx, KL_KEY_BYTES);
     if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
         ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
         decoded = ok;
-        lua_setfield(L, -2, ok ? "json" : "json_error");
+        if (ok)
+            kl_key_set(L, keys_idx, KL_KEY_JSON);
+        else
+            lua_setfield(L, -2, "json_error");
     }
     if (!decoded || keep_text) {
         lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
@@ -713,7 +748,7 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keep_text
     return ok;
 }
 
-void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
     int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused, plain;
@@ -721,12 +756,12 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
     lua_createtable(L, 0, 8);
     lua_pushinteger(L, t->id);
-    lua_setfield(L, -2, "id");
+    kl_key_set(L, keys_idx, KL_KEY_ID);
     lua_pushinteger(L, (lua_Integer)status);
-    lua_setfield(L, -2, "status");
+    kl_key_set(L, keys_idx, KL_KEY_STATUS);
     /* a held body the journal refused never went out: nothing was submitted */
     lua_pushboolean(L, sent > 0 && !t->journal_refused);
-    lua_setfield(L, -2, "sent");
+    kl_key_set(L, keys_idx, KL_KEY_SENT);
     if (failed) {
         lua_pushinteger(L, (lua_Integer)t->result);
         lua_setfield(L, -2, "curl_code");
@@ -744,7 +779,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx)
         lua_setfield(L, -2, "to_receive");
     }
     plain = !failed && status >= 200 && status <= 299 && !t->want_headers;
-    if (!push_body(L, t, decode_idx, !plain) || !plain) {
+    if (!push_body(L, t, decode_idx, keys_idx, !plain) || !plain) {
         push_headers(L, &t->head);
         lua_setfield(L, -2, "headers");
     }

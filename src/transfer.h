@@ -99,7 +99,8 @@ int kl_headers_build(struct curl_slist **list, const kl_request *req, const char
  * encode_idx and their text left on the stack for as long as req is used.
  * With a profile, only url, body or json, timeout, fresh_connect, handover,
  * hold and verbose are read; the rest comes from the profile. */
-void kl_request_read(lua_State *L, int idx, int encode_idx, const kl_profile *profile, kl_request *req);
+void kl_request_read(lua_State *L, int idx, int encode_idx, int keys_idx, const kl_profile *profile,
+                     kl_request *req);
 
 /* Reads the fields a profile shares (see profile.h): headers, auth,
  * user_agent, cainfo, capath, proxy, connect_timeout, max_body, decode,
@@ -125,7 +126,7 @@ void kl_transfer_finish(kl_transfer *t, CURLcode result);
  * The headers (a table by lower-cased name) come only with an answer that
  * is not a 2xx whose body was read (and decoded, if asked), or if the
  * request wanted them: a successful call never pays for them. */
-void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx);
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx);
 
 /* The easy handle must already be out of its multi handle. The transfer
  * goes back to its pool (when it has one with room), else it is freed. */

@@ -63,11 +63,16 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     live = {},            -- job -> true until it ends
     live_count = 0,
     runnable = queue(),   -- jobs to resume on the next step
+    resuming = 0,         -- Scheduler:resume calls under way (a job is running)
     stepping = false,
   }, Scheduler)
 end
 
+-- The job the caller runs in, or nil. Only Scheduler:resume runs jobs, so
+-- outside one the answer is nil without asking coroutine.running (which
+-- LuaJIT does not compile: every blocking call would leave its trace).
 function Scheduler:current_job()
+  if self.resuming == 0 then return nil end
   local co = coroutine.running()
   return co and self.jobs[co]
 end
@@ -173,17 +178,12 @@ end
 
 -- A blocking request on an idle client (a script calling client:task in a
 -- loop): nothing else can progress meanwhile, so it waits in libcurl
--- directly rather than through step(). The only transfer in flight is its
--- own, so the first result is its answer.
+-- directly (multi:run, one C call) rather than through step().
 local function transfer_alone(self, request)
-  local multi = self.multi
-  local id, err = multi:add(request)
-  if not id then return setup_failed(err) end
-  while true do
-    local results, message = multi:perform(3600, nil, STEP_BUDGET)
-    if not results then multi_failed(message) end
-    if results[1] then return results[1] end
-  end
+  local result, message, failed = self.multi:run(request)
+  if result then return result end
+  if failed == "setup" then return setup_failed(message) end
+  multi_failed(message)
 end
 
 -- Sends a request and waits for its result table (see src/transfer.c).
@@ -198,8 +198,7 @@ end
 -- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
 -- A blocking call on an idle client takes transfer_alone.
 function Scheduler:transfer(request, opts)
-  local co = coroutine.running()
-  local job = co and self.jobs[co]
+  local job = self:current_job()
   if not (job or opts) and idle(self) then return transfer_alone(self, request) end
   opts = opts or NO_OPTS
   checkpoint(job)
@@ -341,7 +340,9 @@ end
 
 function Scheduler:resume(job, ...)
   if job.state ~= "running" then return end
+  self.resuming = self.resuming + 1
   local r = pack(coroutine.resume(job.co, ...))
+  self.resuming = self.resuming - 1
   if not r[1] then
     job:fail(job.cancel_error or r[2], debug.traceback(job.co, tostring(r[2])))
     self:finish(job)
