@@ -27,6 +27,12 @@ describe("kling.core", function()
     assert.truthy(tostring(m):match("^kling%.multi"))
     assert.equal("kling.multi", getmetatable(m).__name)
     assert.is_nil(tostring(m):find("tok-123", 1, true))
+    -- a method called on anything else raises lauxlib's own message
+    for _, other in ipairs({ {}, io.stdout, 1 }) do
+      local ok, err = pcall(m.count, other)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("kling.multi expected", 1, true), tostring(err))
+    end
     m:close()
   end)
 

@@ -48,7 +48,14 @@ static inline void kl_key_get(lua_State *L, int keys_idx, int idx, int key)
     lua_rawget(L, idx);
 }
 
-/* t[key] = v for the table t just below the value v on top; pops v. */
+/* Pushes the key itself: then the value, then lua_rawset(L, -3). */
+static inline void kl_key_push(lua_State *L, int keys_idx, int key)
+{
+    lua_rawgeti(L, keys_idx, key);
+}
+
+/* t[key] = v for the table t just below the value v on top; pops v. (For
+ * a value pushed before its key was known.) */
 static inline void kl_key_set(lua_State *L, int keys_idx, int key)
 {
     lua_rawgeti(L, keys_idx, key);

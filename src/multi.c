@@ -25,6 +25,7 @@
 #define ENCODE_IDX lua_upvalueindex(1)
 #define DECODE_IDX lua_upvalueindex(2)
 #define KEYS_IDX lua_upvalueindex(3) /* keys.h */
+#define MT_IDX lua_upvalueindex(4)   /* kling.multi's metatable */
 
 typedef struct kl_multi {
     CURLM *multi;
@@ -86,9 +87,19 @@ static void forget_tokens(kl_multi *m)
     forget_token(m, KL_AUTH_PLATFORM);
 }
 
+/* luaL_checkudata, comparing with the metatable that every method holds as
+ * an upvalue: finding it in the registry by name interns the name on each
+ * call on LuaJIT (about 200 instructions per method call). */
 static kl_multi *check_multi(lua_State *L)
 {
-    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    kl_multi *m = lua_touserdata(L, 1);
+    int ours = 0;
+    if (m != NULL && lua_getmetatable(L, 1)) {
+        ours = lua_rawequal(L, -1, MT_IDX);
+        lua_pop(L, 1);
+    }
+    if (!ours)
+        m = luaL_checkudata(L, 1, KL_MULTI_MT); /* raises lauxlib's own message */
     if (m->multi == NULL)
         luaL_error(L, "attempt to use a closed kling.multi");
     return m;
@@ -595,7 +606,8 @@ void kl_multi_open(lua_State *L)
     lua_pushvalue(L, -4);
     lua_pushvalue(L, -4);
     kl_keys_push(L);
-    kling_setfuncs(L, methods, 3);
+    lua_pushvalue(L, -5); /* the metatable */
+    kling_setfuncs(L, methods, 4);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 3);
     lua_pushcfunction(L, multi_new);

@@ -727,12 +727,14 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx,
 {
     int ok = 1, decoded = 0;
     if (t->to_file) {
+        kl_key_push(L, keys_idx, KL_KEY_BYTES);
         lua_pushinteger(L, (lua_Integer)t->written);
-        kl_key_set(L, keys_idx, KL_KEY_BYTES);
+        lua_rawset(L, -3);
         return 1;
     }
+    kl_key_push(L, keys_idx, KL_KEY_BYTES);
     lua_pushinteger(L, (lua_Integer)t->body.len);
-    kl_key_set(L, keys_idx, KL_KEY_BYTES);
+    lua_rawset(L, -3);
     if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
         ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
         decoded = ok;
@@ -755,13 +757,16 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int k
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
     lua_createtable(L, 0, 8);
+    kl_key_push(L, keys_idx, KL_KEY_ID);
     lua_pushinteger(L, t->id);
-    kl_key_set(L, keys_idx, KL_KEY_ID);
+    lua_rawset(L, -3);
+    kl_key_push(L, keys_idx, KL_KEY_STATUS);
     lua_pushinteger(L, (lua_Integer)status);
-    kl_key_set(L, keys_idx, KL_KEY_STATUS);
+    lua_rawset(L, -3);
     /* a held body the journal refused never went out: nothing was submitted */
+    kl_key_push(L, keys_idx, KL_KEY_SENT);
     lua_pushboolean(L, sent > 0 && !t->journal_refused);
-    kl_key_set(L, keys_idx, KL_KEY_SENT);
+    lua_rawset(L, -3);
     if (failed) {
         lua_pushinteger(L, (lua_Integer)t->result);
         lua_setfield(L, -2, "curl_code");
