@@ -106,6 +106,12 @@ describe("kling.core", function()
     assert.is_nil(none)
     assert.truthy(err:find("cannot open", 1, true))
     assert.equal("setup", failed)
+    -- a held body would wait for a release that cannot come: refused, not a hang
+    none, err, failed = m:run({ url = sim.url .. "/kling/tasks", body = "{}", hold = true })
+    assert.is_nil(none)
+    assert.truthy(err:find("held body", 1, true))
+    assert.equal("setup", failed)
+    assert.equal(0, m:count())
     m:close()
   end)
 

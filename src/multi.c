@@ -242,14 +242,20 @@ static const kl_profile *request_profile(lua_State *L, kl_multi *m)
 }
 
 /* Hands the request table at index 2 to libcurl: the new transfer, or NULL
- * with nil and the message pushed. */
-static kl_transfer *add_request(lua_State *L, kl_multi *m)
+ * with nil and the message pushed. alone: the caller will wait for this
+ * transfer only (run), so a body held for release() would never go. */
+static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
 {
     kl_request req;
     kl_transfer *t;
     char err[256];
     CURLMcode mc;
     kl_request_read(L, 2, ENCODE_IDX, KEYS_IDX, request_profile(L, m), &req);
+    if (alone && req.hold) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "run cannot wait for a held body (hold = true): use add, perform and release");
+        return NULL;
+    }
     t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->auth_headers, &m->log,
                         &m->new_holds, err, sizeof err);
     if (t == NULL) {
@@ -273,7 +279,7 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m)
 /* add(request) -> id | nil, message */
 static int multi_add(lua_State *L)
 {
-    kl_transfer *t = add_request(L, check_multi(L));
+    kl_transfer *t = add_request(L, check_multi(L), 0);
     if (t == NULL)
         return 2;
     lua_pushinteger(L, t->id);
@@ -414,7 +420,7 @@ static kl_transfer *find(kl_transfer *list, lua_Integer id)
 static int multi_run(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    kl_transfer *t = add_request(L, m);
+    kl_transfer *t = add_request(L, m, 1);
     lua_Integer id;
     CURLMcode mc = CURLM_OK;
     if (t == NULL) {

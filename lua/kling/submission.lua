@@ -48,20 +48,18 @@ local function send(client, body, hooks, key, journal_key)
     if r[1] then return r[2], r[3] end
     return nil, errors.new("journal", tostring(r[2]))
   end
-  -- The retries are a loop here rather than Transport:with_retries and a
-  -- closure: the submit is a job's deepest path, and a job's stack, which
-  -- Lua sizes by its deepest moment, is kept while it waits for hours
-  -- (docs/design.md, "Memory per job").
-  -- (the body is made JSON here, once: kling.core would otherwise encode
-  -- it at the deepest point of that path, once per attempt)
+  -- The submit is a job's deepest path, and Lua sizes a job's stack by its
+  -- deepest moment and keeps it while the job waits for hours (docs/design.md,
+  -- "Memory per job"). So the retries are a loop here, not
+  -- Transport:with_retries and a closure, and the body is made JSON once,
+  -- here, not by kling.core at the bottom of the path on every attempt.
   local json = core.encode(body)
   local task_id, err
   local attempts = 0
   while true do
     task_id, err = send_once(client, json, journal_key)
     if task_id then break end
-    local not_taken = billing.provably_not_taken(err)
-    if journal_key and not_taken then
+    if journal_key and billing.provably_not_taken(err) then
       record(function() return journal:_requeue(journal_key) end)
     end
     attempts = attempts + 1
