@@ -4,8 +4,9 @@
 -- Prints, for each configuration and round: wall time (and against the
 -- generation time), CPU, step(0) p50/p99/max (the frame budget of a game or
 -- an editor) and the most CPU time one step(0) took (a step whose wall time
--- is far above it was kept off the CPU: the machine, not kling), task requests and requests per poll round (ideal:
--- ceil(jobs / 50)), and the process's RSS growth per job at its peak; then
+-- is far above it was kept off the CPU: the machine, not kling), task
+-- requests and requests per poll round (ideal: ceil(jobs / 50)), and the
+-- process's RSS growth per job at its peak; then
 -- the median of the rounds. CONFIGS=plain runs without a journal only. The rounds
 -- interleave the configurations, so that a busy moment of the machine (the
 -- simulator shares it) does not land on one configuration only.

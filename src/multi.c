@@ -3,7 +3,6 @@
  * perform(), and every callback only fills C buffers. */
 #include "multi.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -305,20 +304,31 @@ static void collect_finished(kl_multi *m)
     }
 }
 
-/* Drives libcurl until a transfer finishes, `wait` seconds pass, or the
- * descriptor fd (if >= 0: the journal's writer has outcomes) is readable.
- * With no transfer at all, it simply sleeps: the Lua layer's timers rely on
- * that. libcurl acts only on its due timer and on the descriptors that are
- * ready (sockets.c). */
+static kl_transfer *find(kl_transfer *list, lua_Integer id)
+{
+    for (; list != NULL; list = list->next)
+        if (list->id == id)
+            return list;
+    return NULL;
+}
+
 /* Why drive() returns before its wait is over: a finished transfer; Ctrl-C
  * (when the command caught it: the caller decides); a held body that waits
- * for the journal; the journal's outcomes. */
-static int worth_returning(const kl_multi *m, int extra_ready)
+ * for the journal; the journal's outcomes. Driving for transfer `only`
+ * (run()), its end alone. */
+static int worth_returning(const kl_multi *m, int extra_ready, lua_Integer only)
 {
+    if (only != 0)
+        return find(m->done, only) != NULL;
     return m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready;
 }
 
-static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
+/* Drives libcurl until a transfer finishes (transfer `only`, if not 0),
+ * `wait` seconds pass, or the descriptor fd (if >= 0: the journal's writer
+ * has outcomes) is readable. With no transfer at all, it simply sleeps: the
+ * Lua layer's timers rely on that. libcurl acts only on its due timer and
+ * on the descriptors that are ready (sockets.c). */
+static CURLMcode drive(kl_multi *m, double wait, int fd, double budget, lua_Integer only)
 {
     double deadline = kl_now() + wait;
     int extra_ready = 0;
@@ -328,7 +338,7 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        if (worth_returning(m, extra_ready))
+        if (worth_returning(m, extra_ready, only))
             return CURLM_OK;
         left = deadline - kl_now();
         /* the descriptors found ready are acted on for budget seconds at most */
@@ -337,7 +347,7 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget)
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        if (left <= 0 || worth_returning(m, extra_ready))
+        if (left <= 0 || worth_returning(m, extra_ready, only))
             return CURLM_OK;
     }
 }
@@ -373,7 +383,7 @@ static int multi_perform(lua_State *L)
     double wait = luaL_optnumber(L, 2, 0);
     int fd = (int)luaL_optinteger(L, 3, -1);
     double budget = luaL_optnumber(L, 4, -1);
-    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd, budget);
+    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd, budget, 0);
     double until = budget >= 0 ? kl_now() + budget : 0;
     lua_Integer i = 1;
     kl_transfer *t;
@@ -400,15 +410,6 @@ static int multi_perform(lua_State *L)
     return 2;
 }
 
-static kl_transfer *find(kl_transfer *list, lua_Integer id)
-{
-    for (; list != NULL; list = list->next)
-        if (list->id == id)
-            return list;
-    return NULL;
-}
-
-/* cancel(id) -> true if the transfer was still known */
 /* run(request) -> result, log | nil, message, "setup" | "multi"
  * add() and perform() in one call, for a caller that waits for this request
  * alone (the Lua layer's blocking call on an idle client): libcurl is
@@ -428,18 +429,8 @@ static int multi_run(lua_State *L)
         return 3;
     }
     id = t->id;
-    while (mc == CURLM_OK) {
-        int extra_ready = 0;
-        mc = kl_sockets_timeout(&m->sockets);
-        collect_finished(m);
-        if ((t = find(m->done, id)) != NULL)
-            break;
-        if (mc == CURLM_OK)
-            mc = kl_sockets_wait(&m->sockets, 3600, -1, &extra_ready, HUGE_VAL);
-        collect_finished(m);
-        if ((t = find(m->done, id)) != NULL)
-            break;
-    }
+    while ((t = find(m->done, id)) == NULL && mc == CURLM_OK)
+        mc = drive(m, 3600, -1, -1, id);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
@@ -451,6 +442,7 @@ static int multi_run(lua_State *L)
     return 2;
 }
 
+/* cancel(id) -> true if the transfer was still known */
 static int multi_cancel(lua_State *L)
 {
     kl_multi *m = check_multi(L);

@@ -85,10 +85,6 @@ local function checkpoint(job)
   if job and job.cancel_error and job.protected == 0 then coroutine.yield(CANCEL) end
 end
 
-function Scheduler:checkpoint()
-  checkpoint(self:current_job())
-end
-
 -- The error a caller whose cancellation was put off should end with: the
 -- job's own, or for a blocking caller the client's closing error. nil if
 -- the caller was neither cancelled nor closed on.
@@ -144,8 +140,9 @@ end
 -- closed_value is what a blocking caller gets if the client closes meanwhile
 -- (a function: what it returns, made only then).
 function Scheduler:await(waiter, closed_value)
-  self:checkpoint()
-  return wait_for(self, self:current_job(), waiter, closed_value)
+  local job = self:current_job()
+  checkpoint(job)
+  return wait_for(self, job, waiter, closed_value)
 end
 
 -- What a transfer "returns" when kling.core could not start it.
@@ -213,7 +210,7 @@ function Scheduler:transfer(request, opts)
     self:await(slot)
     if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
     if self.closed then return closed_result(false) end
-    self:checkpoint() -- a cancellation that fell due meanwhile ends the job before anything is sent
+    checkpoint(job) -- a cancellation that fell due meanwhile ends the job before anything is sent
   end
   local id, err = self.multi:add(request)
   if not id then return setup_failed(err) end
@@ -225,7 +222,7 @@ function Scheduler:transfer(request, opts)
 end
 
 function Scheduler:sleep(seconds)
-  self:checkpoint()
+  checkpoint(self:current_job())
   if self.closed then return end
   local waiter = { kind = "timer", due = now() + math.max(seconds, 0) }
   heap.push(self.timers, waiter)
