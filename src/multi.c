@@ -122,6 +122,7 @@ static int multi_new(lua_State *L)
     m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
+    kl_transfer_pool_init(&m->pool);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
     m->multi = curl_multi_init();

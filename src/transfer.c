@@ -558,13 +558,38 @@ static void configure_call(kl_transfer *t, const kl_request *req)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
 }
 
-/* A transfer from the pool, cleared, with its easy handle and the memory
- * of its buffers; or a new one. */
+/* libcurl 7.82 to 8.0 keep a pointer to the last header a transfer stored
+ * (for unfolding a continuation line) after the next transfer on the same
+ * easy handle has freed it: an answer whose first header line is folded
+ * (starts with a space or a tab) then frees that memory a second time and
+ * the process aborts (curl issue 11101, fixed in 8.1.0). Any server can
+ * send one, and neither curl_easy_reset nor seeing the line in our header
+ * callback (libcurl stores the header before calling it) helps, so with
+ * those versions no easy handle is given a second transfer: the pool keeps
+ * a transfer's buffers, and its handle is made anew. The connection cache
+ * is the multi handle's, so connections are still reused. */
+#define KL_HEADER_UNFOLD_FIXED 0x080100
+
+void kl_transfer_pool_init(kl_transfer_pool *pool)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    memset(pool, 0, sizeof *pool);
+    pool->single_use_handles = v == NULL || v->version_num < KL_HEADER_UNFOLD_FIXED;
+}
+
+/* A transfer from the pool, cleared, with its easy handle (unless handles
+ * are single-use) and the memory of its buffers; or a new one. */
 static kl_transfer *take(kl_transfer_pool *pool)
 {
     kl_transfer *t;
-    if (pool != NULL && pool->count > 0)
-        return pool->free[--pool->count];
+    if (pool != NULL && pool->count > 0) {
+        t = pool->free[--pool->count];
+        if (t->easy == NULL && (t->easy = curl_easy_init()) == NULL) {
+            pool->free[pool->count++] = t;
+            return NULL;
+        }
+        return t;
+    }
     t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
@@ -820,10 +845,15 @@ void kl_transfer_free(kl_transfer *t)
     pool = t->pool;
     if (t->out != NULL)
         fclose(t->out);
-    /* reset unless it holds only its profile's options: it must no longer
-     * refer to the form, the header list or the upload freed below */
-    if (t->configured == NULL)
+    if (pool == NULL || pool->count >= KL_TRANSFER_POOL_MAX || pool->single_use_handles) {
+        curl_easy_cleanup(t->easy); /* before the form, the header list and the upload it refers to */
+        t->easy = NULL;
+        t->configured = NULL;
+    } else if (t->configured == NULL) {
+        /* reset unless it holds only its profile's options: it must no
+         * longer refer to the form, the header list or the upload freed below */
         curl_easy_reset(t->easy);
+    }
     curl_mime_free(t->mime); /* after the handle that used it */
     curl_slist_free_all(t->headers);
     free(t->upload);
@@ -832,7 +862,6 @@ void kl_transfer_free(kl_transfer *t)
         pool->free[pool->count++] = t;
         return;
     }
-    curl_easy_cleanup(t->easy);
     kl_buffer_free(&t->body);
     kl_buffer_free(&t->head);
     free(t);

@@ -88,7 +88,11 @@ typedef struct kl_transfer {
 typedef struct kl_transfer_pool {
     kl_transfer *free[KL_TRANSFER_POOL_MAX];
     int count;
+    int single_use_handles; /* libcurl before 8.1.0: an easy handle serves one transfer (kl_transfer_pool_init) */
 } kl_transfer_pool;
+
+/* Sets up an empty pool for the libcurl the process runs with. */
+void kl_transfer_pool_init(kl_transfer_pool *pool);
 
 /* Appends to *list the header lines of a request: "Expect:" (no 100-continue
  * round trip), req's own headers, then auth_header (NULL: none). 0 when out
