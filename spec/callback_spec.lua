@@ -40,12 +40,24 @@ describe("callbacks", function()
   end)
 
   it("a forged body does not change what the API says", function()
-    local id = assert(client:submit(Simulator.params()))
-    assert(client:wait(id))
+    local id = assert(client:submit(Simulator.params({ callback_url = sim.url .. "/_sim/inbox/hook" })))
+    local inbox = delivered(sim, 1)
     local forged = cjson.encode({ task_id = id, success = false, state = "failed",
                                   error = { code = "x", message = "forged" } })
-    local t = assert(client:handle_callback(forged))
+    local t = assert(client:handle_callback(forged, { url = inbox[1].path }))
     assert.equal("succeed", t.state)
+  end)
+
+  it("a callback for a task submitted without callback_url is an auth error, before any request", function()
+    local id = assert(client:submit(Simulator.params()))
+    local before = sim:count("/kling/tasks")
+    for _, url in ipairs({ false, "/hook", "/hook?kling_token=" .. string.rep("0", 32) }) do
+      local t, err = client:handle_callback({ task_id = id }, { url = url or nil })
+      assert.is_nil(t)
+      assert.equal("auth", err.kind)
+      assert.equal(id, err.task_id)
+    end
+    assert.equal(before, sim:count("/kling/tasks"))
   end)
 
   it("refuses a callback for a task this client did not submit, unless accepted", function()
@@ -177,6 +189,36 @@ describe("webhooks with a journal", function()
     assert.equal("auth", select(2, restarted:handle_callback(inbox[1].body, { url = "/_sim/inbox/h" })).kind)
     restarted:close()
     assert.equal(1, firsts)
+  end)
+
+  it("a journaled task submitted without callback_url takes no callback: no request, first_delivery unspent",
+    function()
+    local submitter = sim:client({ journal = path })
+    local id = assert(submitter:motion(Simulator.params({ key = "plain" }))).task_id
+    submitter:close()
+    local c = sim:client({ journal = path })
+    local before = sim:count("/kling/tasks")
+    local t, err = c:handle_callback({ task_id = id }, { url = "/hook" })
+    assert.is_nil(t)
+    assert.equal("auth", err.kind)
+    assert.equal(before, sim:count("/kling/tasks"))
+    assert.is_true(c.journal:_first_delivery(id)) -- still unspent
+    c:close()
+  end)
+
+  it("a key resubmitted without callback_url after an attempt with one sends no token and raises nothing",
+    function()
+    local c = sim:client({ journal = path })
+    sim:fault({ path = "/kling/motion", status = 400, code = "bad_request" }) -- refused: the key stays queued
+    local _, err = c:submit(Simulator.params({ key = "again", callback_url = sim.url .. "/_sim/inbox/h" }))
+    assert.equal("api", err.kind)
+    local id = assert(c:submit(Simulator.params({ key = "again" })))
+    local last = sim:requests()
+    local body = cjson.decode(last[#last].body)
+    assert.is_nil(body.callback_url)
+    assert.equal("submitted", c.journal:get("again").state)
+    assert.equal(id, c.journal:get("again").task_id)
+    c:close()
   end)
 
   it("refuses a task the journal does not know", function()

@@ -283,6 +283,115 @@ describe("the journal", function()
     assert.equal(1, sim:stats().submits)
   end)
 
+  -- Steps client c until done() is true (at most 5 s).
+  local function step_until(c, done)
+    local started = core.now()
+    while not done() do
+      c:step(0.01)
+      assert.is_true(core.now() - started < 5, "never happened")
+    end
+  end
+
+  it("a failed submit never resets an entry that was forgotten and claimed again meanwhile", function()
+    -- A cannot connect: its entry stays queued (ours) while it retries
+    local a = sim:client({ journal = path, base_url = "http://127.0.0.1:1", retry_delay = 0.2,
+                           max_retry_delay = 0.2, max_retries = 2 })
+    local ja = a:spawn(function() return a:submit(Simulator.params({ key = "K" })) end)
+    step_until(a, function() local e = client.journal:get("K"); return e and e.state == "queued" end)
+    assert.is_true(client.journal:forget("K")) -- allowed: nothing of it left the machine
+    -- B claims K again and sends it; its answer is slow
+    sim:fault({ path = MOTION, delay = 0.5, pass = true })
+    local jb = client:spawn(function() return client:submit(Simulator.params({ key = "K" })) end)
+    step_until(client, function() local e = client.journal:get("K"); return e and e.state == "sending" end)
+    -- A gives up: B's entry is not A's to reset
+    step_until(a, function() return ja:status() ~= "running" end)
+    local _, aerr = ja:result()
+    assert.equal("journal", aerr.kind) -- it stopped trying at once: the key is another submit's
+    assert.truthy(aerr.message:find("nothing was sent", 1, true), aerr.message)
+    assert.equal("sending", client.journal:get("K").state)
+    -- C arrives meanwhile: it waits for B and follows B's task
+    local c = sim:client({ journal = path })
+    local jc = c:spawn(function() return c:submit(Simulator.params({ key = "K" })) end)
+    while jb:status() == "running" or jc:status() == "running" do
+      client:step(0.01)
+      c:step(0.01)
+    end
+    assert.equal(assert(jb:result()), assert(jc:result()))
+    assert.equal(1, sim:stats().submits)
+    a:close()
+    c:close()
+  end)
+
+  it("a submit waiting for a connection whose key is forgotten and claimed again sends nothing", function()
+    local a = sim:client({ journal = path, max_connections = 1 })
+    local id = assert(a:submit(Simulator.params({ key = "occupy" })))
+    sim:fault({ path = TASKS, delay = 1 })
+    local poll = a:spawn(function() return a:wait(id) end)
+    step_until(a, function() return sim:count(TASKS) > 0 end)
+    local ja = a:spawn(function() return a:submit(Simulator.params({ key = "K2" })) end)
+    step_until(a, function() local e = client.journal:get("K2"); return e and e.state == "queued" end)
+    assert.is_true(client.journal:forget("K2"))
+    local id2 = assert(client:submit(Simulator.params({ key = "K2" })))
+    step_until(a, function() return ja:status() ~= "running" end)
+    local _, err = ja:result()
+    assert.equal("journal", err.kind)
+    assert.truthy(err.message:find("nothing was sent", 1, true), err.message)
+    local entry = client.journal:get("K2")
+    assert.equal("submitted", entry.state)
+    assert.equal(id2, entry.task_id)
+    assert.equal(2, sim:stats().submits) -- "occupy" and B's K2
+    poll:cancel()
+    a:close()
+  end)
+
+  -- Every attempt to record "submitted" fails, as it does on a full disk or
+  -- behind another process's lock: a trigger of the test's own.
+  local BLOCK_SUBMITTED = [[CREATE TRIGGER block_submitted BEFORE UPDATE OF state ON jobs
+    WHEN NEW.state = 'submitted' BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;]]
+
+  it("a paid task id the journal cannot record yet is tried again and recorded once it can be", function()
+    local blocker = other()
+    assert(blocker.db:exec(BLOCK_SUBMITTED))
+    local job = client:spawn(function() return client:motion(Simulator.params({ key = "paid" })) end)
+    step_until(client, function() return sim:stats().tasks_created == 1 end)
+    local t = core.now()
+    while core.now() - t < 0.1 do client:step(0.01) end -- a few failed tries
+    assert.equal("sending", client.journal:get("paid").state)
+    assert(blocker.db:exec("DROP TRIGGER block_submitted"))
+    blocker:close()
+    step_until(client, function() return job:status() ~= "running" end)
+    local result = assert(job:result())
+    local entry = client.journal:get("paid")
+    assert.equal("succeed", entry.state)
+    assert.equal(result.task_id, entry.task_id)
+    assert.equal(1, sim:stats().submits)
+  end)
+
+  it("a paid task id the journal never records is followed all the same and comes back in the error", function()
+    local blocker = other()
+    assert(blocker.db:exec(BLOCK_SUBMITTED))
+    local result, err = client:motion(Simulator.params({ key = "unrecorded" }))
+    assert.is_nil(result)
+    assert.equal("journal", err.kind)
+    assert.equal("unrecorded", err.key)
+    local task = sim:tasks()[1]
+    assert.equal(task.id, err.task_id)
+    assert.truthy(err.message:find(task.id, 1, true))
+    assert.equal("succeed", err.result.state) -- the task was followed to its end
+    local _, serr = client:submit(Simulator.params({ key = "unrecorded-too" }))
+    assert.equal("journal", serr.kind)
+    assert.is_string(serr.task_id)
+    -- still unrecorded at close: one last try, which now succeeds
+    assert(blocker.db:exec("DROP TRIGGER block_submitted"))
+    blocker:close()
+    client:close()
+    local reopened = other()
+    assert.equal(serr.task_id, reopened:get("unrecorded-too").task_id)
+    assert.equal("submitted", reopened:get("unrecorded-too").state)
+    reopened:close()
+    assert.equal(2, sim:stats().submits)
+  end)
+
   it("forget refuses a key whose request is leaving from an open client", function()
     local live = other()
     assert(live:_claim("busy-key", function() return "submit" end, "{}"))

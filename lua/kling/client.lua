@@ -108,8 +108,10 @@ end
 function Client:submit(params)
   local body, opts = validate.motion(params, "submit")
   if not body then return nil, opts end
-  local task_id, err = submission.submit(self, body, opts, opts)
+  local task_id, err, _, _, unrecorded = submission.submit(self, body, opts, opts)
   if not task_id then return nil, err end
+  -- billed, but not in the journal: the id goes with the error
+  if unrecorded then return nil, unrecorded end
   return task_id
 end
 
@@ -263,13 +265,25 @@ end
 
 -- Submits (or, with a journal, finds) the job and follows it to its end.
 function Client:_motion(body, hooks, opts)
-  local task_id, err, how, stored = submission.submit(self, body, hooks, opts)
+  local task_id, err, how, stored, unrecorded = submission.submit(self, body, hooks, opts)
   if not task_id then return nil, err end
   if how == "done" then return stored end
   -- a task submitted earlier may be long finished: look at once
   local first_delay = how == "sent" and self.settings.poll_interval or 0
   local result
   result, err = self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, first_delay)
+  if unrecorded then
+    -- the task is followed all the same; its id is recorded now, or the
+    -- call fails with the id (and the result, if the task ended)
+    local ok, jerr = self.journal:_record_unrecorded(task_id)
+    if ok then
+      if result or err and err.kind == "task_failed" then self.journal:_finished(task_id, result, err) end
+      self.journal:_settle()
+    else
+      unrecorded.cause, unrecorded.result = jerr, result
+      return nil, unrecorded
+    end
+  end
   if err then err.key = err.key or opts.key end
   return result, err
 end
@@ -370,6 +384,7 @@ function Client:close(grace)
   self._scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
   if self.journal then
+    self.journal:_record_unrecorded() -- a paid id the journal refused earlier: one last try
     self.journal:_finish_writes()
     self.journal:close()
   end

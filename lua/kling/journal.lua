@@ -355,17 +355,51 @@ function Journal:_owner_alive(owner)
   return self.db:owner_alive(owner)
 end
 
+-- Every write below that acts on a claimed entry names this handle as its
+-- owner: an entry forgotten and claimed again by another client meanwhile
+-- is that client's, and is never changed on behalf of the first. They
+-- return the number of rows changed (0: the entry is no longer ours).
+
 -- Written before anything else happens with the id (before on_submit). A
 -- key submitted without a name of its own is renamed to its task id.
 function Journal:_submitted(key, task_id, new_key)
-  return self:_update(true, [[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
-    error = NULL, updated_at = ? WHERE key = ?]], new_key or key, task_id, now(), key)
+  return self:_write(true, [[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
+    error = NULL, updated_at = ? WHERE key = ? AND owner = ? AND state IN ('queued', 'sending')]],
+    new_key or key, task_id, now(), key, self.db:owner())
+end
+
+-- A paid task id the journal could not record (submission.lua tried for a
+-- while): kept here, in memory, and tried again by _record_unrecorded (at the
+-- task's end, and when the client closes), so the id is never lost while the
+-- process lives; the caller's error carries it too (err.task_id).
+function Journal:_keep_unrecorded(key, task_id, new_key)
+  self.unrecorded = self.unrecorded or {}
+  self.unrecorded[task_id] = { key = key, new_key = new_key }
+end
+
+-- Tries to record the kept task ids again (task_id: only that one). Returns
+-- true when none of them is left unrecorded, or nil and the last error.
+function Journal:_record_unrecorded(task_id)
+  local left, last = self.unrecorded, nil
+  if not left then return true end
+  for id, e in pairs(left) do
+    if task_id == nil or id == task_id then
+      local n, err = self:_submitted(e.key, id, e.new_key)
+      if n == 1 then
+        left[id] = nil
+      else
+        last = err or journal_error(("the entry of key %s is no longer this client's"):format(e.new_key))
+      end
+    end
+  end
+  if last then return nil, last end
+  return true
 end
 
 -- Back to queued for another attempt (the server provably did not take it).
 function Journal:_requeue(key)
-  return self:_update(true, "UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
-    .. "AND state = 'sending'", now(), key, self.db:owner())
+  return self:_write(true, "UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
+    .. "AND state IN ('queued', 'sending')", now(), key, self.db:owner())
 end
 
 local function error_json(err)
@@ -376,20 +410,25 @@ end
 -- The submit failed: state is "queued" (nothing billed; may be sent again)
 -- or "uncertain", with the error kept.
 function Journal:_failed_submit(key, state, err)
-  return self:_update(true, [[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
-    WHERE key = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key)
+  return self:_write(true, [[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
+    WHERE key = ? AND owner = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key,
+    self.db:owner())
 end
 
 -- A queued key this handle no longer works on (its job ended before sending,
--- or the server refused it). A placeholder key (a job without a key of its
--- own) that never got a task id is of no use to anyone: it is dropped.
+-- or the server refused it). An entry of which nothing ever left the machine
+-- (no upload recorded, no submit refused) is of no use to anyone and is
+-- dropped rather than left behind as a phantom job; so is a placeholder key
+-- (a job without a key of its own) that never got a task id.
 function Journal:_release(key, placeholder)
   if placeholder then
     self:_update(false, "DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
-  else
-    self:_update(false, "UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key,
-      self.db:owner())
+    return
   end
+  local owner = self.db:owner()
+  self:_update(false, "DELETE FROM jobs WHERE key = ? AND owner = ? AND state = 'queued' AND error IS NULL "
+    .. "AND uploads IS NULL", key, owner)
+  self:_update(false, "UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key, owner)
 end
 
 -- The task ended: its result (succeed) or its error (failed), by task id.
@@ -408,8 +447,8 @@ end
 -- The URLs of a job's uploaded files (and the request that now carries them),
 -- so that a resumed job never uploads again.
 function Journal:_set_uploads(key, uploads, request)
-  return self:_update(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ?",
-    core.encode(uploads), request, now(), key)
+  return self:_write(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ? AND owner = ? "
+    .. "AND state = 'queued'", core.encode(uploads), request, now(), key, self.db:owner())
 end
 
 -- Where a job's video was saved; committed before the job reports it.

@@ -12,6 +12,7 @@
 local core = require "kling.core"
 local billing = require "kling.billing"
 local errors = require "kling.errors"
+local retry = require "kling.retry"
 local uploads = require "kling.uploads"
 local webhooks = require "kling.webhooks"
 
@@ -37,8 +38,50 @@ local function send_once(client, json, journal_key)
     .. "exist: check your AceData task list before submitting again", { maybe_submitted = true })
 end
 
+-- The journal entry of key was forgotten and claimed by another client
+-- while this submit waited to leave: nothing of it was sent, and the key is
+-- that client's job now (its writes are never changed on our behalf).
+local function lost_key(key)
+  return errors.new("journal", ("key %s was forgotten and claimed again while this submit waited to be sent; "
+    .. "nothing was sent, and the key is now another submit's"):format(key), { key = key, lost_key = true })
+end
+
+-- A paid task id that the journal cannot record (a lock held by another
+-- process past the busy timeout, a full disk) is tried again this many
+-- times, with the retry back-off (retry_delay doubling up to
+-- max_retry_delay: about 90 s with the defaults), before the call goes on
+-- without it; the id is then kept in memory and tried again at the task's
+-- end and at close (Journal:_record_unrecorded), and every error carries it.
+local RECORD_TRIES = 8
+
+-- Records that key's submit has task_id. Returns true, or nil and the
+-- journal's error (with task_id set) once the tries are spent.
+local function record_submitted(client, key, task_id, new_key, record)
+  local journal, s, err = client.journal, client.settings, nil
+  for i = 1, RECORD_TRIES do
+    if i > 1 then
+      if client._closed then break end
+      client._scheduler:sleep(retry.delay(i - 1, s))
+    end
+    local n
+    n, err = record(function() return journal:_submitted(key, task_id, new_key) end)
+    if n == 1 then return true end
+    if n == 0 then -- the entry is not ours: it was forgotten while this submit was on the wire
+      err = errors.new("journal", ("the entry of key %s was forgotten while its submit was on the wire"):format(
+        new_key), { key = new_key })
+      break
+    end
+  end
+  err.task_id, err.key = task_id, err.key or new_key
+  err.message = ("task %s was submitted (and is billed) but the journal could not record it: %s"):format(task_id,
+    err.message)
+  return nil, err
+end
+
 -- Sends body (retrying only what provably never reached the server) and
--- records the outcome; returns the task id or nil and an error.
+-- records the outcome; returns the task id or nil and an error, and, when
+-- the task id could not be recorded in the journal, that error as a second
+-- value beside the id.
 local function send(client, body, hooks, key, journal_key)
   local scheduler, journal = client._scheduler, client.journal
   -- Recording what the server said is never cut short by a cancel or a
@@ -59,8 +102,11 @@ local function send(client, body, hooks, key, journal_key)
   while true do
     task_id, err = send_once(client, json, journal_key)
     if task_id then break end
-    if journal_key and billing.provably_not_taken(err) then
-      record(function() return journal:_requeue(journal_key) end)
+    -- provably not taken: the entry goes back to queued for another try,
+    -- unless it is no longer ours (then nothing more is sent)
+    if journal_key and billing.provably_not_taken(err)
+      and record(function() return journal:_requeue(journal_key) end) == 0 then
+      return nil, lost_key(key or journal_key)
     end
     attempts = attempts + 1
     if not client._transport:retry_after_failure(attempts, err, nil, billing.provably_not_taken) then break end
@@ -77,9 +123,13 @@ local function send(client, body, hooks, key, journal_key)
     end
     return nil, err
   end
-  local recorded, jerr = true, nil
+  local unrecorded
   if journal_key then
-    recorded, jerr = record(function() return journal:_submitted(journal_key, task_id, key or task_id) end)
+    local recorded, jerr = record_submitted(client, journal_key, task_id, key or task_id, record)
+    if not recorded then
+      unrecorded = jerr
+      journal:_keep_unrecorded(journal_key, task_id, key or task_id)
+    end
   end
   client._submitted:add(task_id)
   -- cancelled or closed while the submit was on the wire: the id goes with
@@ -92,13 +142,8 @@ local function send(client, body, hooks, key, journal_key)
     stopped.task_id = task_id
     return nil, stopped
   end
-  if not recorded then
-    jerr.task_id = jerr.task_id or task_id
-    jerr.message = jerr.message .. ("; task %s was submitted but is not in the journal"):format(task_id)
-    return nil, jerr
-  end
   if not ok then return nil, herr end
-  return task_id
+  return task_id, unrecorded
 end
 
 local prepare_files -- below
@@ -159,7 +204,8 @@ local function claim(client, key, request, token, retry_failed, hold)
 end
 
 -- Checks and uploads a journaled job's local files; files uploaded by an
--- earlier run (same path, same size) are not uploaded again.
+-- earlier run (same path, same size) are not uploaded again. Returns nil, or
+-- an error.
 prepare_files = function(client, own, body, journal_key, row)
   if not own.image_file and not own.video_file then return nil end
   local infos, err = uploads.check(own, body)
@@ -176,8 +222,9 @@ prepare_files = function(client, own, body, journal_key, row)
   if not urls then return err end
   local record = {}
   for field, url in pairs(urls) do record[field] = { path = own[field], bytes = infos[field].bytes, url = url } end
-  local ok, jerr = client.journal:_set_uploads(journal_key, record, core.encode(body))
-  if not ok then return jerr end
+  local n, jerr = client.journal:_set_uploads(journal_key, record, core.encode(body))
+  if n == 0 then return lost_key(own.key or journal_key) end
+  if not n then return jerr end
 end
 
 -- ---- the path ----
@@ -189,14 +236,14 @@ end
 -- opts: key, retry_failed; hooks: on_submit.
 function submission.submit(client, body, hooks, opts)
   local journal, key = client.journal, opts.key
-  local token
+  local token, err
   if body.callback_url then
     token = webhooks.new_token()
   end
   if not journal then
-    local checked, err = uploads.check(opts, body)
-    if not checked then return nil, err end
     local urls
+    urls, err = uploads.check(opts, body)
+    if not urls then return nil, err end
     urls, err = uploads.resolve(client, opts, body)
     if not urls then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
@@ -234,19 +281,25 @@ function submission.submit(client, body, hooks, opts)
   elseif action == "uncertain" then
     return nil, uncertain_error(row)
   end
-  -- "submit": the entry is queued and ours (hold.held)
-  local err = prepare_files(client, opts, body, journal_key, row)
+  -- "submit": the entry is queued and ours (hold.held). A job that ends
+  -- before anything left the machine (a file refused by the checks below)
+  -- leaves no entry behind (Journal:_release).
+  err = prepare_files(client, opts, body, journal_key, row)
   if err then
     done()
     return nil, err
   end
-  if row.callback_token then body.callback_url = webhooks.with_token(body.callback_url, row.callback_token) end
-  local task_id
+  -- the entry keeps the token of its first callback URL (a retry must match
+  -- the URL the server may already hold); a submit without callback_url has none
+  token = body.callback_url and row.callback_token or nil
+  if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
+  local task_id, unrecorded
   task_id, err = send(client, body, hooks, key, journal_key)
   done()
   if not task_id then return nil, err end
-  if token then client._callback_tokens:add(task_id, row.callback_token) end
-  return task_id, nil, "sent"
+  unrecorded = err
+  if token then client._callback_tokens:add(task_id, token) end
+  return task_id, nil, "sent", nil, unrecorded
 end
 
 return submission

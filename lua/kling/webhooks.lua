@@ -68,14 +68,23 @@ function webhooks.handle(client, payload, opts)
   if not task_id then return nil, err end
   local row, expected, jerr = lookup(client, task_id)
   if jerr then return nil, jerr end
-  if expected then
+  local known = row ~= nil or client._submitted:has(task_id)
+  -- A task kling submitted is called back only with the token kling put in
+  -- its callback URL; one submitted without a callback_url has no token, so
+  -- no callback for it is genuine. Either way: an auth error, before any
+  -- request. (A task kling does not know has no token to check: the
+  -- caller's accept vouches for it, or it is refused below.)
+  if known or expected then
     local got = type(opts.url) == "string" and webhooks.token_of(opts.url) or nil
+    if not expected then
+      return nil, errors.new("auth", ("task %s was submitted without a callback_url, so no callback for it is "
+        .. "genuine"):format(task_id), { task_id = task_id })
+    end
     if not got or not core.secret_equal(got, expected) then
       return nil, errors.new("auth", ("the callback for task %s does not carry its %s (pass the URL it was "
         .. "POSTed to as opts.url)"):format(task_id, webhooks.TOKEN_PARAM), { task_id = task_id })
     end
   end
-  local known = row ~= nil or client._submitted:has(task_id)
   if not known and opts.accept then
     local ok, accepted = client._scheduler:pcall(opts.accept, task_id)
     if not ok then
