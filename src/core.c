@@ -74,13 +74,16 @@ static void push_random(lua_State *L)
     lua_pushcclosure(L, core_random, 1);
 }
 
-/* mkdir(path) -> true | nil, message; an existing directory is fine. For a
- * batch's download_dir (Lua has no portable way to make one). */
+/* mkdir(path [, mode]) -> true | nil, message; an existing directory is
+ * fine. For a batch's download_dir and the command's state directory (Lua
+ * has no portable way to make one); mode defaults to 0777 (less the umask). */
 static int core_mkdir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    lua_Integer mode = luaL_optinteger(L, 2, 0777);
     struct stat st;
-    if (mkdir(path, 0777) != 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+    luaL_argcheck(L, mode >= 0 && mode <= 0777, 2, "a mode from 0 to 0777");
+    if (mkdir(path, (mode_t)mode) != 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot create directory %s: %s", path, strerror(errno == EEXIST ? ENOTDIR : errno));
         return 2;

@@ -1,6 +1,3 @@
-/* flock(2) is BSD, not POSIX: glibc shows it with _DEFAULT_SOURCE. */
-#define _DEFAULT_SOURCE 1
-
 #include "journal.h"
 
 #include <errno.h>
@@ -8,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,12 +13,11 @@
 
 #include "compat.h"
 #include "journal_writer.h"
-#include "secret.h"
+#include "owners.h"
 #include "statements.h"
 
 /* How long a statement waits for another process's write lock. */
 #define KL_BUSY_TIMEOUT_MS 10000
-#define KL_OWNER_BYTES 16
 /* Outcomes handed to Lua per completed() call, at most. */
 #define KL_MAX_OUTCOMES 256
 /* Values per staged statement, at most. */
@@ -31,128 +26,30 @@
 typedef struct kl_journal {
     sqlite3 *db;           /* the Lua thread's connection: reads, and the writes of callers outside jobs */
     kl_statements cache;   /* its prepared statements */
-    kl_writer *writer;     /* the writes of jobs: committed on the writer's thread */
-    char owner[2 * KL_OWNER_BYTES + 1];
-    char *owners_dir;      /* <path>-owners: one locked file per live handle */
-    int lock_fd;
+    kl_writer *writer;     /* the writes of jobs: committed on the writer's thread (from start() on) */
+    kl_owner owner;        /* this handle's identity and its lock (from start() on) */
+    char *path;
 } kl_journal;
-
-/* ---- owners: a handle is alive while it holds the flock on its file ---- */
-
-static char *owner_path(const kl_journal *j, const char *owner)
-{
-    size_t n = strlen(j->owners_dir) + strlen(owner) + 8;
-    char *p = malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", j->owners_dir, owner);
-    return p;
-}
-
-static int valid_owner(const char *id, size_t len)
-{
-    size_t i;
-    if (len != 2 * KL_OWNER_BYTES)
-        return 0;
-    for (i = 0; i < len; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* The lock file is made under a temporary name, locked, then renamed into
- * place: a prober never sees an owner's file before it is locked. */
-static int take_ownership(kl_journal *j, char *err, size_t errlen)
-{
-    char *final = NULL, *tmp = NULL;
-    int rc = -1;
-    if (mkdir(j->owners_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", j->owners_dir, strerror(errno));
-        return -1;
-    }
-    if (kl_random_hex(j->owner, KL_OWNER_BYTES) != 0) {
-        snprintf(err, errlen, "cannot read the system's random source");
-        return -1;
-    }
-    final = owner_path(j, j->owner);
-    tmp = final ? malloc(strlen(final) + 5) : NULL;
-    if (tmp == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    sprintf(tmp, "%s.new", final);
-    j->lock_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, final) != 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", final, strerror(errno));
-        if (j->lock_fd >= 0) {
-            close(j->lock_fd);
-            unlink(tmp);
-        }
-        j->lock_fd = -1;
-        goto done;
-    }
-    rc = 0;
-done:
-    free(final);
-    free(tmp);
-    return rc;
-}
-
-static void give_up_ownership(kl_journal *j)
-{
-    char *path;
-    if (j->lock_fd < 0)
-        return;
-    path = owner_path(j, j->owner);
-    if (path != NULL)
-        unlink(path);
-    free(path);
-    close(j->lock_fd); /* releases the flock */
-    j->lock_fd = -1;
-}
-
-/* 1 alive, 0 dead (its file is removed then). A process that dies loses its
- * flock at once, whatever killed it; one that merely stalls keeps it. */
-static int owner_alive(const kl_journal *j, const char *owner)
-{
-    char *path;
-    int fd, alive;
-    if (strcmp(owner, j->owner) == 0)
-        return 1;
-    path = owner_path(j, owner);
-    if (path == NULL)
-        return 1; /* cannot tell: assume alive, which never risks a double submit */
-    fd = open(path, O_RDWR);
-    if (fd < 0) {
-        alive = errno != ENOENT; /* no file: closed, or its death already seen */
-    } else if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        unlink(path);
-        alive = 0;
-    } else {
-        alive = 1; /* EWOULDBLOCK: its owner holds it; any other failure: cannot tell */
-    }
-    if (fd >= 0)
-        close(fd);
-    free(path);
-    return alive;
-}
 
 /* ---- statements ---- */
 
-static int close_journal(kl_journal *j)
+/* remove_lock: the owner's record is gone, so its lock file may go too;
+ * otherwise the file stays, unlocked, for the next prober to find dead. */
+static int close_journal(kl_journal *j, int remove_lock)
 {
     int rc = SQLITE_OK;
     if (j->writer != NULL) {
         kl_writer_stop(j->writer); /* commits what was staged first */
         j->writer = NULL;
     }
+    kl_owner_release(&j->owner, remove_lock);
+    free(j->path);
+    j->path = NULL;
     if (j->db == NULL)
         return rc;
     kl_statements_free(&j->cache);
     rc = sqlite3_close(j->db);
     j->db = NULL;
-    give_up_ownership(j);
-    free(j->owners_dir);
-    j->owners_dir = NULL;
     return rc;
 }
 
@@ -161,6 +58,15 @@ static kl_journal *check_journal(lua_State *L)
     kl_journal *j = luaL_checkudata(L, 1, KL_JOURNAL_MT);
     if (j->db == NULL)
         luaL_error(L, "attempt to use a closed kling.journal");
+    return j;
+}
+
+/* A journal whose writer and owner run (see journal_start). */
+static kl_journal *check_started(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    if (j->writer == NULL)
+        luaL_error(L, "kling.journal: start() first");
     return j;
 }
 
@@ -316,7 +222,7 @@ static int journal_exec(lua_State *L)
 /* stage(sql, ...) -> seq: a write handed to the writer at the next publish() */
 static int journal_stage(lua_State *L)
 {
-    kl_journal *j = check_journal(L);
+    kl_journal *j = check_started(L);
     const char *sql = luaL_checkstring(L, 2);
     kl_value values[KL_MAX_VALUES];
     int i, n = lua_gettop(L) - 2;
@@ -334,7 +240,7 @@ static int journal_stage(lua_State *L)
 
 static int journal_publish(lua_State *L)
 {
-    kl_writer_publish(check_journal(L)->writer);
+    kl_writer_publish(check_started(L)->writer);
     return 0;
 }
 
@@ -342,7 +248,7 @@ static int journal_publish(lua_State *L)
  * outcome is the count of rows changed (committed) or an error message. */
 static int journal_completed(lua_State *L)
 {
-    kl_journal *j = check_journal(L);
+    kl_journal *j = check_started(L);
     lua_Integer max = luaL_optinteger(L, 2, KL_MAX_OUTCOMES);
     kl_outcome out[KL_MAX_OUTCOMES];
     int i, n = kl_writer_take(j->writer, out, max < 1 ? 1 : max > KL_MAX_OUTCOMES ? KL_MAX_OUTCOMES : (int)max);
@@ -362,39 +268,74 @@ static int journal_completed(lua_State *L)
 /* barrier(): publishes, and returns once the writer has committed it all */
 static int journal_barrier(lua_State *L)
 {
-    kl_writer_barrier(check_journal(L)->writer);
+    kl_writer_barrier(check_started(L)->writer);
     return 0;
 }
 
 /* fd() -> a descriptor that is readable while outcomes wait (for poll) */
 static int journal_fd(lua_State *L)
 {
-    lua_pushinteger(L, kl_writer_fd(check_journal(L)->writer));
+    lua_pushinteger(L, kl_writer_fd(check_started(L)->writer));
+    return 1;
+}
+
+/* identity() -> { owner =, lock_path =, pid =, boot_id = }: what this
+ * handle records of itself in the owners table (owners.h) */
+static int journal_identity(lua_State *L)
+{
+    kl_journal *j = check_started(L);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, j->owner.id);
+    lua_setfield(L, -2, "owner");
+    lua_pushstring(L, j->owner.lock_path);
+    lua_setfield(L, -2, "lock_path");
+    lua_pushinteger(L, (lua_Integer)getpid());
+    lua_setfield(L, -2, "pid");
+    lua_pushstring(L, kl_boot_id());
+    lua_setfield(L, -2, "boot_id");
     return 1;
 }
 
 static int journal_owner(lua_State *L)
 {
-    kl_journal *j = check_journal(L);
-    lua_pushstring(L, j->owner);
+    kl_journal *j = check_started(L);
+    lua_pushstring(L, j->owner.id);
     return 1;
 }
 
-/* owner_alive(id) -> boolean */
+static int valid_owner(const char *id, size_t len)
+{
+    size_t i;
+    if (len != 2 * KL_OWNER_BYTES)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* owner_alive(id [, lock_path, pid, boot_id]) -> boolean: the last three as
+ * the owner recorded them; without them, its lock file is looked for where
+ * a journal without owner records put it. */
 static int journal_owner_alive(lua_State *L)
 {
-    kl_journal *j = check_journal(L);
+    kl_journal *j = check_started(L);
     size_t len;
     const char *id = luaL_checklstring(L, 2, &len);
-    lua_pushboolean(L, valid_owner(id, len) && owner_alive(j, id));
+    const char *lock_path = luaL_optstring(L, 3, NULL);
+    long pid = (long)luaL_optinteger(L, 4, 0);
+    const char *boot_id = luaL_optstring(L, 5, NULL);
+    lua_pushboolean(L, valid_owner(id, len) && kl_owner_alive(&j->owner, id, lock_path, pid, boot_id));
     return 1;
 }
 
-/* close, __gc and __close: idempotent */
+/* close([remove_lock]), __gc and __close: idempotent. remove_lock: the
+ * owner's record was deleted, so its lock file goes too (a handle closed by
+ * the collector leaves it, unlocked: the next prober finds it dead). */
 static int journal_close(lua_State *L)
 {
     kl_journal *j = luaL_checkudata(L, 1, KL_JOURNAL_MT);
-    close_journal(j);
+    close_journal(j, lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2));
     return 0;
 }
 
@@ -429,54 +370,98 @@ static int setup(sqlite3 *db, const char *sql)
     return rc;
 }
 
-/* journal(path [, "full" | "normal"]) -> handle | nil, message */
+/* The file the journal will be, made 0600 when it does not exist yet: it
+ * holds callback secrets and request URLs, and SQLite gives its -wal and
+ * -shm files the database's own permissions. 0, or -1 with errno. */
+static int create_private(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -1;
+    close(fd);
+    return 0;
+}
+
+/* journal(path) -> handle | nil, message: the connection alone. Nothing is
+ * written until start(): journal.lua first makes sure the file is a
+ * journal (a database of another application is left untouched). */
 static int journal_new(lua_State *L)
 {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
-    static const char *const syncs[] = {"full", "normal", NULL};
-    int sync = luaL_checkoption(L, 2, "full", syncs);
-    char err[512];
+    struct stat st;
     kl_journal *j = lua_newuserdata(L, sizeof *j);
     memset(j, 0, sizeof *j);
-    j->lock_fd = -1;
+    j->owner.lock_fd = -1;
     luaL_getmetatable(L, KL_JOURNAL_MT);
     lua_setmetatable(L, -2);
-    if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushstring(L, "a journal path cannot contain a NUL byte");
+        return 2;
+    }
+    if (create_private(path) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create %s: %s", path, strerror(errno));
+        return 2;
+    }
+    if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot open %s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
-        close_journal(j);
+        close_journal(j, 0);
         return 2;
     }
     j->cache.db = j->db;
     sqlite3_busy_timeout(j->db, KL_BUSY_TIMEOUT_MS);
-    if (setup(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL) != SQLITE_OK) {
+    if (stat(path, &st) == 0 && st.st_nlink > 1) {
+        /* SQLite keeps the write-ahead log beside the name a file was
+         * opened by: two names would be two logs, and one client would not
+         * see the other's entries (a key billed twice) */
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot use %s as a journal: %s", path, sqlite3_errmsg(j->db));
-        close_journal(j);
+        lua_pushfstring(L, "%s has %d names (hard links); a journal must have one, since SQLite keeps its "
+                        "write-ahead log beside the name it is opened by (a symbolic link is fine)", path,
+                        (int)st.st_nlink);
+        close_journal(j, 0);
         return 2;
     }
-    j->writer = kl_writer_start(path, sync == 0 ? WRITER_FULL : WRITER_NORMAL, KL_BUSY_TIMEOUT_MS, err,
-                                sizeof err);
-    if (j->writer == NULL) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        close_journal(j);
-        return 2;
-    }
-    j->owners_dir = malloc(len + sizeof "-owners");
-    if (j->owners_dir == NULL) {
-        close_journal(j);
+    j->path = malloc(len + 1);
+    if (j->path == NULL) {
+        close_journal(j, 0);
         return luaL_error(L, "out of memory");
     }
-    memcpy(j->owners_dir, path, len);
-    memcpy(j->owners_dir + len, "-owners", sizeof "-owners");
-    if (take_ownership(j, err, sizeof err) != 0) {
+    memcpy(j->path, path, len + 1);
+    return 1;
+}
+
+/* start(["full" | "normal"]) -> true | nil, message: WAL mode, the writer
+ * thread and this handle's owner lock. */
+static int journal_start(lua_State *L)
+{
+    kl_journal *j = check_journal(L);
+    static const char *const syncs[] = {"full", "normal", NULL};
+    int sync = luaL_checkoption(L, 2, "full", syncs);
+    char err[512];
+    if (j->writer != NULL)
+        return luaL_error(L, "kling.journal: started already");
+    if (setup(j->db, sync == 0 ? SETUP_FULL : SETUP_NORMAL) != SQLITE_OK) {
         lua_pushnil(L);
-        lua_pushstring(L, err);
-        close_journal(j);
+        lua_pushfstring(L, "cannot use %s as a journal: %s", j->path, sqlite3_errmsg(j->db));
         return 2;
     }
+    if (kl_owner_take(&j->owner, j->path, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    j->writer = kl_writer_start(j->path, sync == 0 ? WRITER_FULL : WRITER_NORMAL, KL_BUSY_TIMEOUT_MS, err,
+                                sizeof err);
+    if (j->writer == NULL) {
+        kl_owner_release(&j->owner, 1);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -489,7 +474,9 @@ static const luaL_Reg methods[] = {
     {"completed", journal_completed},
     {"barrier", journal_barrier},
     {"fd", journal_fd},
+    {"start", journal_start},
     {"owner", journal_owner},
+    {"identity", journal_identity},
     {"owner_alive", journal_owner_alive},
     {"close", journal_close},
     {NULL, NULL}
@@ -506,6 +493,7 @@ static const luaL_Reg metamethods[] = {
 
 void kl_journal_open(lua_State *L)
 {
+    (void)kl_boot_id(); /* read once, before any thread could race for it */
     luaL_newmetatable(L, KL_JOURNAL_MT);
     lua_pushstring(L, KL_JOURNAL_MT);
     lua_setfield(L, -2, "__name");

@@ -16,7 +16,11 @@ local Journal = {}
 Journal.__index = Journal
 Journal.__name = "kling.journal"
 
-local SCHEMA_VERSION = 2
+local SCHEMA_VERSION = 3
+
+-- PRAGMA application_id of a kling journal ("KlJn"): a SQLite file of
+-- another application is recognised, and left alone.
+local APPLICATION_ID = 0x4B6C4A6E
 
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS jobs (
@@ -37,6 +41,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
+-- one row per open journal handle: how any client, whatever path it took to
+-- this file, tells whether the handle is alive (src/owners.h)
+CREATE TABLE IF NOT EXISTS owners (
+  id         TEXT PRIMARY KEY,
+  lock_path  TEXT NOT NULL,         -- absolute; flocked for as long as the handle is open
+  pid        INTEGER NOT NULL,
+  boot_id    TEXT,                  -- the machine's boot the process runs in
+  started_at REAL NOT NULL
+);
 ]]
 
 -- The hand-over (?1 key, ?2 owner, ?3 now): only a queued entry of this
@@ -52,36 +65,95 @@ local function journal_error(message)
   return errors.new("journal", message)
 end
 
+-- Is db a kling journal (or an empty file about to become one)? true, or
+-- nil and why not. Asked before anything is written: a database of another
+-- application is left untouched.
+local function identify(db, path)
+  -- one snapshot: another process may be creating the journal right now
+  local rows, err = db:run("BEGIN")
+  if rows then rows, err = db:query("PRAGMA application_id") end
+  if not rows then
+    db:run("ROLLBACK")
+    return nil, ("cannot use %s as a journal: %s"):format(path, err)
+  end
+  local app = rows[1] and rows[1].application_id or 0
+  local version = (db:query("PRAGMA user_version") or {})[1]
+  version = version and version.user_version or 0
+  local tables = {}
+  for _, t in ipairs(db:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' "
+    .. "ORDER BY name") or {}) do
+    tables[#tables + 1] = t.name
+  end
+  db:run("COMMIT")
+  local list = table.concat(tables, ", ")
+  if app == APPLICATION_ID or app == 0 and (#tables == 0 and version == 0
+      -- a journal of kling before application_id: schema 1 or 2, its jobs table alone
+      or (version == 1 or version == 2) and list == "jobs") then
+    if version > SCHEMA_VERSION then
+      return nil, ("%s was written by a newer kling (schema %d)"):format(path, version)
+    end
+    return true
+  end
+  return nil, ("%s is a SQLite database of another application (application_id %d, tables: %s), not a kling "
+    .. "journal; it was left untouched"):format(path, app, #tables > 0 and list or "none")
+end
+
+-- Creates the schema, or brings an earlier one up to date, keeping every
+-- entry; one write transaction, so that two processes opening a journal at
+-- once migrate it once.
+local function migrate(db)
+  local ok, err = db:run("BEGIN IMMEDIATE")
+  if not ok then return nil, err end
+  local rows
+  rows, err = db:query("PRAGMA user_version")
+  local version = rows and rows[1].user_version
+  if version and version < SCHEMA_VERSION then
+    local steps = { SCHEMA }
+    if version == 1 then steps[#steps + 1] = "ALTER TABLE jobs ADD COLUMN uploads TEXT;" end
+    steps[#steps + 1] = ("PRAGMA application_id = %d; PRAGMA user_version = %d;"):format(APPLICATION_ID,
+      SCHEMA_VERSION)
+    ok, err = db:exec(table.concat(steps, "\n"))
+  else
+    ok = version ~= nil
+  end
+  if ok then ok, err = db:run("COMMIT") end
+  if not ok then db:run("ROLLBACK") end
+  return ok, err
+end
+
 -- Opens (or creates) the journal at path; returns it, or nil and an error.
 -- sync: "full" (a commit is on disk when it returns; the default) or
 -- "normal" (it is in the OS's hands: safe from a process crash, not from
 -- power loss); see docs/design.md.
 function Journal.open(path, sync)
-  local db, err = core.journal(path, sync or "full")
+  local db, err = core.journal(path)
   if not db then return nil, journal_error(err) end
-  local self = setmetatable({ db = db, path = path }, Journal)
-  local version = db:query("PRAGMA user_version")
-  version = version and version[1] and version[1].user_version or 0
-  if version > SCHEMA_VERSION then
-    db:close()
-    return nil, journal_error(("%s was written by a newer kling (schema %d)"):format(path, version))
+  local ok
+  ok, err = identify(db, path)
+  if ok then ok, err = db:start(sync or "full") end
+  if ok then ok, err = migrate(db) end
+  local me = ok and db:identity()
+  if ok then
+    ok, err = db:run("INSERT INTO owners (id, lock_path, pid, boot_id, started_at) VALUES (?, ?, ?, ?, ?)",
+      me.owner, me.lock_path, me.pid, me.boot_id, now())
   end
-  local ok, serr = db:exec(SCHEMA)
-  if ok and version == 1 then ok, serr = db:exec("ALTER TABLE jobs ADD COLUMN uploads TEXT") end
-  if ok then ok, serr = db:exec(("PRAGMA user_version = %d;"):format(SCHEMA_VERSION)) end
   if not ok then
     db:close()
-    return nil, journal_error(serr)
+    return nil, journal_error(err)
   end
-  return self
+  return setmetatable({ db = db, path = path }, Journal)
 end
 
 function Journal:__tostring()
   return ("kling.journal (%s)"):format(self.path)
 end
 
+-- Idempotent. The owner's record goes first, then its lock file.
 function Journal:close()
-  self.db:close()
+  if self.closed then return end
+  self.closed = true
+  self.db:run("DELETE FROM owners WHERE id = ?", self.db:owner())
+  self.db:close(true)
 end
 
 function Journal:owner()
@@ -143,7 +215,7 @@ function Journal:forget(key)
   if not rows then return nil, journal_error(err) end
   local row = rows[1]
   if not row then return false end
-  if row.state == "sending" and row.owner and self.db:owner_alive(row.owner) then
+  if row.state == "sending" and row.owner and self:_owner_alive(row.owner) then
     return nil, errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
       { field = "key", key = key })
   end
@@ -351,8 +423,16 @@ function Journal:_claim(key, decide, request, callback_token)
   end)
 end
 
+-- Is the journal handle owner still open (in any process)? Asked of the
+-- lock file it recorded, whatever path this client took to the journal; a
+-- dead one's record is removed.
 function Journal:_owner_alive(owner)
-  return self.db:owner_alive(owner)
+  local rows = self.db:query("SELECT lock_path, pid, boot_id FROM owners WHERE id = ?", owner)
+  if not rows then return true end -- cannot tell: alive, which never risks a second submit
+  local rec = rows[1]
+  local alive = self.db:owner_alive(owner, rec and rec.lock_path, rec and rec.pid, rec and rec.boot_id)
+  if not alive and rec then self.db:run("DELETE FROM owners WHERE id = ?", owner) end
+  return alive
 end
 
 -- Every write below that acts on a claimed entry names this handle as its

@@ -12,11 +12,15 @@ local commands = {}
 
 -- ---- set-up ----
 
+-- Directories it makes are the user's alone (0700: the XDG base directory
+-- specification's mode; the journal holds callback secrets and URLs).
+local PRIVATE_DIR = 448 -- 0700
+
 local function mkdir_p(dir)
   local path = dir:sub(1, 1) == "/" and "" or "."
   for part in dir:gmatch("[^/]+") do
     path = path .. "/" .. part
-    local ok, err = core.mkdir(path)
+    local ok, err = core.mkdir(path, PRIVATE_DIR)
     if not ok then return nil, err end
   end
   return true
