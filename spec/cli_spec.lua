@@ -90,7 +90,7 @@ describe("the kling command", function()
     assert.equal(0, code)
     assert.equal("w.mp4", json(out)[1].path)
     code, out = kling("task " .. id .. " missing-id --json")
-    assert.equal(0, code)
+    assert.equal(10, code) -- every id shown, and one was not found
     local tasks = json(out)
     assert.equal("succeed", tasks[1].state)
     assert.equal("not_found", tasks[2].state)
@@ -179,13 +179,17 @@ describe("the kling command", function()
     code, _, err = kling("motion https://cdn.example.test/x.jpg https://cdn.example.test/x.mp4")
     assert.equal(9, code)
     assert.truthy(err:find("no person found", 1, true))
-    sim:fault({ path = "/kling/motion", status = 500 })
-    code = kling("motion https://cdn.example.test/y.jpg https://cdn.example.test/y.mp4 --key maybe")
-    assert.equal(5, code)
+    sim:fault({ path = "/kling/motion", status = 503 })
+    -- may have been billed, no task id: uncertain (11) on the first run and on the next, the same state
+    code, _, err = kling("motion https://cdn.example.test/y.jpg https://cdn.example.test/y.mp4 --key maybe")
+    assert.equal(11, code)
+    assert.truthy(err:find("kling jobs --adopt", 1, true), err)
     code, out = kling("motion https://cdn.example.test/y.jpg https://cdn.example.test/y.mp4 --key maybe --json")
     assert.equal(11, code)
     assert.equal("uncertain", json(out)[1].error.kind)
     code = kling("jobs --forget maybe")
+    assert.equal(2, code) -- it may have been billed: that takes --force
+    code = kling("jobs --forget maybe --force")
     assert.equal(0, code)
     local saved = env
     env = env:gsub("ACEDATACLOUD_API_TOKEN=%S+", "ACEDATACLOUD_API_TOKEN=wrong")
@@ -221,6 +225,172 @@ describe("the kling command", function()
     assert.equal(0, c2)
     assert.equal(id, json(out2)[1].task_id)
     assert.equal(1, sim:stats().submits)
+  end)
+
+  -- Starts `kling args` in the background; returns its pid and a function
+  -- that waits (up to 10 s) for its exit status.
+  local function start(args)
+    os.remove(dir .. "/code")
+    os.remove(dir .. "/pid")
+    os.execute(("%s(%s %s >%s/out 2>%s/err & echo $! >%s/pid; wait $!; echo $? >%s/code) &"):format(
+      env, KLING, args, quote(dir), quote(dir), quote(dir), quote(dir)))
+    local pid
+    repeat pid = tonumber(read(dir .. "/pid")) until pid
+    return pid, function()
+      local started, code = core.now(), nil
+      repeat code = tonumber(read(dir .. "/code")) until code or core.now() - started > 10
+      return code
+    end
+  end
+
+  local function parts_in(d)
+    local p = io.popen("ls -a " .. quote(d))
+    local list = {}
+    for name in p:lines() do
+      if name:find("%.part$") then list[#list + 1] = name end
+    end
+    p:close()
+    return list
+  end
+
+  it("SIGTERM and SIGHUP stop like Ctrl-C: a submit on the wire is recorded, and the rerun resumes it", function()
+    for _, case in ipairs({ { "TERM", 143 }, { "HUP", 129 } }) do
+      sim:reset()
+      sim:config({ token = TOKEN, platform_token = PLATFORM_TOKEN })
+      sim:fault({ path = "/kling/motion", delay = 0.5, pass = true })
+      sim:next_task({ generation_time = 3 })
+      local args = ("motion https://cdn.example.test/%s.jpg https://cdn.example.test/v.mp4 -o %s.mp4"):format(
+        case[1], case[1])
+      local pid, wait = start(args)
+      while sim:stats().submits == 0 do core.random() end -- the submit is on the wire
+      os.execute("kill -" .. case[1] .. " " .. pid)
+      assert.equal(case[2], wait(), read(dir .. "/err"))
+      local err = read(dir .. "/err")
+      local id = err:match("task (%x+%-[%x%-]+) goes on")
+      assert.is_string(id, err)
+      local code, out = kling(args .. " --json")
+      assert.equal(0, code)
+      assert.equal(id, json(out)[1].task_id)
+      assert.equal(1, sim:stats().submits)
+    end
+  end)
+
+  it("Ctrl-C during a download exits 130 and leaves no partial file", function()
+    local code, out = kling("motion https://cdn.example.test/d.jpg https://cdn.example.test/d.mp4 --async --json")
+    assert.equal(0, code)
+    local id = json(out)[1].task_id
+    assert.equal(0, kling("wait " .. id)) -- finished
+    sim:fault({ path = "/files/" .. id .. ".mp4", delay = 5 })
+    local _, wait = start("download " .. id .. " -o slow.mp4")
+    while sim:stats().downloads == 0 do core.random() end
+    os.execute("kill -INT " .. tonumber(read(dir .. "/pid")))
+    assert.equal(130, wait(), read(dir .. "/err"))
+    assert.same({}, parts_in(dir))
+    assert.is_nil(io.open(dir .. "/slow.mp4"))
+  end)
+
+  it("an output path that cannot be written is refused before any upload, submit or download", function()
+    os.execute("mkdir -p " .. quote(dir .. "/adir"))
+    for _, args in ipairs({ "motion person.png dance.mp4 -o nodir/x.mp4", "motion person.png dance.mp4 -o adir",
+                            "download https://cdn.example.test/v.mp4 -o adir",
+                            "wait 3f1c1e9e-0000-4000-8000-000000000000 -o nodir/w.mp4" }) do
+      local code, out = kling(args .. " --json")
+      assert.equal(2, code, args)
+      assert.equal("output", json(out)[1].error.field, args)
+    end
+    assert.equal(0, sim:stats().uploads)
+    assert.equal(0, sim:stats().submits)
+    assert.equal(0, sim:stats().downloads)
+    assert.same({}, parts_in(dir))
+    assert.same({}, parts_in(dir .. "/adir"))
+  end)
+
+  it("jobs reads and mends the journal without a token; forgetting what may be billed takes --force", function()
+    local code, out = kling("motion https://cdn.example.test/j.jpg https://cdn.example.test/j.mp4 --async --key paid")
+    assert.equal(0, code)
+    local saved = env
+    env = env:gsub("export ACEDATACLOUD_API_TOKEN=%S+", "unset ACEDATACLOUD_API_TOKEN; export")
+    code, out = kling("jobs --json")
+    assert.equal(0, code, out)
+    assert.equal("submitted", json(out)[1].state)
+    local err
+    code, _, err = kling("jobs --forget paid")
+    assert.equal(2, code)
+    assert.truthy(err:find("billed again", 1, true), err)
+    code = kling("jobs --forget paid --forget nothing-here --force")
+    assert.equal(10, code) -- one of the two was unknown
+    code, out = kling("jobs --json")
+    assert.equal("", out)
+    env = saved
+    -- an uncertain key takes the task id the user found
+    sim:fault({ path = "/kling/motion", drop = true, create_task = true })
+    code = kling("motion https://cdn.example.test/u.jpg https://cdn.example.test/u.mp4 --key lost")
+    assert.equal(11, code)
+    local id = sim:tasks()[#sim:tasks()].id
+    code = kling("jobs --adopt lost " .. id)
+    assert.equal(0, code)
+    code, out = kling("motion https://cdn.example.test/u.jpg https://cdn.example.test/u.mp4 --key lost -o u.mp4 --json")
+    assert.equal(0, code)
+    assert.equal(id, json(out)[1].task_id)
+    assert.equal(2, sim:stats().submits)
+    -- the default state directory is the user's alone
+    local p = io.popen("stat -c %a " .. quote(dir .. "/state/kling"))
+    assert.equal("700", p:read("*l"))
+    p:close()
+  end)
+
+  it("a batch file is read whole before anything is sent: a cut CSV row, a broken quote, a refused file", function()
+    samples.write(dir .. "/tiny.png", samples.png(100, 100))
+    local cases = {
+      { "key,image_url,video_url,prompt\nk1,https://x.test/a.jpg,https://x.test/a.mp4,wave, then bow\n", "line 2",
+        "3 cells" },
+      { "key,image_url,video_url\nk1,\"https://x.test/a.jpg,https://x.test/a.mp4\n", "line 2, column 4",
+        "not closed" },
+      { "key,image,video\nk1,person.png,dance.mp4\nk2,person.png,dance.mp4\nk3,tiny.png,dance.mp4\n", "line 4",
+        "image_file" },
+    }
+    cases[1][3] = "5 cells"
+    for i, case in ipairs(cases) do
+      local f = assert(io.open(dir .. "/bad" .. i .. ".csv", "w"))
+      f:write(case[1])
+      f:close()
+      local code, _, err = kling("batch bad" .. i .. ".csv")
+      assert.equal(2, code, err)
+      assert.truthy(err:find(case[2], 1, true), err)
+      assert.truthy(err:find(case[3], 1, true), err)
+    end
+    assert.equal(0, sim:stats().submits)
+    assert.equal(0, sim:stats().uploads)
+  end)
+
+  it("prints its version, a subcommand's own usage, JSON for a usage error with --json, the simulator's defaults",
+    function()
+    local code, out = kling("--version")
+    assert.equal(0, code)
+    assert.truthy(out:match("^kling %d+%.%d+%.%d+"), out)
+    local err
+    code, _, err = kling("download some-task")
+    assert.equal(2, code)
+    assert.truthy(err:find("Usage: kling download", 1, true), err)
+    code, out = kling("download some-task --json")
+    assert.equal(2, code)
+    assert.equal("usage", json(out)[1].error.kind)
+    code, out = kling("simulator --help")
+    assert.equal(0, code)
+    assert.truthy(out:find("default: 127.0.0.1", 1, true), out)
+  end)
+
+  it("a failed task says which task, its code, and what to do next", function()
+    sim:next_task({ outcome = "failed_state", error_code = "bad_image", error_message = "no person found" })
+    local code, _, err = kling("motion https://cdn.example.test/f.jpg https://cdn.example.test/f.mp4")
+    assert.equal(9, code)
+    local id = sim:tasks()[1].id
+    assert.truthy(err:find(id, 1, true), err)
+    assert.truthy(err:find("bad_image", 1, true), err)
+    assert.truthy(err:find("--retry-failed", 1, true), err)
+    code = kling("motion https://cdn.example.test/f.jpg https://cdn.example.test/f.mp4 --retry-failed")
+    assert.equal(0, code)
+    assert.equal(2, sim:stats().submits)
   end)
 
   it("draws a live status line on a terminal", function()

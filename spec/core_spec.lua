@@ -104,7 +104,7 @@ describe("kling.core", function()
     assert.is_table(rest[1].json)
     local none, err, failed = m:run({ url = sim.url, output = "/nonexistent-dir/kling/x" })
     assert.is_nil(none)
-    assert.truthy(err:find("cannot open", 1, true))
+    assert.truthy(err:find("cannot create", 1, true), err)
     assert.equal("setup", failed)
     -- a held body would wait for a release that cannot come: refused, not a hang
     none, err, failed = m:run({ url = sim.url .. "/kling/tasks", body = "{}", hold = true })

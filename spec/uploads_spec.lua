@@ -107,6 +107,71 @@ describe("uploads", function()
     assert.is_nil(sim:stats().requests[UPLOAD])
   end)
 
+  it("uploads only regular files: a device, a FIFO or a directory is refused at once, before any traffic", function()
+    local fifo = dir .. "/pipe.mp4"
+    os.execute("mkfifo '" .. fifo .. "'")
+    local c = sim:client({ platform_url = sim.url, platform_token = PLATFORM_TOKEN })
+    for _, path in ipairs({ "/dev/zero", fifo, dir }) do
+      local started = require("kling.core").now()
+      local url, err = c:upload(path)
+      assert.is_nil(url)
+      assert.equal("invalid_argument", err.kind)
+      assert.equal("file", err.field)
+      assert.truthy(err.message:find("not a regular file", 1, true), err.message)
+      assert.is_true(require("kling.core").now() - started < 1)
+      -- the media checks of a motion job open it the same way: no block, no read
+      local params = Simulator.params({ video_file = path })
+      params.video_url = nil
+      local r, merr = c:motion(params)
+      assert.is_nil(r)
+      assert.equal("video_file", merr.field)
+      assert.truthy(merr.message:find("not a regular file", 1, true), merr.message)
+    end
+    c:close()
+    os.remove(fifo)
+    assert.is_nil(sim:stats().requests[UPLOAD])
+    assert.equal(0, sim:stats().submits)
+  end)
+
+  it("a file that grows or shrinks while it is uploaded ends the upload with an error, never a hang", function()
+    local core = require "kling.core"
+    for _, change in ipairs({ "grow", "shrink" }) do
+      local path = file("changing.bin", string.rep("z", 300000))
+      local m = core.multi()
+      m:set_token(PLATFORM_TOKEN, "platform")
+      local id = m:add({ url = sim.url .. UPLOAD, auth = "platform", form = { file = path, name = "c.bin" },
+                         timeout = 5 })
+      -- the size was measured when the transfer was made; now it changes
+      if change == "grow" then
+        local f = assert(io.open(path, "ab"))
+        f:write("more")
+        f:close()
+      else
+        local f = assert(io.open(path, "wb"))
+        f:write("short")
+        f:close()
+      end
+      local result
+      local started = core.now()
+      while not result do
+        for _, r in ipairs(assert(m:perform(0.05))) do
+          if r.id == id then result = r end
+        end
+      end
+      m:close()
+      assert.equal("file_changed", result.reason, change)
+      assert.is_true(core.now() - started < 2, change)
+    end
+  end)
+
+  it("reports an upload's progress in the file's bytes, not the multipart body's", function()
+    local path = file("exact.bin", string.rep("q", 200000))
+    local last_sent, last_total = 0, 0
+    assert(client:upload(path, { on_progress = function(sent, total) last_sent, last_total = sent, total end }))
+    assert.equal(200000, last_total)
+    assert.equal(200000, last_sent)
+  end)
+
   it("keeps the platform token out of errors and verbose output", function()
     local log = {}
     local c = sim:client({ platform_url = sim.url, platform_token = PLATFORM_TOKEN, max_retries = 0,

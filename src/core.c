@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "compat.h"
+#include "files.h"
 #include "journal.h"
 #include "json.h"
 #include "media.h"
@@ -154,6 +155,7 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -2, "journal");
     kl_secret_open(L);
     kl_process_open(L);
+    kl_files_open(L);
     kl_media_open(L);
     lua_setfield(L, -2, "probe");
     lua_pushcfunction(L, core_now);

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <lauxlib.h>
+
+#include "files.h"
 
 /* Boxes and JPEG segments looked at before giving up on a file. */
 #define KL_MAX_STEPS 100000
@@ -312,21 +315,21 @@ static int file_read(void *ctx, uint64_t at, void *buf, size_t n)
 static int media_probe(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    FILE *f = fopen(path, "rb");
+    char err[512];
     kl_source src;
     kl_media m;
     const char *error = NULL;
     int ok;
-    off_t size;
+    long long size;
+    int fd = kl_open_regular(path, &size, err, sizeof err); /* a FIFO or a device is refused, never read */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (f == NULL) {
+        if (fd >= 0) {
+            snprintf(err, sizeof err, "cannot read %s: %s", path, strerror(errno));
+            close(fd);
+        }
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-        return 2;
-    }
-    if (fseeko(f, 0, SEEK_END) != 0 || (size = ftello(f)) < 0) {
-        fclose(f);
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno));
+        lua_pushstring(L, err);
         return 2;
     }
     src.ctx = f;

@@ -7,12 +7,12 @@
 #include <unistd.h>
 #include <lauxlib.h>
 
+/* The signal that asked us to stop (SIGINT, SIGTERM, SIGHUP), 0 if none. */
 static volatile sig_atomic_t interrupted = 0;
 
-static void on_sigint(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    interrupted = sig;
 }
 
 int kl_interrupted(void)
@@ -20,23 +20,35 @@ int kl_interrupted(void)
     return interrupted != 0;
 }
 
-/* catch_interrupt() -> true: from now on Ctrl-C sets a flag instead of ending
- * the process (no SA_RESTART: a wait in poll(2) returns at once). */
+/* catch_interrupt() -> true: from now on Ctrl-C (SIGINT), SIGTERM (kill,
+ * timeout, systemd, docker stop) and SIGHUP (a closed terminal) set a flag
+ * instead of ending the process, so that a submit on the wire is answered
+ * and recorded first (no SA_RESTART: a wait in poll(2) returns at once). */
 static int process_catch_interrupt(lua_State *L)
 {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction sa;
+    size_t i;
+    int ok = 1;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    lua_pushboolean(L, sigaction(SIGINT, &sa, NULL) == 0);
+    for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        ok = sigaction(signals[i], &sa, NULL) == 0 && ok;
+    lua_pushboolean(L, ok);
     return 1;
 }
 
-/* interrupted() -> boolean: true once for each Ctrl-C (the flag is cleared) */
+/* interrupted() -> signal number | false: once for each signal (the flag is
+ * cleared) */
 static int process_interrupted(lua_State *L)
 {
-    lua_pushboolean(L, interrupted != 0);
+    int sig = interrupted;
     interrupted = 0;
+    if (sig != 0)
+        lua_pushinteger(L, sig);
+    else
+        lua_pushboolean(L, 0);
     return 1;
 }
 

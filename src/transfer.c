@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <lauxlib.h>
 
 #include "compat.h"
+#include "files.h"
 #include "json.h"
 #include "keys.h"
 #include "profile.h"
@@ -395,13 +398,66 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
     t->down_now = dlnow;
     t->up_total = ultotal;
     t->up_now = ulnow;
+    if (t->form_fd >= 0) { /* a file's upload counts the file's bytes, not the multipart body's */
+        t->up_total = (curl_off_t)t->form_size;
+        t->up_now = (curl_off_t)t->form_pos;
+    }
     return 0;
 }
 
 /* ---- building the easy handle (plain C) ---- */
 
+/* The bytes of an uploaded file, for libcurl's MIME part. Exactly the size
+ * measured when the file was opened goes out: a file that shrinks would
+ * leave the body short (the upload would hang until its timeout), one that
+ * grows would send a part whose bytes match no size; either ends the
+ * upload as "file_changed". */
+static size_t on_form_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+    kl_transfer *t = userp;
+    long long left = t->form_size - t->form_pos;
+    size_t n = size * nitems;
+    ssize_t got;
+    struct stat st;
+    if (left <= 0 || (long long)n > left)
+        n = left > 0 ? (size_t)left : 0;
+    if (n > 0) {
+        do
+            got = read(t->form_fd, buf, n);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            t->write_failed = 1; /* reported as a failure to read the file */
+            return CURL_READFUNC_ABORT;
+        }
+        if (got == 0) { /* the file ended before its size: it shrank */
+            t->file_changed = 1;
+            return CURL_READFUNC_ABORT;
+        }
+        t->form_pos += got;
+    } else {
+        got = 0;
+    }
+    if (t->form_pos == t->form_size && (fstat(t->form_fd, &st) != 0 || (long long)st.st_size != t->form_size)) {
+        t->file_changed = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    return (size_t)got;
+}
+
+/* libcurl rewinds a part it must send again (a redirect, an auth retry). */
+static int on_form_seek(void *userp, curl_off_t offset, int origin)
+{
+    kl_transfer *t = userp;
+    if (origin != SEEK_SET || offset < 0 || offset > t->form_size
+        || lseek(t->form_fd, (off_t)offset, SEEK_SET) != (off_t)offset)
+        return CURL_SEEKFUNC_FAIL;
+    t->form_pos = offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* One part named "file" (the platform API's name for it, docs/api.md),
- * streamed from the file by libcurl, or sent from memory. */
+ * streamed from the file (a regular file, checked when opened), or sent
+ * from memory. */
 static int build_form(kl_transfer *t, const kl_request *req, char *err, size_t errlen)
 {
     curl_mimepart *part;
@@ -413,10 +469,14 @@ static int build_form(kl_transfer *t, const kl_request *req, char *err, size_t e
         return 0;
     }
     rc = curl_mime_name(part, "file");
-    if (rc == CURLE_OK && req->form_file != NULL)
-        rc = curl_mime_filedata(part, req->form_file);
-    else if (rc == CURLE_OK)
+    if (rc == CURLE_OK && req->form_file != NULL) {
+        t->form_fd = kl_open_regular(req->form_file, &t->form_size, err, errlen);
+        if (t->form_fd < 0)
+            return 0;
+        rc = curl_mime_data_cb(part, (curl_off_t)t->form_size, on_form_read, on_form_seek, NULL, t);
+    } else if (rc == CURLE_OK) {
         rc = curl_mime_data(part, req->form_data, req->form_data_len);
+    }
     if (rc == CURLE_OK && req->form_name != NULL)
         rc = curl_mime_filename(part, req->form_name);
     if (rc != CURLE_OK) {
@@ -593,6 +653,7 @@ static kl_transfer *take(kl_transfer_pool *pool)
     t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
+    t->form_fd = -1;
     kl_buffer_init(&t->body, 0);
     kl_buffer_init(&t->head, KL_MAX_HEADER_BYTES);
     t->easy = curl_easy_init();
@@ -648,10 +709,15 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_
         return NULL;
     }
     if (req->output != NULL) {
+        /* a file of this transfer's own: created new (two writers of one
+         * name would write into each other's), the caller renames it */
+        int fd = kl_create_new(req->output);
         t->to_file = 1;
-        t->out = fopen(req->output, "wb");
+        t->out = fd >= 0 ? fdopen(fd, "wb") : NULL;
         if (t->out == NULL) {
-            snprintf(err, errlen, "cannot open %s: %s", req->output, strerror(errno));
+            snprintf(err, errlen, "cannot create %s: %s", req->output, strerror(errno));
+            if (fd >= 0)
+                close(fd);
             kl_transfer_free(t);
             return NULL;
         }
@@ -688,6 +754,8 @@ static const char *failure_reason(const kl_transfer *t, long status)
         return "write";
     if (t->journal_refused)
         return "journal";
+    if (t->file_changed)
+        return "file_changed";
     /* a Location that libcurl refused to follow (another scheme, a
      * downgrade, a malformed URL): the server's doing, not the caller's URL */
     if (t->follow && status >= 300 && status <= 399
@@ -778,7 +846,8 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx,
 void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
-    int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused, plain;
+    int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused || t->file_changed,
+        plain;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
     lua_createtable(L, 0, 8);
@@ -833,6 +902,7 @@ static void clear_for_reuse(kl_transfer *t)
         kl_buffer_free(&body);
     t->body = body;
     t->head = head;
+    t->form_fd = -1;
     kl_buffer_reset(&t->body);
     kl_buffer_reset(&t->head);
 }
@@ -855,6 +925,8 @@ void kl_transfer_free(kl_transfer *t)
         curl_easy_reset(t->easy);
     }
     curl_mime_free(t->mime); /* after the handle that used it */
+    if (t->form_fd >= 0)
+        close(t->form_fd);
     curl_slist_free_all(t->headers);
     free(t->upload);
     if (pool != NULL && pool->count < KL_TRANSFER_POOL_MAX) {

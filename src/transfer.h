@@ -65,6 +65,11 @@ typedef struct kl_transfer {
     kl_buffer head;
     FILE *out;
     curl_mime *mime;
+    /* a file upload: read from this descriptor (a regular file, its size
+     * taken when opened); a file that changes size meanwhile is an error */
+    int form_fd;
+    long long form_size, form_pos;
+    int file_changed;
     curl_off_t up_now, up_total, down_now, down_total; /* progress, for a caller's display */
     int to_file;
     curl_off_t written;

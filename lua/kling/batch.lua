@@ -5,6 +5,8 @@
 -- submits only what never left (see submission.lua).
 local core = require "kling.core"
 local errors = require "kling.errors"
+local files = require "kling.files"
+local media = require "kling.media"
 local validate = require "kling.validate"
 
 local Batch = {}
@@ -43,7 +45,7 @@ local function check(items, opts)
   if opts.retry_failed ~= nil and type(opts.retry_failed) ~= "boolean" then
     return nil, errors.invalid("retry_failed", "must be a boolean")
   end
-  local list, seen, n = {}, {}, 0
+  local list, seen, probed, n = {}, {}, {}, 0
   for k in next, items do
     if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
       return nil, errors.invalid("items", "must be a list of motion params; it has the key " .. tostring(k))
@@ -63,6 +65,22 @@ local function check(items, opts)
     if seen[key] then return nil, errors.invalid(field, ("repeats items[%d].key %q"):format(seen[key], key)) end
     local bad = opts.download_dir and file_name_error(key)
     if bad then return nil, errors.invalid(field, bad) end
+    -- every item's local files against Kling's limits, before any item is
+    -- sent: a file refused after other items were paid for stops a batch
+    -- halfway (a file shared by many items is probed once)
+    for _, f in ipairs({ "image_file", "video_file" }) do
+      local path = own[f]
+      if path then
+        local probe_key = f .. "\0" .. path .. "\0" .. tostring(body.character_orientation)
+        local problem = probed[probe_key]
+        if problem == nil then
+          local _, err = media.check(path, f, body.character_orientation)
+          problem = err or false
+          probed[probe_key] = problem
+        end
+        if problem then return nil, prefixed(problem, i) end
+      end
+    end
     seen[key] = i
     list[i] = { key = key, body = body, own = own }
   end
@@ -75,13 +93,24 @@ local function exists(path)
   return f ~= nil
 end
 
+-- The journal says the key's video was saved at path, and it is there.
+local function saved_at(client, key, path)
+  local entry = client.journal and client.journal:get(key)
+  return entry ~= nil and entry.path == path and exists(path)
+end
+
 -- Saves the video once: a file the journal says was saved there is kept.
+-- Processes running one batch on one journal may download the same key at
+-- once: each writes a file of its own and renames it into place, and one
+-- that finds the key saved by another meanwhile has succeeded too.
 local function save(client, key, result, dir)
   local path = dir .. "/" .. key .. ".mp4"
-  local entry = client.journal and client.journal:get(key)
-  if entry and entry.path == path and exists(path) then return path end
+  if saved_at(client, key, path) then return path end
   local saved, err = client:download(result, path)
-  if not saved then return nil, err end
+  if not saved then
+    if saved_at(client, key, path) then return path end
+    return nil, err
+  end
   if client.journal then client.journal:_set_path(key, path) end
   return path
 end
@@ -89,9 +118,18 @@ end
 function Batch.run(client, items, opts)
   local jobs, concurrency = check(items, opts)
   if not jobs then return nil, concurrency end
-  if opts.download_dir then
+  if opts.download_dir then -- written to only after the jobs are paid for: checked first
     local ok, err = core.mkdir(opts.download_dir)
     if not ok then return nil, errors.invalid("download_dir", err) end
+    ok, err = files.check_dir(opts.download_dir, "download_dir")
+    if not ok then return nil, err end
+    for i, job in ipairs(jobs) do
+      local info = core.stat(opts.download_dir .. "/" .. job.key .. ".mp4")
+      if info and info.type ~= "file" then
+        return nil, errors.invalid(("items[%d].key"):format(i), ("names %s/%s.mp4, which is a %s, not a file")
+          :format(opts.download_dir, job.key, info.type))
+      end
+    end
   end
   local results, counts = {}, { total = #jobs }
   for _, state in ipairs(STATES) do counts[state] = 0 end

@@ -299,9 +299,6 @@ function Client:download(result, path, opts)
   local url = type(result) == "table" and result.video_url or result
   local err = validate.url("video_url", url)
   if err then return nil, err end
-  if type(path) ~= "string" or path == "" or path:find("%z") then
-    return nil, errors.invalid("path", "must be a file name")
-  end
   if opts.allow_downgrade ~= nil and type(opts.allow_downgrade) ~= "boolean" then
     return nil, errors.invalid("allow_downgrade", "must be a boolean")
   end

@@ -207,22 +207,65 @@ function Journal:list(opts)
   return list
 end
 
--- Forgets key, so that it may be submitted again; true if it was known. A
--- key whose request is leaving right now from another open client is kept.
-function Journal:forget(key)
+-- States whose key may have been billed: forgetting one lets the same job
+-- be submitted (and billed) again.
+local BILLED = { submitted = true, succeed = true, failed = true, uncertain = true }
+
+-- Forgets key, so that it may be submitted again; true if it was known,
+-- false if not. A key that may have been billed (submitted, succeed,
+-- failed, uncertain) is forgotten only with opts.force; a key whose request
+-- is leaving right now from an open client never is.
+function Journal:forget(key, opts)
   if type(key) ~= "string" then error("bad argument #1 to 'forget' (string expected, got " .. type(key) .. ")", 2) end
-  local rows, err = self.db:query("SELECT state, owner FROM jobs WHERE key = ?", key)
-  if not rows then return nil, journal_error(err) end
-  local row = rows[1]
-  if not row then return false end
-  if row.state == "sending" and row.owner and self:_owner_alive(row.owner) then
-    return nil, errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
-      { field = "key", key = key })
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'forget' (table or nil expected)", 2) end
+  local force = opts and opts.force
+  -- the check and the delete in one write transaction: the entry cannot
+  -- change between them
+  return self:_transaction(function()
+    local row = self:_row(key)
+    if not row then return false end
+    if row.state == "sending" and row.owner and self:_owner_alive(row.owner) then
+      error(errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
+        { field = "key", key = key }), 0)
+    end
+    if (BILLED[row.state] or row.state == "sending") and not force then -- sending, its client gone: may be billed
+      local what = row.task_id and ("task %s"):format(row.task_id) or "a task whose id is not known"
+      error(errors.new("invalid_argument", ("key %s is %s: it may have been billed (%s). Forgetting it lets the "
+        .. "same job be submitted and billed again; forget it with force (kling jobs --forget %s --force, or "
+        .. "journal:forget(key, { force = true })) only if that is what you want"):format(key, row.state, what, key),
+        { field = "force", key = key, task_id = row.task_id }), 0)
+    end
+    return check(self.db:run("DELETE FROM jobs WHERE key = ?", key)) > 0
+  end)
+end
+
+-- Attaches task_id (found in the AceData task list) to key, whose submit
+-- may have been billed without a known id (uncertain; or sending, its
+-- client gone): the key is then submitted, and followed like any.
+-- Returns true, or nil and an error.
+function Journal:adopt(key, task_id)
+  if type(key) ~= "string" then error("bad argument #1 to 'adopt' (string expected, got " .. type(key) .. ")", 2) end
+  local bad = require("kling.validate").task_id(task_id)
+  if bad then return nil, bad end
+  local row = self:get(key)
+  if not row then
+    return nil, errors.new("not_found", ("the journal has no key %s"):format(key), { key = key })
   end
-  local n
-  n, err = self.db:run("DELETE FROM jobs WHERE key = ?", key)
-  if not n then return nil, journal_error(err) end
-  return n > 0
+  if row.state ~= "uncertain" and row.state ~= "sending" then
+    return nil, errors.new("invalid_argument", ("key %s is %s%s; only an uncertain key takes a task id"):format(key,
+      row.state, row.task_id and (" with task " .. row.task_id) or ""), { field = "key", key = key })
+  end
+  local n, err = self:_transaction(function()
+    local current = self:_row(key)
+    if current.state == "sending" and current.owner and self:_owner_alive(current.owner) then
+      error(errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
+        { field = "key", key = key }), 0)
+    end
+    return check(self.db:run([[UPDATE jobs SET state = 'submitted', task_id = ?, owner = NULL, error = NULL,
+      updated_at = ? WHERE key = ? AND state IN ('uncertain', 'sending')]], task_id, now(), key))
+  end)
+  if not n then return nil, err end
+  return true
 end
 
 -- ---- the client's side ----

@@ -161,8 +161,10 @@ end
 local function uncertain_error(row)
   local why = row.error and stored_error(row).message or "its process stopped while the request was leaving"
   return errors.new("uncertain", ("the submit of key %s may have been billed, but its task id is not known (%s). "
-    .. "Look for it in your AceData task list; if it is not there, call client.journal:forget(%q) and submit "
-    .. "again"):format(row.key, why, row.key), { key = row.key, maybe_submitted = true })
+    .. "Look for it in your AceData task list: if it is there, attach it with `kling jobs --adopt %s TASK_ID` "
+    .. "(client.journal:adopt(key, task_id)) and run again to follow it; if it is not, `kling jobs --forget %s "
+    .. "--force` (client.journal:forget(key, { force = true })) and submit again"):format(row.key, why, row.key,
+    row.key), { key = row.key, maybe_submitted = true })
 end
 
 local function wait_error(key, row)

@@ -2,6 +2,7 @@
 -- bodies or structured errors, and retries what is safe to retry.
 local core = require "kling.core"
 local errors = require "kling.errors"
+local files = require "kling.files"
 local retry = require "kling.retry"
 local task = require "kling.task"
 
@@ -214,30 +215,40 @@ function Transport:call(path, body, deadline)
   end
 end
 
--- Fetches url into path (through path..".part", renamed when complete) and
--- returns path, bytes. The token is never sent: the video is on a CDN.
+-- Fetches url into path and returns path, bytes. The bytes go to a file of
+-- this download's own (files.part_path, created new), renamed onto path
+-- when complete; whatever ends the download (a failure, a cancel, a close)
+-- removes it. The token is never sent: the video is on a CDN.
 -- allow_downgrade lets a redirect lead from https to plain http;
 -- on_progress(received, total) follows the bytes.
 function Transport:download(url, path, allow_downgrade, on_progress)
   local s = self.settings
-  local part = path .. ".part"
+  local ok, err = files.check_destination(path, "path")
+  if not ok then return nil, err end
+  local part
+  self.scheduler:on_exit(function() if part then os.remove(part) end end)
   local progress = on_progress and function(_, _, received, to_receive) on_progress(received, to_receive) end
   return self:with_retries(function()
+    part = files.part_path(path)
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,
       max_body = s.max_download_bytes, allow_downgrade = allow_downgrade,
     }), { progress = progress })
     if res.reason == "setup" then
+      part = nil -- never created
       return nil, errors.invalid("path", "cannot be written: " .. tostring(res.error))
     end
-    local err = self:failure(res)
-    if err then
+    local failure = self:failure(res)
+    if failure then
       os.remove(part)
-      err.message = "downloading the video: " .. err.message
-      return nil, err
+      part = nil
+      failure.message = "downloading the video: " .. failure.message
+      return nil, failure
     end
-    local ok, rename_err = os.rename(part, path)
-    if not ok then return nil, errors.invalid("path", "cannot be written: " .. tostring(rename_err)) end
+    local renamed, rename_err = os.rename(part, path)
+    if not renamed then os.remove(part) end
+    part = nil
+    if not renamed then return nil, errors.invalid("path", "cannot be written: " .. tostring(rename_err)) end
     return path, res.bytes
   end)
 end

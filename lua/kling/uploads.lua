@@ -2,6 +2,7 @@
 -- (docs/api.md, "Uploading local files"), for /kling/motion takes URLs only.
 -- An upload is not billed, so it is retried like a task retrieval; it needs
 -- the platform token, a credential of its own.
+local core = require "kling.core"
 local errors = require "kling.errors"
 local media = require "kling.media"
 local validate = require "kling.validate"
@@ -10,13 +11,15 @@ local uploads = {}
 
 local UPLOAD_PATH = "/api/v1/files/"
 
--- The size of a file, or nil and a message.
+-- The size of a regular file, or nil and a message. Only regular files are
+-- uploaded: a FIFO would block the open, a device (/dev/zero) would stream
+-- past every size limit. kling.core opens it the same way again to send it,
+-- and a file that changes size meanwhile ends the upload.
 function uploads.file_size(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local size = f:seek("end")
-  f:close()
-  return size
+  local info, err = core.stat(path)
+  if not info then return nil, err end
+  if info.type ~= "file" then return nil, ("%s is not a regular file (a %s)"):format(path, info.type) end
+  return info.size
 end
 
 local function base_name(path)
@@ -59,6 +62,9 @@ function uploads.upload(client, source, opts)
       headers = { "Accept: application/json" }, timeout = s.upload_timeout, max_body = s.max_response_bytes,
     }), { progress = progress })
     if res.reason == "setup" then return nil, errors.invalid("file", tostring(res.error)) end
+    if res.reason == "file_changed" then
+      return nil, errors.invalid("file", ("%s changed size while it was uploaded"):format(name))
+    end
     local json, e = transport:interpret(res)
     if not json then return nil, e end
     -- file_url, else url, flat or inside data (interpret unwraps it)

@@ -16,7 +16,7 @@ local SOURCES = { { "image_url", "image_file" }, { "video_url", "video_file" } }
 local URLS = { image_url = true, video_url = true, callback_url = true }
 -- Fields that are kling's, never sent: the hooks, the journal key, local files.
 local LOCAL = { on_submit = true, on_status = true, on_upload = true, key = true,
-                image_file = true, video_file = true }
+                image_file = true, video_file = true, retry_failed = true }
 local HOOKS = { on_submit = true, on_status = true, on_upload = true }
 
 -- The API's limit on prompts (docs/api.md, "Submitting"), in characters.
@@ -89,6 +89,8 @@ local function check_field(name, value)
     end
   elseif name == "key" then
     return validate.key(value, name)
+  elseif name == "retry_failed" then
+    if type(value) ~= "boolean" then return errors.invalid(name, "must be a boolean") end
   elseif HOOKS[name] then
     if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
   elseif name == "async" then

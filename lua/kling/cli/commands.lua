@@ -5,6 +5,8 @@ local cjson = require "cjson"
 local core = require "kling.core"
 local kling = require "kling"
 local cli = require "kling.cli"
+local files = require "kling.files"
+local Journal = require "kling.journal"
 local Progress = require "kling.cli.progress"
 local uploads = require "kling.uploads"
 
@@ -47,6 +49,18 @@ local function setup(args)
   return client, out, progress
 end
 
+-- The journal alone, for the subcommands that read or mend it: they need no
+-- token and send nothing.
+local function open_journal(args)
+  local out = cli.output(args.json)
+  local path, err = journal_path(args)
+  if not path then return nil, out:fail(kling.errors.new("journal", err)) end
+  local journal
+  journal, err = Journal.open(path)
+  if not journal then return nil, out:fail(err) end
+  return journal, out
+end
+
 -- The client is done with, and err is what the user is told.
 local function failed(client, out, err, progress)
   client:close()
@@ -62,24 +76,34 @@ local function absolute(path)
   return (os.getenv("PWD") or ".") .. "/" .. path
 end
 
+local INTERRUPTED = "interrupted"
+
 -- Runs fn as a job, stepping the client five times a second (tick() after
--- each step) until it ends, or until Ctrl-C: then nil, "interrupted".
+-- each step) until it ends, or until a signal (Ctrl-C, SIGTERM, SIGHUP):
+-- then nil, INTERRUPTED, job, the signal's number.
 local function drive(client, fn, tick)
   core.catch_interrupt()
   local job = client:spawn(fn)
   while job:status() == "running" do
     client:step(0.2)
-    if core.interrupted() then return nil, "interrupted", job end
+    local sig = core.interrupted()
+    if sig then return nil, INTERRUPTED, job, sig end
     if tick then tick() end
   end
   local r = { job:result() }
   return r[1], r[2], job
 end
 
--- Ctrl-C: a submit already on the wire is allowed to finish (its task id is
--- what makes resuming possible); then where things stand is printed.
-local function interrupted(client, job, out, progress, ctx)
-  progress:say("kling: interrupted; a request already sent is allowed to finish (Ctrl-C again: stop at once)")
+local SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "Ctrl-C", [15] = "SIGTERM" }
+
+-- A signal: a submit already on the wire is allowed to finish (its task id
+-- is what makes resuming possible), whatever else runs is stopped (a
+-- download's partial file is removed); then where things stand is printed.
+-- The exit status is 128 + the signal's number (130 for Ctrl-C).
+local function interrupted(client, job, out, progress, ctx, sig)
+  local name = SIGNAL_NAMES[sig] or ("signal " .. tostring(sig))
+  progress:say(("kling: %s; a request already sent is allowed to finish (%s again: stop at once)"):format(
+    name == "Ctrl-C" and "interrupted" or ("stopped by " .. name), name == "Ctrl-C" and name or "the signal"))
   client:close()
   local _, err = job:result()
   local task_id = ctx.task_id or (type(err) == "table" and err.task_id) or nil
@@ -89,12 +113,14 @@ local function interrupted(client, job, out, progress, ctx)
       :format(task_id, task_id)
   elseif type(err) == "table" and err.maybe_submitted then
     how = "the submit may have reached AceData; run the same command again to see where it stands"
-  else
+  elseif ctx.submits then
     how = "nothing was submitted; run the same command again to start"
+  else
+    how = "stopped; nothing was left half-written"
   end
   progress:say("kling: " .. how)
-  out:record({ interrupted = true, task_id = task_id, key = ctx.key })
-  return cli.EXIT.interrupted
+  out:record({ interrupted = true, signal = sig, task_id = task_id, key = ctx.key })
+  return 128 + sig
 end
 
 local function status_line(ctx)
@@ -102,15 +128,27 @@ local function status_line(ctx)
     ctx.polls == 1 and "" or "s", ctx.task_id or "-")
 end
 
--- Saves a result's video with a byte progress bar; returns path, bytes or nil, err.
+-- Saves a result's video with a byte progress bar; returns path, bytes, or
+-- what drive returns when it did not (nil, err; nil, INTERRUPTED, job, sig).
 local function save(client, result, path, progress)
-  local saved, bytes = drive(client, function()
+  local saved, bytes, job, sig = drive(client, function()
     return client:download(result, path, { on_progress = function(n, total)
       progress:bytes("downloading " .. path, n, total)
     end })
   end)
   progress:done()
-  return saved, bytes
+  return saved, bytes, job, sig
+end
+
+-- An output path (-o) is checked before anything is uploaded or paid for.
+local function check_output(path, out)
+  local ok, err
+  if path then
+    ok, err = files.check_destination(path, "output")
+  else -- the default name goes into the working directory
+    ok, err = files.check_dir(".", "output")
+  end
+  if not ok then return out:fail(err) end
 end
 
 local function result_record(key, result, path, bytes)
@@ -141,17 +179,23 @@ local function default_key(params)
 end
 
 function commands.motion(args)
-  local client, out, progress = setup(args)
+  local out = cli.output(args.json)
+  if not args.async then -- where the video goes is known to work before anything is paid for
+    local bad = check_output(args.output, out)
+    if bad then return bad end
+  end
+  local client, progress
+  client, out, progress = setup(args)
   if not client then return out end
   local params = {
     character_orientation = args.orientation, mode = args.mode, prompt = args.prompt, model_name = args.model,
     keep_original_sound = args.no_sound and "no" or nil, watermark_info = args.watermark and { enabled = true } or nil,
-    callback_url = args.callback_url,
+    callback_url = args.callback_url, retry_failed = args.retry_failed or nil,
   }
   set_source(params, "image", args.image)
   set_source(params, "video", args.video)
   params.key = args.key or default_key(params)
-  local ctx = { key = params.key, state = "starting", polls = 0, started = core.now() }
+  local ctx = { key = params.key, state = "starting", polls = 0, started = core.now(), submits = true }
   params.on_upload = function(sent, total, file) progress:bytes("uploading " .. file, sent, total) end
   params.on_submit = function(id)
     ctx.task_id, ctx.state = id, "submitted"
@@ -160,11 +204,11 @@ function commands.motion(args)
   params.on_status = function(t)
     ctx.task_id, ctx.state, ctx.polls = t.id, t.state, ctx.polls + 1
   end
-  local result, err, job = drive(client, function()
+  local result, err, job, sig = drive(client, function()
     if args.async then return client:submit(params) end
     return client:motion(params)
   end, function() if ctx.task_id then progress:show(status_line(ctx), ctx.state) end end)
-  if err == "interrupted" then return interrupted(client, job, out, progress, ctx) end
+  if err == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
   if not result then return failed(client, out, err, progress) end
   progress:done()
   if args.async then
@@ -174,7 +218,9 @@ function commands.motion(args)
     return cli.EXIT.ok
   end
   local path = args.output or ("kling-%s.mp4"):format(result.task_id:sub(1, 8))
-  local saved, bytes = save(client, result, path, progress)
+  local saved, bytes
+  saved, bytes, job, sig = save(client, result, path, progress)
+  if bytes == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
   client:close()
   if not saved then return out:fail(bytes, progress) end
   out:line(("saved %s (%s)"):format(path, Progress.human(bytes)))
@@ -187,18 +233,25 @@ end
 -- ---- wait, task, download ----
 
 function commands.wait(args)
-  local client, out, progress = setup(args)
+  local out = cli.output(args.json)
+  if args.output then
+    local bad = check_output(args.output, out)
+    if bad then return bad end
+  end
+  local client, progress
+  client, out, progress = setup(args)
   if not client then return out end
   local ctx = { task_id = args.task_id, state = "waiting", polls = 0, started = core.now() }
-  local result, err, job = drive(client, function()
+  local result, err, job, sig = drive(client, function()
     return client:wait(args.task_id, { on_status = function(t) ctx.state, ctx.polls = t.state, ctx.polls + 1 end })
   end, function() progress:show(status_line(ctx), ctx.state) end)
-  if err == "interrupted" then return interrupted(client, job, out, progress, ctx) end
+  if err == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
   if not result then return failed(client, out, err, progress) end
   progress:done()
   local path, bytes
   if args.output then
-    path, bytes = save(client, result, args.output, progress)
+    path, bytes, job, sig = save(client, result, args.output, progress)
+    if bytes == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
     if not path then return failed(client, out, bytes, progress) end
     out:line(("saved %s (%s)"):format(path, Progress.human(bytes)))
   end
@@ -209,27 +262,37 @@ function commands.wait(args)
   return cli.EXIT.ok
 end
 
+-- Every id is shown (one request); an id the API does not know makes the
+-- exit status 10 (not found), as `kling --help` says.
 function commands.task(args)
   local client, out, progress = setup(args)
   if not client then return out end
-  local list, err = drive(client, function() return client:tasks(args.task_id) end)
+  local list, err, job, sig = drive(client, function() return client:tasks(args.task_id) end)
+  if err == INTERRUPTED then return interrupted(client, job, out, progress, {}, sig) end
   client:close()
   if not list then return out:fail(err, progress) end
+  local status = cli.EXIT.ok
   for _, t in ipairs(list) do
     local detail = t.result and t.result.video_url or (t.error and t.error.message) or ""
     out:line(("%s  %s  %s"):format(t.id, t.state, detail))
     out:record({ id = t.id, state = t.state, done = t.done, video_url = t.result and t.result.video_url,
                  error = t.error and cli.error_record(t.error) or nil })
+    if t.state == "not_found" then status = cli.EXIT.not_found end
   end
-  return cli.EXIT.ok
+  return status
 end
 
 function commands.download(args)
-  local client, out, progress = setup(args)
+  local out = cli.output(args.json)
+  local bad = check_output(args.output, out)
+  if bad then return bad end
+  local client, progress
+  client, out, progress = setup(args)
   if not client then return out end
   local source = args.source
   if not is_url(source) then
-    local t, err = drive(client, function() return client:task(source) end)
+    local t, err, job, sig = drive(client, function() return client:task(source) end)
+    if err == INTERRUPTED then return interrupted(client, job, out, progress, {}, sig) end
     if not t then return failed(client, out, err, progress) end
     if not t.result then
       return failed(client, out, t.error or kling.errors.new("not_found", ("task %s has no video yet (it is %s)")
@@ -237,7 +300,8 @@ function commands.download(args)
     end
     source = t.result
   end
-  local path, bytes = save(client, source, args.output, progress)
+  local path, bytes, job, sig = save(client, source, args.output, progress)
+  if bytes == INTERRUPTED then return interrupted(client, job, out, progress, {}, sig) end
   client:close()
   if not path then return out:fail(bytes, progress) end
   out:line(("saved %s (%s)"):format(path, Progress.human(bytes)))
@@ -251,12 +315,13 @@ function commands.upload(args)
   local client, out, progress = setup(args)
   if not client then return out end
   for _, file in ipairs(args.file) do
-    local url, err = drive(client, function()
+    local url, err, job, sig = drive(client, function()
       return client:upload(file, { on_progress = function(sent, total)
         progress:bytes("uploading " .. file, sent, total)
       end })
     end)
     progress:done()
+    if err == INTERRUPTED then return interrupted(client, job, out, progress, {}, sig) end
     if not url then return failed(client, out, err, progress) end
     out:line(url)
     out:record({ file = file, url = url })
@@ -313,24 +378,29 @@ end
 
 -- ---- batch and the journal ----
 
--- One CSV line into fields (RFC 4180 quoting).
+-- One CSV line into fields (RFC 4180 quoting), or nil and the column
+-- (1-based, in characters) where it breaks and why.
 local function csv_fields(line)
   local fields, i, n = {}, 1, #line
   while i <= n + 1 do
     if line:sub(i, i) == '"' then
-      local value, j = {}, i + 1
+      local value, j, closed = {}, i + 1, false
       while j <= n do
         local c = line:sub(j, j)
         if c == '"' and line:sub(j + 1, j + 1) == '"' then
           value[#value + 1] = '"'
           j = j + 2
         elseif c == '"' then
+          closed = true
           break
         else
           value[#value + 1] = c
           j = j + 1
         end
       end
+      if not closed then return nil, i, "a quoted cell is not closed" end
+      local after = line:sub(j + 1, j + 1)
+      if after ~= "" and after ~= "," then return nil, j + 1, "text after a quoted cell (quote the whole cell)" end
       fields[#fields + 1] = table.concat(value)
       i = j + 2
     else
@@ -344,30 +414,51 @@ end
 
 local SHORT = { image = true, video = true, orientation = "character_orientation", model = "model_name" }
 
--- The jobs of a batch file: JSON lines, or CSV with a header row.
+local function batch_error(path, line, column, message)
+  local where = column and ("%s, line %d, column %d"):format(path, line, column) or ("%s, line %d"):format(path, line)
+  return kling.errors.new("invalid_argument", ("%s: %s"):format(where, message),
+    { field = "file", line = line, column = column })
+end
+
+-- The jobs of a batch file: JSON lines, or CSV with a header row; and the
+-- line each came from. Every line is read before anything is sent, and a
+-- line that cannot be read exactly (a CSV row with more cells than the
+-- header: an unquoted comma would cut a prompt) is an error naming it.
 local function read_batch(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, kling.errors.invalid("file", tostring(err)) end
   local text = f:read("*a")
   f:close()
-  local items, header = {}, nil
+  local items, lines, header, header_line = {}, {}, nil, nil
   local n = 0
-  for line in text:gmatch("[^\r\n]+") do
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
+    line = line:gsub("\r$", "")
     local item
     if line:match("^%s*$") or line:match("^%s*#") then -- luacheck: ignore 542
     elseif line:match("^%s*{") then
       local ok, value = pcall(cjson.decode, line)
       if not ok or type(value) ~= "table" then
-        return nil, kling.errors.invalid("file", ("line %d is not a JSON object"):format(n))
+        return nil, batch_error(path, n, nil, "not a JSON object" .. (ok and "" or (": " .. tostring(value))))
       end
       item = value
-    elseif not header then
-      header = csv_fields(line)
     else
-      item = {}
-      for i, value in ipairs(csv_fields(line)) do
-        if header[i] and value ~= "" then item[header[i]] = value end
+      local cells, column, why = csv_fields(line)
+      if not cells then return nil, batch_error(path, n, column, why) end
+      if not header then
+        header, header_line = cells, n
+        for i, name in ipairs(header) do
+          if name == "" then return nil, batch_error(path, n, nil, ("header cell %d is empty"):format(i)) end
+        end
+      else
+        if #cells > #header then
+          return nil, batch_error(path, n, nil, ("%d cells, but the header (line %d) names %d; a cell that holds a "
+            .. "comma must be quoted"):format(#cells, header_line, #header))
+        end
+        item = {}
+        for i, value in ipairs(cells) do
+          if value ~= "" then item[header[i]] = value end
+        end
       end
     end
     if item then
@@ -384,27 +475,37 @@ local function read_batch(path)
       item.character_orientation = item.character_orientation or "image"
       item.mode = item.mode or "std"
       items[#items + 1] = item
+      lines[#items] = n
     end
   end
-  return items
+  return items, lines
 end
 
 function commands.batch(args)
-  local client, out, progress = setup(args)
+  local out = cli.output(args.json)
+  local items, lines = read_batch(args.file)
+  if not items then return out:fail(lines) end
+  local client, progress
+  client, out, progress = setup(args)
   if not client then return out end
-  local items, err = read_batch(args.file)
-  if not items then return failed(client, out, err) end
-  local results, job
-  results, err, job = drive(client, function()
+  local results, err, job, sig = drive(client, function()
     return client:batch(items, { concurrency = args.concurrency, download_dir = args.out,
       retry_failed = args.retry_failed, on_progress = function(c)
         progress:show(("%d of %d done  %d submitted  %d failed  %d uncertain"):format(c.succeed, c.total,
           c.submitted, c.failed, c.uncertain))
       end })
   end)
-  if err == "interrupted" then return interrupted(client, job, out, progress, {}) end
+  if err == INTERRUPTED then return interrupted(client, job, out, progress, { submits = true }, sig) end
   client:close()
-  if not results then return out:fail(err, progress) end
+  if not results then
+    -- an item's error names the line it came from
+    local i = type(err) == "table" and type(err.field) == "string" and tonumber(err.field:match("^items%[(%d+)%]"))
+    if i and lines[i] then
+      err.message = ("%s, line %d: %s"):format(args.file, lines[i], err.message:gsub("^items%[%d+%]%.?", ""))
+      err.line = lines[i]
+    end
+    return out:fail(err, progress)
+  end
   progress:done()
   local status = cli.EXIT.ok
   for _, r in ipairs(results) do
@@ -414,25 +515,44 @@ function commands.batch(args)
     else
       out:line(("%s  %s  %s"):format(r.key, r.error.kind, r.error.message))
       out:record({ key = r.key, error = cli.error_record(r.error) })
-      if status == cli.EXIT.ok then status = cli.EXIT[r.error.kind] or cli.EXIT.failure end
+      if status == cli.EXIT.ok then status = cli.exit_code(r.error) end
     end
   end
   return status
 end
 
+-- The journal: list it, forget keys, adopt a task id for an uncertain key.
+-- Reads and mends the local file only: no token needed, nothing sent.
 function commands.jobs(args)
-  local client, out = setup(args)
-  if not client then return out end
-  if args.forget then
-    local ok, err = client.journal:forget(args.forget)
-    client:close()
-    if ok == nil then return out:fail(err) end
-    out:line(ok and ("forgot " .. args.forget) or ("no entry " .. args.forget))
-    out:record({ key = args.forget, forgotten = ok })
-    return ok and cli.EXIT.ok or cli.EXIT.not_found
+  local journal, out = open_journal(args)
+  if not journal then return out end
+  local status = cli.EXIT.ok
+  if args.adopt then
+    local key, task_id = args.adopt[1], args.adopt[2]
+    local ok, err = journal:adopt(key, task_id)
+    if not ok then
+      journal:close()
+      return out:fail(err)
+    end
+    out:line(("key %s now follows task %s; run its command again to resume"):format(key, task_id))
+    out:record({ key = key, task_id = task_id, adopted = true })
   end
-  local list, err = client.journal:list({ state = args.state })
-  client:close()
+  for _, key in ipairs(args.forget or {}) do
+    local ok, err = journal:forget(key, { force = args.force })
+    if ok == nil then
+      status = out:fail(err)
+    else
+      out:line(ok and ("forgot " .. key) or ("no entry " .. key))
+      out:record({ key = key, forgotten = ok })
+      if not ok and status == cli.EXIT.ok then status = cli.EXIT.not_found end
+    end
+  end
+  if args.adopt or (args.forget and #args.forget > 0) then
+    journal:close()
+    return status
+  end
+  local list, err = journal:list({ state = args.state })
+  journal:close()
   if not list then return out:fail(err) end
   for _, e in ipairs(list) do
     out:line(("%s  %-9s  %s  %s"):format(os.date("!%Y-%m-%d %H:%M:%S", math.floor(e.updated_at)), e.state,

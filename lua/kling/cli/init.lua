@@ -20,7 +20,7 @@ Exit codes:
   1 other failure    6 network failure          11 uncertain: may be billed, no task id
   2 bad input/usage  7 timeout (task goes on)   12 journal (the state file)
   3 auth (token)     8 bad answer from the API  13 cancelled or closed
-  4 rate limited     9 the task failed         130 interrupted (Ctrl-C)
+  4 rate limited     9 the task failed         130 interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129)
 
 Every run is journaled (--journal, default $XDG_STATE_HOME/kling/jobs.db): run the
 same command again after Ctrl-C or a crash and it resumes; nothing is billed twice.
@@ -39,6 +39,7 @@ function cli.parser()
   p:epilog(EPILOG)
   p:command_target("command")
   p:require_command(true)
+  p:flag("--version", "Print kling's version and exit.")
 
   local motion = common(p:command("motion", "Make a video: IMAGE and VIDEO are URLs or local files (uploaded)."))
   motion:argument("image", "The reference image (PNG or JPEG): a URL or a file.")
@@ -54,6 +55,7 @@ function cli.parser()
   motion:option("--key", "A name for the job in the journal (default: one made from the inputs).")
   motion:option("--callback-url", "A URL the API POSTs the result to.")
   motion:flag("--async", "Submit only: print the task id and return.")
+  motion:flag("--retry-failed", "If this job's task failed before, submit it again (billed again).")
 
   local wait = common(p:command("wait", "Follow a task to its end."))
   wait:argument("task_id", "The task id.")
@@ -81,12 +83,19 @@ function cli.parser()
   local jobs = common(p:command("jobs", "List the journal."))
   jobs:option("--state", "Only entries in this state."):choices({ "queued", "sending", "submitted", "succeed",
                                                                     "failed", "uncertain" })
-  jobs:option("--forget", "Forget a key, so that it may be submitted again.")
+  jobs:option("--forget", "Forget a key, so that it may be submitted again (repeatable).")
+    :count("*"):argname("<key>")
+  jobs:flag("--force", "With --forget: also forget a key that may have been billed (submitted, finished or "
+    .. "uncertain): submitting it again is billed again.")
+  jobs:option("--adopt", "Attach a task id you found (in your AceData task list) to an uncertain key; the key "
+    .. "is then followed like a submitted one."):args(2):argname({ "<key>", "<task_id>" })
 
-  local sim = p:command("simulator", "Run the local simulator of the API (for trying kling offline).")
+  local sim = p:command("simulator", "Run the local simulator of the API (for trying kling offline); "
+    .. "`kling simulator --help` lists its options and their defaults.")
   sim:handle_options(false)
-  sim:argument("options", "--port N, --token T, --platform-token T, --generation-time S, --idle-exit S")
-    :args("*")
+  sim:add_help(false)
+  sim:argument("options", "--port N, --host A, --token T, --platform-token T, --generation-time S, "
+    .. "--idle-exit S, --samples DIR"):args("*")
   return p
 end
 
@@ -125,6 +134,26 @@ function cli.error_record(err)
   return t
 end
 
+-- The exit status of an error. A submit that may have been billed without a
+-- known task id is "uncertain" (11) whether it just happened (a 503, a
+-- timeout after sending) or a later run finds it in the journal: the same
+-- state, the same status.
+function cli.exit_code(err)
+  if not errors.is(err) then return cli.EXIT.failure end
+  if err.maybe_submitted and not err.task_id then return cli.EXIT.uncertain end
+  return cli.EXIT[err.kind] or cli.EXIT.failure
+end
+
+-- What to do next, by kind, for the errors a user can act on.
+local NEXT_STEP = {
+  task_failed = "AceData ran the job and it failed; fix the inputs, or run the same command again with "
+    .. "--retry-failed to submit it again (billed again)",
+  auth = "check the token named above",
+  timeout = "the task goes on at AceData: run the same command again to go on waiting",
+  uncertain = "look for the job in your AceData task list: if it is there, `kling jobs --adopt KEY TASK_ID`; "
+    .. "if not, `kling jobs --forget KEY --force` and run the command again",
+}
+
 -- Prints err and returns its exit code.
 function Out:fail(err, progress)
   if progress then progress:done() end
@@ -132,22 +161,62 @@ function Out:fail(err, progress)
     io.stdout:write(cjson.encode({ error = cli.error_record(err) }), "\n")
   else
     io.stderr:write("kling: ", errors.is(err) and err.message or tostring(err), "\n")
-    if errors.is(err) and err.field then io.stderr:write("  (", err.field, ")\n") end
+    if errors.is(err) then
+      local facts = {}
+      for _, k in ipairs({ "field", "task_id", "key", "code", "status" }) do
+        if err[k] ~= nil and not tostring(err.message):find(tostring(err[k]), 1, true) then
+          facts[#facts + 1] = ("%s %s"):format(k == "task_id" and "task" or k, tostring(err[k]))
+        end
+      end
+      if #facts > 0 then io.stderr:write("  (", table.concat(facts, ", "), ")\n") end
+      local kind = err.maybe_submitted and not err.task_id and "uncertain" or err.kind
+      if NEXT_STEP[kind] then io.stderr:write("  next: ", NEXT_STEP[kind], "\n") end
+    end
   end
-  return errors.is(err) and cli.EXIT[err.kind] or cli.EXIT.failure
+  return cli.exit_code(err)
 end
 
 -- ---- main ----
 
 -- Runs the command for argv; returns the exit status. Never raises for a
 -- user's mistake or a failure: those are messages and exit codes.
+-- The usage of the subcommand argv names (or the command's own).
+local function usage_of(parser, argv)
+  for _, a in ipairs(argv) do
+    if a:sub(1, 1) ~= "-" then
+      for _, c in ipairs(parser._commands or {}) do
+        for _, name in ipairs(c._aliases or { c._name }) do
+          if name == a then return c:get_usage() end
+        end
+      end
+      break
+    end
+  end
+  return parser:get_usage()
+end
+
 function cli.main(argv)
-  -- from here on Ctrl-C is a flag the commands act on (see commands.lua)
-  require("kling.core").catch_interrupt()
+  -- from here on Ctrl-C, SIGTERM and SIGHUP are a flag the commands act on
+  -- (see commands.lua)
+  local core = require "kling.core"
+  core.catch_interrupt()
+  for _, a in ipairs(argv) do
+    if a == "--version" then
+      io.stdout:write(("%s (%s)\n"):format(require("kling")._VERSION, core.curl_version))
+      return cli.EXIT.ok
+    end
+    if a == "simulator" then break end -- its own options follow
+  end
   local parser = cli.parser()
   local ok, args = parser:pparse(argv)
   if not ok then
-    io.stderr:write(parser:get_usage(), "\n\nkling: ", tostring(args), "\n")
+    local json = false
+    for _, a in ipairs(argv) do json = json or a == "--json" end
+    if json then
+      io.stdout:write(cjson.encode({ error = { kind = "usage", message = tostring(args) } }), "\n")
+    else
+      io.stderr:write(usage_of(parser, argv), "\n\nkling: ", tostring(args), "\n")
+    end
     return cli.EXIT.usage
   end
   local commands = require "kling.cli.commands"

@@ -59,10 +59,13 @@ local ENUMS = {
   model_name = { ["kling-v2-6"] = true, ["kling-v3"] = true },
 }
 
+-- A version 4 UUID. Built from 16-bit draws: Lua 5.1's math.random(m, n)
+-- overflows a C int for a range of 2^31 and gives negative numbers.
 local function uuid()
   local r = math.random
-  return ("%08x-%04x-4%03x-%04x-%06x%06x"):format(
-    r(0, 0x7fffffff), r(0, 0xffff), r(0, 0xfff), r(0x8000, 0xbfff), r(0, 0xffffff), r(0, 0xffffff))
+  return ("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x"):format(
+    r(0, 0xffff), r(0, 0xffff), r(0, 0xffff), r(0, 0xfff), r(0x8000, 0xbfff), r(0, 0xffff), r(0, 0xffff),
+    r(0, 0xffff))
 end
 
 local function copy(t)

@@ -12,19 +12,46 @@ local http = require "kling.simulator.http"
 
 local main = {}
 
-main.USAGE = "usage: kling-simulator [--port N] [--host ADDR] [--token T] [--platform-token T] "
-  .. "[--generation-time S] [--idle-exit S] [--samples DIR]"
+main.USAGE = [[
+usage: kling-simulator [--port N] [--host ADDR] [--token T] [--platform-token T]
+                       [--generation-time S] [--idle-exit S] [--samples DIR]
+
+A local stand-in for AceData's Kling Motion API and its upload endpoint.
+
+  --port N               port to listen on (default: 0, one the system picks;
+                         the address is printed once it accepts connections)
+  --host ADDR            address to listen on (default: 127.0.0.1)
+  --token T              the API token it accepts (default: sim-token)
+  --platform-token T     the upload token it accepts (default: sim-platform-token)
+  --generation-time S    seconds a task takes (default: 2)
+  --idle-exit S          stop after S seconds without a request (default: never)
+  --samples DIR          write person.png and dance.mp4 into DIR first (never
+                         over a file that exists)]]
 
 local OPTIONS = { ["--port"] = "port", ["--host"] = "host", ["--token"] = "token",
                   ["--platform-token"] = "platform_token", ["--generation-time"] = "generation_time",
                   ["--idle-exit"] = "idle_exit", ["--samples"] = "samples" }
 local STRINGS = { host = true, token = true, platform_token = true, samples = true }
 
--- Sample media that fit Kling's motion limits (docs/api.md).
+-- Sample media that fit Kling's motion limits (docs/api.md), written into
+-- dir; a file that exists is never overwritten (it may be the user's own).
+-- Returns the list of messages about what was done.
 function main.write_samples(dir)
   local media = require "kling.simulator.media"
-  media.write(dir .. "/person.png", media.png(640, 800))
-  media.write(dir .. "/dance.mp4", media.video(1280, 720, 5))
+  local said = {}
+  for _, sample in ipairs({ { "person.png", function() return media.png(640, 800) end },
+                            { "dance.mp4", function() return media.video(1280, 720, 5) end } }) do
+    local path = dir .. "/" .. sample[1]
+    local existing = io.open(path, "rb")
+    if existing then
+      existing:close()
+      said[#said + 1] = ("kling-simulator: %s exists; left as it is"):format(path)
+    else
+      media.write(path, sample[2]())
+      said[#said + 1] = ("kling-simulator: wrote %s"):format(path)
+    end
+  end
+  return said
 end
 
 -- The options, or nil and a message.
@@ -55,12 +82,16 @@ function main.run(args)
     io.stderr:write(err, "\n")
     return 2
   end
-  if opts.samples then main.write_samples(opts.samples) end
   math.randomseed(os.time() + math.floor((Loop.now() % 1) * 1e6))
   local loop = Loop.new()
   local api = Api.new(loop, { token = opts.token, platform_token = opts.platform_token,
                               generation_time = opts.generation_time })
+  -- listening first; the line below is printed only once the samples are
+  -- written too, so a script that waits for it finds both ready
   local _, port = http.serve(loop, opts.host, opts.port, function(req, conn) return api:handle(req, conn) end)
+  if opts.samples then
+    for _, line in ipairs(main.write_samples(opts.samples)) do io.stderr:write(line, "\n") end
+  end
   local host = opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host
   api.base_url = ("http://%s:%d"):format(host, port)
   api.last_activity = Loop.now()
