@@ -8,6 +8,12 @@ local seeds = {
   mp4 = media.video(1280, 720, 5),
   mov_v1_moov_last = media.video(720, 1280, 12.5, { format = "mov", version = 1, moov_last = true }),
   mp4_large_box = media.video(640, 480, 3, { large = true }),
+  mp4_text_first = media.video(1280, 720, 5, { text_first = true }),
+  mp4_coded_size = media.video(1280, 720, 5, { coded = { 960, 720 } }),
+  mp4_two_moov = media.video(1280, 720, 5, { second_moov = { 100, 100, 60 } }),
+  fmp4_mehd = media.video(1280, 720, 6, { fragmented = "mehd" }),
+  fmp4_trun = media.video(640, 480, 3, { fragmented = "trun" }),
+  fmp4_tfhd = media.video(640, 480, 3, { fragmented = "tfhd" }),
 }
 local n = 0
 for name, bytes in pairs(seeds) do

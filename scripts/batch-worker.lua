@@ -1,7 +1,7 @@
 -- Runs one batch of N keyed jobs against a base URL on a journal, and prints
 -- how it ended. The two-process spec and the crash harness run it as a child:
 --   lua scripts/batch-worker.lua --journal FILE --base-url URL --keys N [--concurrency C]
---                                [--max-connections M]
+--                                [--max-connections M] [--download-dir DIR]
 -- Key i is clip-NNN with image https://cdn.example.test/person-i.jpg, so the
 -- simulator's per-image counts tell the submits of each key apart.
 local kling = require "kling"
@@ -32,7 +32,7 @@ for k = 1, opts.keys do
     character_orientation = "image", mode = "std",
   }
 end
-local results = assert(client:batch(items, { concurrency = opts.concurrency }))
+local results = assert(client:batch(items, { concurrency = opts.concurrency, download_dir = opts.download_dir }))
 local counts = { succeed = 0, failed = 0, uncertain = 0 }
 for _, r in ipairs(results) do
   local state = r.result and "succeed" or (r.error.kind == "uncertain" or r.error.maybe_submitted) and "uncertain"

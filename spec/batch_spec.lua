@@ -54,6 +54,37 @@ describe("batch", function()
     assert.equal(0, sim:stats().submits)
   end)
 
+  it("checks download_dir can be written, and every item's local files, before any upload or submit", function()
+    local is_root = io.popen("id -u"):read("*l") == "0"
+    if not is_root then -- root writes anywhere
+      os.execute("mkdir -p '" .. dir .. "' && chmod 0500 '" .. dir .. "'")
+      local r, err = client:batch(items(3), { download_dir = dir })
+      os.execute("chmod 0700 '" .. dir .. "' && rmdir '" .. dir .. "'")
+      assert.is_nil(r)
+      assert.equal("download_dir", err.field)
+    end
+    -- a file where the directory should be; a key whose <key>.mp4 is a directory
+    os.execute("touch '" .. dir .. "'")
+    local r, err = client:batch(items(3), { download_dir = dir })
+    os.remove(dir)
+    assert.is_nil(r)
+    assert.equal("download_dir", err.field)
+    os.execute("mkdir -p '" .. dir .. "/clip-002.mp4'")
+    r, err = client:batch(items(3), { download_dir = dir })
+    assert.is_nil(r)
+    assert.equal("items[2].key", err.field)
+    -- a refused file in the last item stops the batch before the first is sent
+    local samples = require "kling.simulator.media"
+    local small = samples.write(path .. ".small.png", samples.png(100, 100))
+    local list = items(3)
+    list[3].image_url, list[3].image_file = nil, small
+    r, err = client:batch(list)
+    os.remove(small)
+    assert.is_nil(r)
+    assert.equal("items[3].image_file", err.field)
+    assert.equal(0, sim:stats().submits)
+  end)
+
   it("runs every item at most `concurrency` at a time and saves each video as <key>.mp4", function()
     local peak, last = 0, nil
     local results = assert(client:batch(items(8), {
@@ -137,18 +168,31 @@ describe("two processes running one batch on one journal", function()
   teardown(function() sim:stop() end)
   after_each(function() Simulator.remove_journal(path) end)
 
-  it("submit each key exactly once", function()
+  it("submit each key exactly once, and both save every video into one download_dir", function()
     path = Simulator.journal_path()
+    local out = path .. ".videos"
     sim:config({ submit_delay = 0.2 })
     local lua = os.getenv("KLING_LUA") or "lua5.4"
-    local cmd = ("%s scripts/batch-worker.lua --journal %s --base-url %s --keys 30 --concurrency 4 2>&1")
-      :format(lua, path, sim.url)
+    local cmd = ("%s scripts/batch-worker.lua --journal %s --base-url %s --keys 30 --concurrency 4 "
+      .. "--download-dir %s 2>&1"):format(lua, path, sim.url, out)
     local a, b = assert(io.popen(cmd)), assert(io.popen(cmd))
     local out_a, out_b = a:read("*a"), b:read("*a")
     a:close()
     b:close()
-    assert.truthy(out_a:find("30 keys", 1, true), out_a)
-    assert.truthy(out_b:find("30 keys", 1, true), out_b)
+    -- two writers of one path: each writes a file of its own and renames it; a
+    -- key the other saved is a success
+    assert.truthy(out_a:find("30 keys: 30 succeed", 1, true), out_a)
+    assert.truthy(out_b:find("30 keys: 30 succeed", 1, true), out_b)
+    local listing = io.popen("ls -a '" .. out .. "'")
+    local videos, parts = 0, 0
+    for name in listing:lines() do
+      if name:find("%.mp4$") then videos = videos + 1 end
+      if name:find("%.part$") then parts = parts + 1 end
+    end
+    listing:close()
+    os.execute("rm -rf '" .. out .. "'")
+    assert.equal(30, videos)
+    assert.equal(0, parts)
     local stats = sim:stats()
     assert.equal(30, stats.submits)
     local n = 0

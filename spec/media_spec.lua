@@ -42,6 +42,33 @@ describe("kling.media.probe", function()
     assert.equal(12.5, mov.duration)
   end)
 
+  it("reads the video track (not a text track before it), the first movie, and fragmented files", function()
+    local function probe(name, ...)
+      return assert(kling.media.probe(file(name, samples.video(...))))
+    end
+    -- a subtitle track of 1280x60 comes first: the video is the track whose handler is 'vide'
+    local text_first = probe("text.mp4", 1280, 720, 5, { text_first = true })
+    assert.equal(1280, text_first.width)
+    assert.equal(720, text_first.height)
+    -- two movies: demuxers read the first
+    local two = probe("two.mp4", 1280, 720, 5, { second_moov = { 100, 100, 60 } })
+    assert.equal(1280, two.width)
+    assert.equal(5, two.duration)
+    -- fragmented: mvhd says 0; the duration is mehd's, or the fragments' samples'
+    assert.equal(6, probe("mehd.mp4", 1280, 720, 6, { fragmented = "mehd" }).duration)
+    assert.equal(7, probe("trun.mp4", 1280, 720, 7, { fragmented = "trun" }).duration)
+    assert.equal(4, probe("tfhd.mp4", 1280, 720, 4, { fragmented = "tfhd" }).duration)
+    assert.same({}, kling.media.problems(probe("frag.mp4", 1280, 720, 6, { fragmented = "mehd" }), "video", "image"))
+    -- the coded size is read too, and checked
+    local anamorphic = probe("coded.mp4", 1280, 720, 5, { coded = { 320, 720 } })
+    assert.equal(1280, anamorphic.width)
+    assert.equal(320, anamorphic.coded_width)
+    assert.equal(720, anamorphic.coded_height)
+    local problems = kling.media.problems(anamorphic, "video", "image")
+    assert.equal(1, #problems)
+    assert.truthy(problems[1]:find("coded at 320x720", 1, true), problems[1])
+  end)
+
   it("gives a clear error for files that are not media, missing or truncated anywhere", function()
     local _, err = kling.media.probe(file("a.txt", "just some text, not a picture"))
     assert.equal("invalid_argument", err.kind)

@@ -1,6 +1,6 @@
 /* kling.core.probe(path): what a local media file is, read from its headers
- * only: PNG and JPEG dimensions; MP4/MOV (ISO base media) dimensions and
- * duration from the movie and track headers. Every read is bounded and every
+ * only: PNG and JPEG dimensions; MP4/MOV (ISO base media) display and coded
+ * size of the video track and the movie's duration, fragmented files too. Every read is bounded and every
  * length read from the file is checked against the file's size, so a
  * truncated or hostile file gives a clear error, never a crash or a hang
  * (fuzz/probe_fuzz.c). Limits that apply to these facts: docs/api.md. */
@@ -128,7 +128,15 @@ static int probe_jpeg(kl_reader *r, kl_media *m)
     return 0;
 }
 
-/* ---- MP4 / MOV: boxes; moov holds mvhd (duration) and trak/tkhd (size) ---- */
+/* ---- MP4 / MOV (ISO base media, ISO/IEC 14496-12; QuickTime) ----
+ * What a demuxer reads: the first moov box (a later one is ignored), its
+ * movie header (time scale, duration), and the track whose media handler
+ * (mdia/hdlr) is 'vide': its display size (tkhd) and its coded size (the
+ * first visual sample entry in stsd). A track of another kind (sound, text,
+ * timed metadata) is never taken for the video, whatever its size. A
+ * fragmented file says 0 in mvhd: its duration is mvex/mehd's, or else the
+ * sum of the video track's sample durations over the movie fragments
+ * (moof/traf/trun, with tfhd's and trex's defaults). */
 
 typedef struct kl_box {
     uint64_t start, size, content; /* content: where the box's payload begins */
@@ -165,96 +173,365 @@ static int read_box(kl_reader *r, uint64_t at, uint64_t end, kl_box *b)
     return 1;
 }
 
-static int mvhd(kl_reader *r, const kl_box *b, kl_media *m)
-{
-    unsigned char h[32];
-    uint64_t len = b->start + b->size - b->content;
-    uint32_t timescale;
-    uint64_t duration;
-    if (len < 20 || !read_at(r, b->content, h, len < sizeof h ? (size_t)len : sizeof h))
-        return fail(r, "a movie header too short");
-    if (h[0] == 1) {
-        if (len < 32)
-            return fail(r, "a movie header too short");
-        timescale = be32(h + 20);
-        duration = be64(h + 24);
-    } else {
-        timescale = be32(h + 12);
-        duration = be32(h + 16);
-    }
-    if (timescale == 0) {
-        r->error = "a movie header with a time scale of 0";
-        return 0;
-    }
-    m->duration = (double)duration / (double)timescale;
-    m->has_duration = 1;
-    return 1;
-}
+static uint64_t box_end(const kl_box *b) { return b->start + b->size; }
+static uint64_t payload(const kl_box *b) { return box_end(b) - b->content; }
+static int is(const kl_box *b, const char *type) { return memcmp(b->type, type, 4) == 0; }
 
-/* A video track's header carries its display size (16.16 fixed point);
- * sound tracks carry 0 x 0. The first track with a size is the video. */
-static int tkhd(kl_reader *r, const kl_box *b, kl_media *m)
-{
-    unsigned char h[96];
-    uint64_t len = b->start + b->size - b->content;
-    size_t need;
-    if (len < 1 || !read_at(r, b->content, h, 1))
-        return fail(r, "a track header too short");
-    need = h[0] == 1 ? 96 : 84; /* width and height are the last 8 bytes */
-    if (len < need || !read_at(r, b->content, h, need))
-        return fail(r, "a track header too short");
-    if (m->width == 0 && m->height == 0) {
-        m->width = be32(h + need - 8) >> 16;
-        m->height = be32(h + need - 4) >> 16;
-    }
-    return 1;
-}
+/* Walks the boxes in [at, end) one level down: fn(r, box, ctx) for each;
+ * stops at the first failure. Every box counts against one budget. */
+typedef int (*box_fn)(kl_reader *r, const kl_box *b, void *ctx, int *steps);
 
-static int walk(kl_reader *r, uint64_t at, uint64_t end, int depth, int *steps, kl_media *m)
+static int children(kl_reader *r, uint64_t at, uint64_t end, int *steps, box_fn fn, void *ctx)
 {
     while (at < end) {
         kl_box b;
-        if (++*steps > KL_MAX_STEPS) {
-            r->error = "a file with too many boxes";
-            return 0;
-        }
+        if (++*steps > KL_MAX_STEPS)
+            return fail(r, "a file with too many boxes");
         if (!read_box(r, at, end, &b))
             return 0;
-        if (strcmp(b.type, "moov") == 0 || strcmp(b.type, "trak") == 0) {
-            if (depth >= KL_MAX_DEPTH) {
-                r->error = "boxes nested too deep";
-                return 0;
-            }
-            if (!walk(r, b.content, b.start + b.size, depth + 1, steps, m))
-                return 0;
-        } else if (strcmp(b.type, "mvhd") == 0 && depth >= 1) {
-            if (!mvhd(r, &b, m))
-                return 0;
-        } else if (strcmp(b.type, "tkhd") == 0 && depth >= 2) {
-            if (!tkhd(r, &b, m))
-                return 0;
-        }
-        at = b.start + b.size;
+        if (!fn(r, &b, ctx, steps))
+            return 0;
+        at = box_end(&b);
     }
     return 1;
+}
+
+/* Reads the first n bytes of b's payload (at least min of them must be there). */
+static int read_payload(kl_reader *r, const kl_box *b, unsigned char *buf, size_t n, size_t min, const char *what)
+{
+    uint64_t len = payload(b);
+    if (len < min)
+        return fail(r, what);
+    return read_at(r, b->content, buf, len < n ? (size_t)len : n);
+}
+
+typedef struct kl_track {
+    uint32_t id;
+    uint64_t display_w, display_h, coded_w, coded_h;
+    uint32_t timescale; /* mdhd: the media's own */
+    int has_tkhd, has_coded;
+    char handler[5];
+} kl_track;
+
+typedef struct kl_movie {
+    uint32_t timescale;       /* mvhd */
+    uint64_t duration;        /* mvhd, in its time scale */
+    uint64_t fragment_duration; /* mvex/mehd, in mvhd's time scale */
+    uint32_t trex_duration;   /* mvex/trex default sample duration of the video track */
+    int has_mvhd, has_video;
+    kl_track video;           /* the first track whose handler is 'vide' */
+    uint32_t trex_ids[64], trex_durations[64]; /* trex boxes seen before the video track is known */
+    int trex_count;
+} kl_movie;
+
+static int mvhd(kl_reader *r, const kl_box *b, kl_movie *mv)
+{
+    unsigned char h[32];
+    if (!read_payload(r, b, h, sizeof h, 20, "a movie header too short"))
+        return 0;
+    if (h[0] == 1) {
+        if (payload(b) < 32)
+            return fail(r, "a movie header too short");
+        mv->timescale = be32(h + 20);
+        mv->duration = be64(h + 24);
+    } else {
+        mv->timescale = be32(h + 12);
+        mv->duration = be32(h + 16);
+    }
+    if (mv->timescale == 0)
+        return fail(r, "a movie header with a time scale of 0");
+    mv->has_mvhd = 1;
+    return 1;
+}
+
+/* The track header: its id, and its display size (16.16 fixed point, the
+ * last 8 bytes of the box). */
+static int tkhd(kl_reader *r, const kl_box *b, kl_track *t)
+{
+    unsigned char h[96];
+    size_t need;
+    if (!read_payload(r, b, h, 1, 1, "a track header too short"))
+        return 0;
+    need = h[0] == 1 ? 96 : 84;
+    if (!read_payload(r, b, h, need, need, "a track header too short"))
+        return 0;
+    t->id = be32(h + (h[0] == 1 ? 20 : 12));
+    t->display_w = be32(h + need - 8) >> 16;
+    t->display_h = be32(h + need - 4) >> 16;
+    t->has_tkhd = 1;
+    return 1;
+}
+
+static int mdhd(kl_reader *r, const kl_box *b, kl_track *t)
+{
+    unsigned char h[24];
+    if (!read_payload(r, b, h, sizeof h, 16, "a media header too short"))
+        return 0;
+    if (h[0] == 1 && payload(b) < 24)
+        return fail(r, "a media header too short");
+    t->timescale = be32(h + (h[0] == 1 ? 20 : 12));
+    return 1;
+}
+
+/* mdia/hdlr: version and flags (4), pre_defined or QuickTime's component
+ * type (4), then the handler type. */
+static int hdlr(kl_reader *r, const kl_box *b, kl_track *t)
+{
+    unsigned char h[12];
+    if (!read_payload(r, b, h, sizeof h, sizeof h, "a handler box too short"))
+        return 0;
+    memcpy(t->handler, h + 8, 4);
+    t->handler[4] = '\0';
+    return 1;
+}
+
+/* stsd: version and flags (4), entry count (4), then sample entries. A
+ * visual entry: its box header (8), 6 reserved bytes and a data reference
+ * index (2), 16 bytes pre_defined and reserved, then width and height
+ * (16 bits each): the size the pictures are coded in. */
+static int stsd(kl_reader *r, const kl_box *b, kl_track *t)
+{
+    unsigned char h[8 + 8 + 28];
+    if (!read_payload(r, b, h, sizeof h, 8, "a sample description too short"))
+        return 0;
+    if (be32(h + 4) == 0 || payload(b) < sizeof h)
+        return 1; /* no entry: no coded size to read */
+    t->coded_w = be16(h + 8 + 8 + 24);
+    t->coded_h = be16(h + 8 + 8 + 26);
+    t->has_coded = 1;
+    return 1;
+}
+
+static int in_stbl(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    (void)steps;
+    return is(b, "stsd") ? stsd(r, b, ctx) : 1;
+}
+
+static int in_minf(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    return is(b, "stbl") ? children(r, b->content, box_end(b), steps, in_stbl, ctx) : 1;
+}
+
+static int in_mdia(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    if (is(b, "mdhd"))
+        return mdhd(r, b, ctx);
+    if (is(b, "hdlr"))
+        return hdlr(r, b, ctx);
+    if (is(b, "minf"))
+        return children(r, b->content, box_end(b), steps, in_minf, ctx);
+    return 1;
+}
+
+static int in_trak(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    if (is(b, "tkhd"))
+        return tkhd(r, b, ctx);
+    if (is(b, "mdia"))
+        return children(r, b->content, box_end(b), steps, in_mdia, ctx);
+    return 1;
+}
+
+/* mvex: mehd (the whole fragmented movie's duration) and trex (each
+ * track's default sample duration, for fragments that do not say). */
+static int in_mvex(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    kl_movie *mv = ctx;
+    unsigned char h[12];
+    (void)steps;
+    if (is(b, "mehd")) {
+        if (!read_payload(r, b, h, sizeof h, 8, "a movie extends header too short"))
+            return 0;
+        if (h[0] == 1 && payload(b) < 12)
+            return fail(r, "a movie extends header too short");
+        mv->fragment_duration = h[0] == 1 ? be64(h + 4) : be32(h + 4);
+    } else if (is(b, "trex")) {
+        unsigned char x[20];
+        if (!read_payload(r, b, x, sizeof x, sizeof x, "a track extends box too short"))
+            return 0;
+        if (mv->trex_count < (int)(sizeof mv->trex_ids / sizeof mv->trex_ids[0])) {
+            mv->trex_ids[mv->trex_count] = be32(x + 4);
+            mv->trex_durations[mv->trex_count] = be32(x + 12);
+            mv->trex_count++;
+        }
+    }
+    return 1;
+}
+
+static int in_moov(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    kl_movie *mv = ctx;
+    if (is(b, "mvhd"))
+        return mvhd(r, b, mv);
+    if (is(b, "mvex"))
+        return children(r, b->content, box_end(b), steps, in_mvex, mv);
+    if (is(b, "trak")) {
+        kl_track t;
+        memset(&t, 0, sizeof t);
+        if (!children(r, b->content, box_end(b), steps, in_trak, &t))
+            return 0;
+        if (!mv->has_video && t.has_tkhd && strcmp(t.handler, "vide") == 0) {
+            mv->video = t;
+            mv->has_video = 1;
+        }
+    }
+    return 1;
+}
+
+/* ---- movie fragments: the video track's sample durations ---- */
+
+typedef struct kl_fragments {
+    kl_movie *movie;
+    uint64_t total;     /* in the video track's media time scale */
+    uint32_t default_duration; /* this traf's, from tfhd or trex */
+    int ours;           /* this traf is the video track's */
+    uint64_t samples;   /* durations read so far */
+} kl_fragments;
+
+/* Sample durations read from track runs, at most (a 30 s video at 60
+ * frames per second has 1,800). */
+#define KL_MAX_SAMPLES 1000000
+
+/* trun: flags say which per-sample fields follow; 0x100: a duration each. */
+static int trun(kl_reader *r, const kl_box *b, kl_fragments *f)
+{
+    unsigned char h[8];
+    uint32_t flags, count, i, field_bytes = 0;
+    uint64_t at;
+    if (!read_payload(r, b, h, sizeof h, sizeof h, "a track run too short"))
+        return 0;
+    flags = be32(h) & 0xFFFFFF;
+    count = be32(h + 4);
+    at = b->content + 8 + ((flags & 0x1) ? 4 : 0) + ((flags & 0x4) ? 4 : 0);
+    if (!(flags & 0x100)) {
+        f->total += (uint64_t)count * f->default_duration;
+        return 1;
+    }
+    field_bytes = 4 * (((flags & 0x100) != 0) + ((flags & 0x200) != 0) + ((flags & 0x400) != 0)
+                       + ((flags & 0x800) != 0));
+    if (at > box_end(b) || (uint64_t)count * field_bytes > box_end(b) - at)
+        return fail(r, "a track run longer than its box");
+    if ((f->samples += count) > KL_MAX_SAMPLES)
+        return fail(r, "a movie with too many samples");
+    for (i = 0; i < count; i++) {
+        unsigned char d[4];
+        if (!read_at(r, at + (uint64_t)i * field_bytes, d, 4))
+            return 0;
+        f->total += be32(d);
+    }
+    return 1;
+}
+
+static int in_traf(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    kl_fragments *f = ctx;
+    (void)steps;
+    if (is(b, "tfhd")) {
+        unsigned char h[24];
+        uint32_t flags;
+        uint64_t at = 8;
+        int i;
+        if (!read_payload(r, b, h, sizeof h, 8, "a track fragment header too short"))
+            return 0;
+        flags = be32(h) & 0xFFFFFF;
+        f->ours = be32(h + 4) == f->movie->video.id;
+        f->default_duration = 0;
+        for (i = 0; i < f->movie->trex_count; i++)
+            if (f->movie->trex_ids[i] == f->movie->video.id)
+                f->default_duration = f->movie->trex_durations[i];
+        if (flags & 0x1)
+            at += 8; /* base data offset */
+        if (flags & 0x2)
+            at += 4; /* sample description index */
+        if (flags & 0x8) {
+            if (payload(b) < at + 4)
+                return fail(r, "a track fragment header too short");
+            f->default_duration = be32(h + at);
+        }
+        return 1;
+    }
+    if (is(b, "trun") && f->ours)
+        return trun(r, b, f);
+    return 1;
+}
+
+static int in_moof(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    kl_fragments *f = ctx;
+    if (!is(b, "traf"))
+        return 1;
+    f->ours = 0;
+    return children(r, b->content, box_end(b), steps, in_traf, f);
+}
+
+/* ---- the file's top level ---- */
+
+typedef struct kl_top {
+    kl_movie movie;
+    int has_moov, has_moof;
+} kl_top;
+
+static int top_level(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    kl_top *top = ctx;
+    if (is(b, "moov")) {
+        if (top->has_moov)
+            return 1; /* demuxers read the first */
+        top->has_moov = 1;
+        return children(r, b->content, box_end(b), steps, in_moov, &top->movie);
+    }
+    if (is(b, "moof"))
+        top->has_moof = 1;
+    return 1;
+}
+
+static int fragments_top(kl_reader *r, const kl_box *b, void *ctx, int *steps)
+{
+    return is(b, "moof") ? children(r, b->content, box_end(b), steps, in_moof, ctx) : 1;
 }
 
 static int probe_isobmff(kl_reader *r, kl_media *m, const unsigned char *head)
 {
     int steps = 0;
+    kl_top top;
+    kl_movie *mv = &top.movie;
+    memset(&top, 0, sizeof top);
     m->kind = "video";
     /* QuickTime files say "qt  " as their brand, or have no ftyp at all */
     m->format = memcmp(head + 4, "ftyp", 4) == 0 && memcmp(head + 8, "qt  ", 4) != 0 ? "mp4" : "mov";
-    if (!walk(r, 0, r->src->size, 0, &steps, m))
+    if (!children(r, 0, r->src->size, &steps, top_level, &top))
         return 0;
-    if (!m->has_duration) {
-        r->error = "a movie without a movie header (moov/mvhd)";
-        return 0;
+    if (!mv->has_mvhd)
+        return fail(r, "a movie without a movie header (moov/mvhd)");
+    if (!mv->has_video)
+        return fail(r, "a movie without a video track");
+    if (mv->duration > 0) {
+        m->duration = (double)mv->duration / (double)mv->timescale;
+    } else if (mv->fragment_duration > 0) {
+        m->duration = (double)mv->fragment_duration / (double)mv->timescale;
+    } else if (top.has_moof && mv->video.timescale > 0) {
+        kl_fragments f;
+        memset(&f, 0, sizeof f);
+        f.movie = mv;
+        if (!children(r, 0, r->src->size, &steps, fragments_top, &f))
+            return 0;
+        m->duration = (double)f.total / (double)mv->video.timescale;
     }
-    if (m->width == 0 || m->height == 0) {
-        r->error = "a movie without a video track";
-        return 0;
+    m->has_duration = 1;
+    m->width = mv->video.display_w;
+    m->height = mv->video.display_h;
+    if (mv->video.has_coded) {
+        m->coded_width = mv->video.coded_w;
+        m->coded_height = mv->video.coded_h;
+        m->has_coded = 1;
     }
+    if (m->width == 0 || m->height == 0) { /* no display size given: the coded one is shown */
+        m->width = m->coded_width;
+        m->height = m->coded_height;
+    }
+    if (m->width == 0 || m->height == 0)
+        return fail(r, "a video track without a picture size");
     return 1;
 }
 
@@ -362,6 +639,12 @@ void kl_media_push(lua_State *L, const kl_media *m)
     if (m->has_duration) {
         lua_pushnumber(L, m->duration);
         lua_setfield(L, -2, "duration");
+    }
+    if (m->has_coded) {
+        lua_pushinteger(L, (lua_Integer)m->coded_width);
+        lua_setfield(L, -2, "coded_width");
+        lua_pushinteger(L, (lua_Integer)m->coded_height);
+        lua_setfield(L, -2, "coded_height");
     }
 }
 

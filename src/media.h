@@ -16,9 +16,10 @@ typedef struct kl_source {
 typedef struct kl_media {
     const char *kind;   /* "image" or "video" */
     const char *format; /* "png", "jpeg", "mp4", "mov" */
-    uint64_t width, height, bytes;
+    uint64_t width, height, bytes; /* videos: the display size */
+    uint64_t coded_width, coded_height; /* videos: the size the pictures are coded in */
     double duration;    /* seconds (videos) */
-    int has_duration;
+    int has_duration, has_coded;
 } kl_media;
 
 /* Fills m, or returns 0 with a message (static text) in *error. */

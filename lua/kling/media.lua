@@ -54,6 +54,17 @@ function media.problems(info, kind, orientation)
     add("is %dx%d px (aspect %.2f:1); at most %.1f:1 either way", w, h, math.max(w, h) / math.min(w, h),
       limits.max_aspect)
   end
+  -- the size the pictures are coded in must fit too (an anamorphic video
+  -- shows wider than it is coded)
+  local cw, ch = info.coded_width, info.coded_height
+  if cw and ch and (cw ~= w or ch ~= h) then
+    if math.min(cw, ch) < limits.min_side then
+      add("is coded at %dx%d px; both sides must be at least %d px", cw, ch, limits.min_side)
+    end
+    if limits.max_side and math.max(cw, ch) > limits.max_side then
+      add("is coded at %dx%d px; both sides must be at most %d px", cw, ch, limits.max_side)
+    end
+  end
   if kind == "video" then
     local d = info.duration or 0
     if d < limits.min_seconds then add("is %.2f s long; at least %d s", d, limits.min_seconds) end

@@ -1,6 +1,7 @@
 -- Sample media for trying kling offline and for the specs: real PNG files
 -- (decodable: zlib stored blocks, CRCs), JPEG files with real JFIF and frame
--- headers, and MP4/MOV files with real ftyp/moov/mvhd/trak/tkhd boxes (the
+-- headers, and MP4/MOV files with real ftyp/moov/mvhd/trak boxes (tkhd, and
+-- mdia with mdhd, hdlr and a sample description), fragmented ones too (the
 -- media data itself is filler: nothing here plays). Pure Lua, 5.1 to 5.4.
 local media = {}
 
@@ -130,20 +131,103 @@ local function tkhd(id, width, height, seconds, version)
     .. IDENTITY .. u32(width * 65536) .. u32(height * 65536))
 end
 
+-- A media's time scale (ticks per second) in the samples below.
+local MEDIA_TIMESCALE = 12800
+
+local function mdhd(seconds)
+  return box("mdhd", "\0\0\0\0" .. u32(0) .. u32(0) .. u32(MEDIA_TIMESCALE)
+    .. u32(math.floor(seconds * MEDIA_TIMESCALE)) .. u16(0x55c4) .. u16(0))
+end
+
+local function hdlr(handler, qt)
+  return box("hdlr", "\0\0\0\0" .. (qt and "mhlr" or u32(0)) .. handler .. string.rep("\0", 12) .. "kling\0")
+end
+
+-- The first sample description: a visual entry (avc1) with its coded size,
+-- or an audio (mp4a) or text (tx3g) one.
+local function stsd(handler, coded_w, coded_h)
+  local entry
+  if handler == "vide" then
+    entry = box("avc1", string.rep("\0", 6) .. u16(1) .. string.rep("\0", 16) .. u16(coded_w) .. u16(coded_h)
+      .. u32(0x00480000) .. u32(0x00480000) .. u32(0) .. u16(1) .. string.rep("\0", 32) .. u16(0x18) .. u16(0xffff))
+  elseif handler == "soun" then
+    entry = box("mp4a", string.rep("\0", 6) .. u16(1) .. string.rep("\0", 8) .. u16(2) .. u16(16) .. u32(0)
+      .. u32(44100 * 65536))
+  else
+    entry = box("tx3g", string.rep("\0", 6) .. u16(1) .. string.rep("\0", 30))
+  end
+  return box("stsd", "\0\0\0\0" .. u32(1) .. entry)
+end
+
+-- A whole track: tkhd, then mdia with its media header, handler and sample
+-- description. opts.coded: { w, h } when the coded size differs from the
+-- display size (anamorphic video).
+local function trak(id, handler, width, height, seconds, opts)
+  local coded = opts.coded or { width, height }
+  local media_header = handler == "vide" and box("vmhd", "\0\0\0\1" .. string.rep("\0", 8))
+    or handler == "soun" and box("smhd", string.rep("\0", 8)) or box("nmhd", "\0\0\0\0")
+  local stbl = box("stbl", stsd(handler, coded[1], coded[2]))
+  local minf = box("minf", media_header .. stbl)
+  local mdia = box("mdia", mdhd(opts.fragmented and 0 or seconds) .. hdlr(handler, opts.format == "mov") .. minf)
+  return box("trak", tkhd(id, width, height, opts.fragmented and 0 or seconds, opts.version) .. mdia)
+end
+
+-- Movie fragments for a fragmented file: one per second of video, each
+-- with a track run of 25 samples of their own duration.
+local function fragments(seconds, trun_durations)
+  local out, per_second, tick = {}, 25, MEDIA_TIMESCALE / 25
+  local whole = math.floor(seconds)
+  for i = 1, whole do
+    local runs
+    if trun_durations then -- durations in the run (flags 0x100)
+      local samples = {}
+      for _ = 1, per_second do samples[#samples + 1] = u32(tick) end
+      runs = box("trun", "\0\0\1\0" .. u32(per_second) .. table.concat(samples))
+    else -- the track fragment header's default duration
+      runs = box("trun", "\0\0\0\0" .. u32(per_second))
+    end
+    local tfhd = trun_durations and box("tfhd", "\0\2\0\0" .. u32(1))
+      or box("tfhd", "\0\2\0\8" .. u32(1) .. u32(tick))
+    out[#out + 1] = box("moof", box("mfhd", "\0\0\0\0" .. u32(i)) .. box("traf", tfhd .. runs))
+    out[#out + 1] = box("mdat", string.rep("\0", 16))
+  end
+  return table.concat(out)
+end
+
 -- opts: format "mp4" (default) or "mov", version 0 or 1 headers, moov_last
 -- (the movie header after the media data, as many cameras write it), large
--- (the media data in a box with a 64-bit size).
+-- (the media data in a box with a 64-bit size), text_first (a subtitle
+-- track of 1280x60 before the video), coded = { w, h } (the coded size,
+-- when it differs from the display size), fragmented = "mehd" (mvhd says 0,
+-- mvex/mehd the duration) or "trun" / "tfhd" (no duration anywhere but the
+-- fragments' samples), second_moov = { w, h, s } (a later moov, which
+-- demuxers ignore).
 function media.video(width, height, seconds, opts)
   opts = opts or {}
   local ftyp = opts.format == "mov" and box("ftyp", "qt  " .. u32(0x200) .. "qt  ")
     or box("ftyp", "isom" .. u32(0x200) .. "isomiso2avc1mp41")
-  local sound = box("trak", tkhd(2, 0, 0, seconds, opts.version))
-  local video = box("trak", tkhd(1, width, height, seconds, opts.version))
-  local moov = box("moov", mvhd(seconds, opts.version) .. sound .. video)
+  local tracks = {}
+  if opts.text_first then tracks[#tracks + 1] = trak(3, "text", 1280, 60, seconds, opts) end
+  tracks[#tracks + 1] = trak(2, "soun", 0, 0, seconds, opts)
+  tracks[#tracks + 1] = trak(1, "vide", width, height, seconds, opts)
+  local mvex = ""
+  if opts.fragmented then
+    local mehd = opts.fragmented == "mehd" and box("mehd", "\0\0\0\0" .. u32(math.floor(seconds * 1000))) or ""
+    mvex = box("mvex", mehd .. box("trex", "\0\0\0\0" .. u32(1) .. u32(1) .. u32(0) .. u32(0) .. u32(0)))
+  end
+  local moov = box("moov", mvhd(opts.fragmented and 0 or seconds, opts.version) .. table.concat(tracks) .. mvex)
   local filler = string.rep("\0", 256)
   local mdat = opts.large and (u32(1) .. "mdat" .. u64(16 + #filler) .. filler) or box("mdat", filler)
-  if opts.moov_last then return ftyp .. mdat .. moov end
-  return ftyp .. moov .. mdat
+  if opts.fragmented then
+    return ftyp .. moov .. fragments(seconds, opts.fragmented == "trun")
+  end
+  local later = ""
+  if opts.second_moov then
+    local w, h, sec = opts.second_moov[1], opts.second_moov[2], opts.second_moov[3]
+    later = box("moov", mvhd(sec) .. trak(1, "vide", w, h, sec, {}))
+  end
+  if opts.moov_last then return ftyp .. mdat .. moov .. later end
+  return ftyp .. moov .. mdat .. later
 end
 
 function media.write(path, bytes)
