@@ -10,7 +10,7 @@
 #   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-love
 #   make bench, bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
 # Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
-#            SQLITE_CFLAGS, SQLITE_LIBS, CC, CFLAGS.
+#            SQLITE_CFLAGS, SQLITE_LIBS, CRYPTO_CFLAGS, CRYPTO_LIBS, CC, CFLAGS.
 
 SHELL := /bin/bash
 LUA_VERSION ?= 5.4
@@ -36,6 +36,9 @@ CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 SQLITE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags sqlite3 2>/dev/null)
 SQLITE_LIBS   ?= $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# SHA-256 of uploaded files (src/digest.c): OpenSSL's libcrypto
+CRYPTO_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+CRYPTO_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 # the journal's writer thread (src/journal_writer.c)
 THREAD_LIBS ?= -pthread
 
@@ -43,7 +46,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
 ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS) \
-              $(SQLITE_CFLAGS)
+              $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 # Lua modules take the interpreter's symbols at load time, so they never link liblua.
 ifeq ($(shell uname -s),Darwin)
 LIBFLAG ?= -bundle -undefined dynamic_lookup
@@ -76,7 +79,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(MODULE): $(OBJECTS) | $(BUILD)/kling
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(SQLITE_LIBS) $(CRYPTO_LIBS) $(THREAD_LIBS)
 
 $(BUILD)/obj $(BUILD)/kling:
 	mkdir -p $@
@@ -185,8 +188,8 @@ asan:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	@mkdir -p $(ASAN_BUILD)/kling
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(ASAN_CFLAGS) -shared-libasan \
-	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) \
-	  $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS)
+	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS) $(LIBFLAG) -o $(ASAN_BUILD)/kling/core.so $(SOURCES) \
+	  $(CURL_LIBS) $(SQLITE_LIBS) $(CRYPTO_LIBS) $(THREAD_LIBS)
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	  KLING_LUA="$(LUA)" LD_PRELOAD="$(ASAN_RT)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -33,18 +33,20 @@ external_dependencies = {
   CURL = { library = "curl" },
   -- the job journal (kling.core binds SQLite itself: see docs/design.md)
   SQLITE3 = { header = "sqlite3.h", library = "sqlite3" },
+  -- SHA-256 of uploaded files, so that a file shared by many jobs is uploaded once
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
   modules = {
     ["kling.core"] = {
-      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/files.c", "src/journal.c",
+      sources = { "src/buffer.c", "src/clock.c", "src/core.c", "src/digest.c", "src/files.c", "src/journal.c",
                   "src/journal_writer.c", "src/json.c", "src/media.c", "src/multi.c", "src/owners.c", "src/process.c", "src/profile.c", "src/sockets.c",
                   "src/redact.c", "src/secret.c", "src/statements.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "sqlite3", "pthread" },
-      incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE3_LIBDIR)" },
+      libraries = { "curl", "sqlite3", "crypto", "pthread" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE3_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE3_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["kling.batch"] = "lua/kling/batch.lua",
     ["kling.billing"] = "lua/kling/billing.lua",
@@ -55,6 +57,7 @@ build = {
     ["kling.compat"] = "lua/kling/compat.lua",
     ["kling.config"] = "lua/kling/config.lua",
     ["kling.errors"] = "lua/kling/errors.lua",
+    ["kling.files"] = "lua/kling/files.lua",
     ["kling.heap"] = "lua/kling/heap.lua",
     ["kling"] = "lua/kling/init.lua",
     ["kling.job"] = "lua/kling/job.lua",

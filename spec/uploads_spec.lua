@@ -267,4 +267,32 @@ describe("motion from files on disk", function()
     assert.equal(2, sim:stats().submits)
     Simulator.remove_journal(path)
   end)
+
+  it("with a journal, a file shared by many jobs is uploaded once, whatever its name", function()
+    local path = Simulator.journal_path()
+    local c = new_client({ journal = path })
+    local p = params()
+    local items = {}
+    for i = 1, 6 do
+      items[i] = { key = "row-" .. i, image_file = p.image_file, video_file = p.video_file,
+                   character_orientation = "image", mode = "std" }
+    end
+    -- the same bytes under another name (and path) are the same content
+    local copy = file("copy-of-dance.mp4", samples.video(1280, 720, 5))
+    items[6].video_file = copy
+    local results = assert(c:batch(items, { concurrency = 3 }))
+    for _, r in ipairs(results) do assert.equal("succeed", r.result.state, tostring(r.error)) end
+    assert.equal(2, sim:stats().uploads)
+    c:close()
+    -- another run, other keys: still nothing to upload
+    c = new_client({ journal = path })
+    assert(c:submit(params({ key = "later" })))
+    -- a file whose content changed is uploaded again
+    local changed = params({ key = "changed" })
+    file("person.png", samples.png(330, 400))
+    assert(c:submit(changed))
+    c:close()
+    assert.equal(3, sim:stats().uploads)
+    Simulator.remove_journal(path)
+  end)
 end)

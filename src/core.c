@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "compat.h"
+#include "digest.h"
 #include "files.h"
 #include "journal.h"
 #include "json.h"
@@ -156,6 +157,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     kl_secret_open(L);
     kl_process_open(L);
     kl_files_open(L);
+    kl_digest_open(L);
+    lua_setfield(L, -2, "digest_file");
     kl_media_open(L);
     lua_setfield(L, -2, "probe");
     lua_pushcfunction(L, core_now);

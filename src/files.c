@@ -88,7 +88,8 @@ static int files_stat(lua_State *L)
     lua_setfield(L, -2, "type");
     lua_pushnumber(L, (lua_Number)st.st_size);
     lua_setfield(L, -2, "size");
-    lua_pushnumber(L, (lua_Number)st.st_mtime);
+    /* with nanoseconds (POSIX 2008): a file rewritten within the second is told apart */
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
     lua_setfield(L, -2, "mtime");
     lua_pushnumber(L, (lua_Number)st.st_dev);
     lua_setfield(L, -2, "dev");

@@ -50,6 +50,18 @@ CREATE TABLE IF NOT EXISTS owners (
   boot_id    TEXT,                  -- the machine's boot the process runs in
   started_at REAL NOT NULL
 );
+-- files uploaded, by content: a file that many jobs share (a batch's one
+-- dance.mp4) is uploaded once; the platform's URLs are public and permanent
+-- (docs/api.md, "Uploading local files")
+CREATE TABLE IF NOT EXISTS uploads (
+  sha256     TEXT NOT NULL,
+  bytes      INTEGER NOT NULL,
+  suffix     TEXT NOT NULL,         -- the file name's extension: the platform keeps the name
+  platform   TEXT NOT NULL,         -- the platform base URL it was uploaded to
+  url        TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  PRIMARY KEY (sha256, bytes, suffix, platform)
+);
 ]]
 
 -- The hand-over (?1 key, ?2 owner, ?3 now): only a queued entry of this
@@ -572,6 +584,21 @@ end
 function Journal:_set_uploads(key, uploads, request)
   return self:_write(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ? AND owner = ? "
     .. "AND state = 'queued'", core.encode(uploads), request, now(), key, self.db:owner())
+end
+
+-- The URL of a file already uploaded with this content (sha256, bytes) and
+-- name suffix to this platform, or nil.
+function Journal:_uploaded(sha256, bytes, suffix, platform)
+  local rows = self.db:query("SELECT url FROM uploads WHERE sha256 = ? AND bytes = ? AND suffix = ? AND platform = ?",
+    sha256, bytes, suffix, platform)
+  return rows and rows[1] and rows[1].url or nil
+end
+
+-- Remembers an upload by content (the job goes on without waiting for it).
+function Journal:_remember_upload(sha256, bytes, suffix, platform, url)
+  return self:_update(false, [[INSERT INTO uploads (sha256, bytes, suffix, platform, url, created_at)
+    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET url = excluded.url, created_at = excluded.created_at]],
+    sha256, bytes, suffix, platform, url, now())
 end
 
 -- Where a job's video was saved; committed before the job reports it.

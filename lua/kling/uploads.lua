@@ -5,6 +5,7 @@
 local core = require "kling.core"
 local errors = require "kling.errors"
 local media = require "kling.media"
+local Recent = require "kling.recent"
 local validate = require "kling.validate"
 
 local uploads = {}
@@ -96,9 +97,96 @@ function uploads.check(own, body)
   return infos
 end
 
+-- ---- uploads by content ----
+-- With a journal, a file's SHA-256 names what was uploaded, so that the same
+-- content is uploaded once however many jobs (and runs) use it. Hashing
+-- reads the whole file: a slice per step inside a job, so that a step stays
+-- short, and once per file identity (device, inode, size, mtime) per
+-- process.
+
+local DIGEST_SLICE = 1024 * 1024
+local digests = Recent.new(256) -- file identity -> sha256 (a pure function of the content)
+
+local function identity(info)
+  return ("%.0f:%.0f:%.0f:%.9f"):format(info.dev, info.ino, info.size, info.mtime)
+end
+
+-- The SHA-256 of path's content, or nil and a message.
+local function digest_of(client, path, info)
+  local id = identity(info)
+  local known = digests:get(id)
+  if known then return known end
+  local d, err = core.digest_file(path)
+  if not d then return nil, err end
+  local scheduler = client._scheduler
+  local in_job = scheduler:current_job() ~= nil
+  while true do
+    local hex, size_or_err = d:step(DIGEST_SLICE)
+    if hex == nil then return nil, size_or_err end
+    if hex then
+      d:close()
+      digests:add(id, hex)
+      return hex
+    end
+    if in_job then scheduler:sleep(0) end -- the rest at the next step
+  end
+end
+
+local function suffix_of(path)
+  return (base_name(path):match("(%.[%w]+)$") or ""):lower()
+end
+
+-- Uploads of one content under way, per scheduler: content -> the waiters
+-- of the jobs that want the same file meanwhile (they get its URL).
+local under_way = setmetatable({}, { __mode = "k" })
+
+-- Uploads path once per content: the URL the journal knows for its
+-- content, the URL of the same content being uploaded by another job of
+-- this client right now, or a new upload (then remembered).
+local function upload_once(client, path, opts)
+  local journal, platform, scheduler = client.journal, client.settings.platform_url, client._scheduler
+  local info = journal and core.stat(path)
+  local sha = info and info.type == "file" and digest_of(client, path, info)
+  if not sha then return uploads.upload(client, path, opts) end
+  local suffix = suffix_of(path)
+  local content = table.concat({ sha, info.size, suffix }, ":")
+  local mine = under_way[scheduler] or {}
+  under_way[scheduler] = mine
+  while mine[content] do -- another job uploads it: wait for its URL
+    local waiter = { kind = "event" }
+    local list = mine[content]
+    list[#list + 1] = waiter
+    local url = scheduler:await(waiter, false)
+    if url then return url end
+    if client._closed then return nil, errors.closed() end
+  end
+  local url = journal:_uploaded(sha, info.size, suffix, platform)
+  if url then return url end
+  local waiting = {}
+  mine[content] = waiting
+  local function hand_over(value) -- however this upload ends, the waiters go on
+    if mine[content] ~= waiting then return end
+    mine[content] = nil
+    for _, w in ipairs(waiting) do scheduler:wake_later(w, value or false) end
+  end
+  scheduler:on_exit(hand_over)
+  local err
+  url, err = uploads.upload(client, path, opts)
+  if url then
+    -- remembered only if the file is what was hashed (unchanged meanwhile)
+    local after = core.stat(path)
+    if after and identity(after) == identity(info) then
+      journal:_remember_upload(sha, info.size, suffix, platform, url)
+    end
+  end
+  hand_over(url)
+  return url, err
+end
+
 -- Uploads the request's local files and puts their URLs into body;
--- known = { image_file = url, ... } from the journal is reused, never uploaded
--- again. Returns the URLs by field, or nil and an error.
+-- known = { image_file = url, ... } from the journal's entry of this job is
+-- reused, and so is any upload of the same content (with a journal). Returns
+-- the URLs by field, or nil and an error.
 function uploads.resolve(client, own, body, known)
   local urls = {}
   for _, pair in ipairs({ { "image_file", "image_url" }, { "video_file", "video_url" } }) do
@@ -108,7 +196,7 @@ function uploads.resolve(client, own, body, known)
       if not url then
         local err
         local report = own.on_upload
-        url, err = uploads.upload(client, own[file], {
+        url, err = upload_once(client, own[file], {
           on_progress = report and function(sent, total) report(sent, total, own[file]) end })
         if not url then
           err.field = err.field or file
