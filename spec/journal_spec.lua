@@ -142,6 +142,24 @@ describe("the journal", function()
     assert.equal(1, sim:stats().submits)
   end)
 
+  it("a resumed wait polls at the interval its task's age has grown to, not from the start", function()
+    local c = sim:client({ journal = path, poll_interval = 0.05, max_poll_interval = 0.4 })
+    sim:next_task({ generation_time = 30 })
+    assert(c:submit(Simulator.params({ key = "old" })))
+    -- as if it had been submitted a minute ago, by an earlier run
+    assert(c.journal.db:run("UPDATE jobs SET updated_at = updated_at - 60 WHERE key = 'old'"))
+    local seen = {}
+    local job = c:spawn(function()
+      return c:motion(Simulator.params({ key = "old", on_status = function() seen[#seen + 1] = core.now() end }))
+    end)
+    while #seen < 3 do c:step(0.05) end
+    job:cancel()
+    c:close()
+    -- the first look is at once; the next ones are max_poll_interval apart (+/-10% jitter)
+    assert.is_true(seen[3] - seen[2] >= 0.35, ("polls %.3f s apart"):format(seen[3] - seen[2]))
+    assert.equal(1, sim:stats().submits)
+  end)
+
   it("a key left queued by a dead process is submitted", function()
     local dead = other()
     assert(dead:_claim("orphan", function() return "submit" end, "{}"))

@@ -205,10 +205,20 @@ end
 
 -- ---- waiting ----
 
-function Client:_wait(task_id, timeout, on_status, first_delay)
+-- age: seconds since the task was submitted, when it was submitted by an
+-- earlier call (a resumed job): its polls go on at the interval they had
+-- grown to by now, rather than from poll_interval again.
+function Client:_wait(task_id, timeout, on_status, first_delay, age)
   local s = self.settings
   local deadline = now() + timeout
   local interval, delay = s.poll_interval, first_delay
+  if age and age > 0 then
+    local t = 0
+    while t + interval <= age and interval < s.max_poll_interval do
+      t = t + interval
+      interval = retry.next_poll_interval(interval, s)
+    end
+  end
   local state, last_err = "unknown", nil
   while true do
     if delay > 0 then
@@ -270,8 +280,9 @@ function Client:_motion(body, hooks, opts)
   if how == "done" then return stored end
   -- a task submitted earlier may be long finished: look at once
   local first_delay = how == "sent" and self.settings.poll_interval or 0
+  local age = how == "follow" and stored and core.time() - stored or nil
   local result
-  result, err = self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, first_delay)
+  result, err = self:_wait(task_id, self.settings.wait_timeout, hooks.on_status, first_delay, age)
   if unrecorded then
     -- the task is followed all the same; its id is recorded now, or the
     -- call fails with the id (and the result, if the task ended)

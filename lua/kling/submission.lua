@@ -212,6 +212,8 @@ prepare_files = function(client, own, body, journal_key, row)
   if not own.image_file and not own.video_file then return nil end
   local infos, err = uploads.check(own, body)
   if not infos then return err end
+  err = client._transport:check_api_token() -- before minutes of uploading for a refused submit
+  if err then return err end
   local stored = row.uploads and core.decode(row.uploads) or {}
   local known = {}
   for field, up in pairs(type(stored) == "table" and stored or {}) do
@@ -234,7 +236,8 @@ end
 -- Submits body at most once per key. Returns
 --   task_id, nil, how      how: "sent" (new), "follow" (submitted before), "done" (finished before)
 --   nil, err               (stored failure, uncertain, or the submit's own error)
--- and, for "done", the stored result as a 4th value.
+-- and, for "done", the stored result as a 4th value; for "follow", when the
+-- task was submitted.
 -- opts: key, retry_failed; hooks: on_submit.
 function submission.submit(client, body, hooks, opts)
   local journal, key = client.journal, opts.key
@@ -246,6 +249,10 @@ function submission.submit(client, body, hooks, opts)
     local urls
     urls, err = uploads.check(opts, body)
     if not urls then return nil, err end
+    if opts.image_file or opts.video_file then
+      err = client._transport:check_api_token() -- before minutes of uploading for a refused submit
+      if err then return nil, err end
+    end
     urls, err = uploads.resolve(client, opts, body)
     if not urls then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
@@ -278,8 +285,8 @@ function submission.submit(client, body, hooks, opts)
     return row.task_id, nil, "done", result
   elseif action == "failure" then
     return nil, stored_error(row)
-  elseif action == "follow" then
-    return row.task_id, nil, "follow"
+  elseif action == "follow" then -- and when it was submitted (wall-clock seconds), as 4th value
+    return row.task_id, nil, "follow", row.updated_at
   elseif action == "uncertain" then
     return nil, uncertain_error(row)
   end

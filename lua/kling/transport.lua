@@ -130,7 +130,13 @@ function Transport:transfer_error(res)
   })
 end
 
-local function status_error(self, res)
+-- Which credential a refusal is about, in the words a user acts on.
+local CREDENTIALS = {
+  api = "the API token (the token option, or ACEDATACLOUD_API_TOKEN)",
+  platform = "the platform token (the platform_token option, or ACEDATACLOUD_PLATFORM_TOKEN)",
+}
+
+local function status_error(self, res, credential)
   local json = type(res.json) == "table" and res.json or {}
   local detail = type(json.error) == "table" and json.error or {}
   local data = type(json.data) == "table" and json.data or {}
@@ -140,6 +146,9 @@ local function status_error(self, res)
   if status == 429 then kind = "rate_limited" end
   local message = self:foreign(detail.message)
     or ("HTTP %d with %s"):format(status, res.json and "no error message" or describe_body(self, res))
+  if kind == "auth" then
+    message = ("%s was refused: %s"):format(CREDENTIALS[credential or "api"], message)
+  end
   return errors.new(kind, message, {
     status = status, code = self:foreign(detail.code), trace_id = self:foreign(json.trace_id),
     task_id = self:foreign(json.task_id) or self:foreign(data.task_id),
@@ -154,16 +163,17 @@ local function bad_status(res)
 end
 
 -- The error of a finished transfer that is not a 2xx answer, or nil.
-function Transport:failure(res)
+-- credential: "api" (the default) or "platform", which a 401 or 403 names.
+function Transport:failure(res, credential)
   if res.reason then return self:transfer_error(res) end
   if res.status < 100 or res.status > 599 then return bad_status(res) end
-  if res.status < 200 or res.status > 299 then return status_error(self, res) end
+  if res.status < 200 or res.status > 299 then return status_error(self, res, credential) end
 end
 
 -- A kling.core result -> the JSON object it carries, or nil and an error.
-function Transport:interpret(res)
+function Transport:interpret(res, credential)
   local status = res.status
-  if res.reason or status < 200 or status > 299 then return nil, self:failure(res) end
+  if res.reason or status < 200 or status > 299 then return nil, self:failure(res, credential) end
   local json = res.json
   if type(json) ~= "table" or json[1] ~= nil then
     return nil, errors.new("bad_response", ("HTTP %d answer is %s"):format(res.status,
@@ -171,7 +181,7 @@ function Transport:interpret(res)
       { status = res.status })
   end
   if json.success == false and type(json.error) == "table" then
-    return nil, status_error(self, res)
+    return nil, status_error(self, res, credential)
   end
   return task.unwrap(json)
 end
@@ -213,6 +223,21 @@ function Transport:call(path, body, deadline)
     n = n + 1
     if not self:retry_after_failure(n, err, deadline, retry.retryable) then return nil, err end
   end
+end
+
+-- Is the API token accepted? Asked once per client, with a retrieval
+-- (never billed) of an id no task has, before local files are uploaded for
+-- a submit: a wrong token would otherwise be found only after the uploads.
+-- nil when it is accepted (or the question could not be answered: the
+-- submit will tell), or the auth error.
+function Transport:check_api_token()
+  if self.api_token_accepted then return nil end
+  local _, err = self:interpret(self:post("/kling/tasks", { action = "retrieve", id = "kling-token-check" }))
+  if err and err.kind == "auth" then return err end
+  -- the API answered without refusing it: accepted (a network failure
+  -- answered nothing, so the next upload asks again)
+  if err == nil or (err.kind ~= "network" and err.kind ~= "timeout") then self.api_token_accepted = true end
+  return nil
 end
 
 -- Fetches url into path and returns path, bytes. The bytes go to a file of

@@ -66,7 +66,7 @@ function uploads.upload(client, source, opts)
     if res.reason == "file_changed" then
       return nil, errors.invalid("file", ("%s changed size while it was uploaded"):format(name))
     end
-    local json, e = transport:interpret(res)
+    local json, e = transport:interpret(res, "platform")
     if not json then return nil, e end
     -- file_url, else url, flat or inside data (interpret unwraps it)
     local found = transport:foreign(json.file_url) or transport:foreign(json.url)

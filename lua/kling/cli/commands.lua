@@ -123,6 +123,17 @@ local function interrupted(client, job, out, progress, ctx, sig)
   return 128 + sig
 end
 
+-- The status line's clock counts from the task's creation (a resumed job
+-- goes on counting), once a poll has told when that was.
+local function note_task(ctx, t)
+  ctx.task_id, ctx.state, ctx.polls = t.id, t.state, ctx.polls + 1
+  local created = type(t.raw) == "table" and tonumber(t.raw.created_at)
+  local age = created and core.time() - created
+  if age and age >= 0 and age < 366 * 86400 and not ctx.dated then -- a plausible epoch time
+    ctx.started, ctx.dated = core.now() - age, true
+  end
+end
+
 local function status_line(ctx)
   return ("%s  %ds  %d poll%s  task %s"):format(ctx.state, math.floor(core.now() - ctx.started), ctx.polls,
     ctx.polls == 1 and "" or "s", ctx.task_id or "-")
@@ -201,9 +212,7 @@ function commands.motion(args)
     ctx.task_id, ctx.state = id, "submitted"
     progress:say(("kling: task %s (key %s)"):format(id, params.key))
   end
-  params.on_status = function(t)
-    ctx.task_id, ctx.state, ctx.polls = t.id, t.state, ctx.polls + 1
-  end
+  params.on_status = function(t) note_task(ctx, t) end
   local result, err, job, sig = drive(client, function()
     if args.async then return client:submit(params) end
     return client:motion(params)
@@ -243,7 +252,7 @@ function commands.wait(args)
   if not client then return out end
   local ctx = { task_id = args.task_id, state = "waiting", polls = 0, started = core.now() }
   local result, err, job, sig = drive(client, function()
-    return client:wait(args.task_id, { on_status = function(t) ctx.state, ctx.polls = t.state, ctx.polls + 1 end })
+    return client:wait(args.task_id, { on_status = function(t) note_task(ctx, t) end })
   end, function() progress:show(status_line(ctx), ctx.state) end)
   if err == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
   if not result then return failed(client, out, err, progress) end
