@@ -1,7 +1,8 @@
 # kling: build the C module kling.core, run the specs, the demo and the simulator.
 #   make             build for Lua 5.4 (LUA_VERSION=5.1|5.2|5.3|5.4|luajit for another)
-#   make deps        install what is missing (Debian/Ubuntu: apt-get; elsewhere: says what)
-#   make test        make deps, build, run the busted suite (Lua 5.4)
+#   make deps        install what kling needs at run time (Debian/Ubuntu: apt-get; elsewhere: says what)
+#   make deps-test   that and the test tools (busted, nginx, openssl); no service is left running
+#   make test        make deps-test, build, run the busted suite (Lua 5.4)
 #   make demo        make deps, build, run the kling command on the simulator with local files
 #   make test-all    the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
 #   make env         print the exports that use this checkout without installing
@@ -69,7 +70,7 @@ RUN_ENV := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 BUSTED  ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
-.PHONY: all deps deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
+.PHONY: all deps deps-test deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
         bench bench-engine crash-test example-batch \
         example-nvim example-love install uninstall env help clean run-example-nvim run-example-love
 
@@ -84,22 +85,30 @@ $(MODULE): $(OBJECTS) | $(BUILD)/kling
 $(BUILD)/obj $(BUILD)/kling:
 	mkdir -p $@
 
+# What kling needs at run time (a user's install), and what its tests need too.
 deps:
-	@sh scripts/install-deps.sh $(LUA_VERSION)
+	@sh scripts/install-deps.sh runtime $(LUA_VERSION)
+
+deps-test:
+	@sh scripts/install-deps.sh test $(LUA_VERSION)
 
 deps-all:
-	@sh scripts/install-deps.sh $(RUNTIMES)
+	@sh scripts/install-deps.sh test $(RUNTIMES)
 
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory check
 
 # The suite alone, on LUA_VERSION, with no set-up step.
 check: $(MODULE)
 	$(RUN_ENV) $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" spec
 
+# Every runtime, then the grand total of the busted runs.
 test-all: deps-all
-	@set -e; for v in $(RUNTIMES); do \
-	  echo "=== Lua $$v"; $(MAKE) --no-print-directory check LUA_VERSION=$$v; done
+	@set -o pipefail; log=$$(mktemp); status=0; for v in $(RUNTIMES); do \
+	  echo "=== Lua $$v"; $(MAKE) --no-print-directory check LUA_VERSION=$$v 2>&1 | tee -a $$log || status=1; done; \
+	grep -Eo '^[0-9]+ successes / [0-9]+ failures / [0-9]+ errors / [0-9]+ pending' $$log \
+	  | awk '{s += $$1; f += $$4; e += $$7; p += $$10} END {printf "=== all runtimes: %d successes / %d failures / %d errors / %d pending\n", s, f, e, p}'; \
+	rm -f $$log; exit $$status
 
 # The kling command on the simulator, with local files made here (a real PNG
 # and MP4 headers): checks, uploads with progress, the task, the download.
@@ -122,7 +131,7 @@ GC_STEPMUL ?=
 # it. The client is left free, so that the journal's writer thread may use
 # the other CPU.
 BENCH_PIN := $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v taskset >/dev/null 2>&1 && echo yes)
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory $(MODULE)
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
 	  "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS) $(CONFIGS) $(GC_STEPMUL)" 3
@@ -260,6 +269,13 @@ rock-check:
 	  && $(CURDIR)/$(ROCK_TREE)/bin/kling --help | grep -q "Exit codes" \
 	  && { $(CURDIR)/$(ROCK_TREE)/bin/kling probe /dev/null; test $$? -eq 2; }
 	@echo "rock commands ok"
+	@# make install PREFIX=...: the commands find their modules from anywhere
+	rm -rf $(CURDIR)/build/install-tree
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install-tree >/dev/null
+	cd / && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 $(CURDIR)/build/install-tree/bin/kling --version \
+	  | grep -q "^kling " && env -u LUA_PATH -u LUA_CPATH $(CURDIR)/build/install-tree/bin/kling-simulator --help \
+	  | grep -q "usage: kling-simulator"
+	@echo "make install ok"
 
 BINDIR ?= $(PREFIX)/bin
 LUA_BIN := $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/env $(LUA))
@@ -270,9 +286,13 @@ install: $(MODULE)
 	install -m 0644 lua/kling/*.lua $(DESTDIR)$(LUADIR)/kling/
 	install -m 0644 lua/kling/cli/*.lua $(DESTDIR)$(LUADIR)/kling/cli/
 	install -m 0644 lua/kling/simulator/*.lua $(DESTDIR)$(LUADIR)/kling/simulator/
-	@# the commands run with the Lua they were installed for
+	@# the commands run with the Lua they were installed for, and find the
+	@# modules where they were installed, whatever that Lua's own paths are
 	for c in kling kling-simulator; do \
-	  sed '1s|.*|#!$(LUA_BIN)|' bin/$$c > $(DESTDIR)$(BINDIR)/$$c && chmod 0755 $(DESTDIR)$(BINDIR)/$$c; done
+	  sed -e '1s|.*|#!$(LUA_BIN)|' \
+	      -e '1a package.path = "$(LUADIR)/?.lua;$(LUADIR)/?/init.lua;" .. package.path' \
+	      -e '1a package.cpath = "$(LIBDIR)/?.so;" .. package.cpath' \
+	      bin/$$c > $(DESTDIR)$(BINDIR)/$$c && chmod 0755 $(DESTDIR)$(BINDIR)/$$c; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling $(DESTDIR)$(BINDIR)/kling $(DESTDIR)$(BINDIR)/kling-simulator

@@ -36,6 +36,14 @@ external_dependencies = {
   -- SHA-256 of uploaded files, so that a file shared by many jobs is uploaded once
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
+-- luarocks test: the busted suite, through the Makefile (it builds kling.core
+-- for the Lua LuaRocks runs and starts the simulator; see scripts/rock-test.lua).
+-- busted comes with the test set-up (make test installs it), not as a
+-- test_dependencies rock: LuaRocks would fetch one even where Debian's is there.
+test = {
+  type = "command",
+  script = "scripts/rock-test.lua",
+}
 build = {
   type = "builtin",
   modules = {

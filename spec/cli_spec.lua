@@ -237,7 +237,8 @@ describe("the kling command", function()
     local pid
     repeat pid = tonumber(read(dir .. "/pid")) until pid
     return pid, function()
-      local started, code = core.now(), nil
+      local started = core.now()
+      local code
       repeat code = tonumber(read(dir .. "/code")) until code or core.now() - started > 10
       return code
     end
@@ -306,20 +307,21 @@ describe("the kling command", function()
   end)
 
   it("jobs reads and mends the journal without a token; forgetting what may be billed takes --force", function()
-    local code, out = kling("motion https://cdn.example.test/j.jpg https://cdn.example.test/j.mp4 --async --key paid")
+    local code = kling("motion https://cdn.example.test/j.jpg https://cdn.example.test/j.mp4 --async --key paid")
     assert.equal(0, code)
+    local out
     local saved = env
     env = env:gsub("export ACEDATACLOUD_API_TOKEN=%S+", "unset ACEDATACLOUD_API_TOKEN; export")
     code, out = kling("jobs --json")
     assert.equal(0, code, out)
     assert.equal("submitted", json(out)[1].state)
-    local err
+    local _, err
     code, _, err = kling("jobs --forget paid")
     assert.equal(2, code)
     assert.truthy(err:find("billed again", 1, true), err)
     code = kling("jobs --forget paid --forget nothing-here --force")
     assert.equal(10, code) -- one of the two was unknown
-    code, out = kling("jobs --json")
+    _, out = kling("jobs --json")
     assert.equal("", out)
     env = saved
     -- an uncertain key takes the task id the user found
@@ -368,7 +370,7 @@ describe("the kling command", function()
     local code, out = kling("--version")
     assert.equal(0, code)
     assert.truthy(out:match("^kling %d+%.%d+%.%d+"), out)
-    local err
+    local _, err
     code, _, err = kling("download some-task")
     assert.equal(2, code)
     assert.truthy(err:find("Usage: kling download", 1, true), err)

@@ -281,6 +281,7 @@ describe("motion from files on disk", function()
     -- and a wrong platform token is named as such
     c = new_client({ platform_token = "wrong-platform-token" })
     r, err = c:motion(params())
+    assert.is_nil(r)
     c:close()
     assert.equal("auth", err.kind)
     assert.truthy(err.message:find("the platform token", 1, true), err.message)

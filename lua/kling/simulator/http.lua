@@ -174,8 +174,10 @@ local function serve_connection(loop, sock, handler)
   conn:close()
 end
 
+-- Returns the server socket and its port, or nil and why it cannot listen.
 function http.serve(loop, host, port, handler)
-  local server = assert(socket.bind(host, port))
+  local server, err = socket.bind(host, port)
+  if not server then return nil, ("cannot listen on %s:%s: %s"):format(host, tostring(port), tostring(err)) end
   server:settimeout(0)
   loop:spawn(function()
     while true do

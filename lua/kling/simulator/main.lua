@@ -88,7 +88,11 @@ function main.run(args)
                               generation_time = opts.generation_time })
   -- listening first; the line below is printed only once the samples are
   -- written too, so a script that waits for it finds both ready
-  local _, port = http.serve(loop, opts.host, opts.port, function(req, conn) return api:handle(req, conn) end)
+  local server, port = http.serve(loop, opts.host, opts.port, function(req, conn) return api:handle(req, conn) end)
+  if not server then
+    io.stderr:write("kling-simulator: ", port, "\n")
+    return 1
+  end
   if opts.samples then
     for _, line in ipairs(main.write_samples(opts.samples)) do io.stderr:write(line, "\n") end
   end
