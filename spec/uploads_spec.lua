@@ -268,6 +268,30 @@ describe("motion from files on disk", function()
     Simulator.remove_journal(path)
   end)
 
+  it("with a journal, an attempt refused before anything left the machine leaves no entry behind", function()
+    local path = Simulator.journal_path()
+    local c = new_client({ journal = path })
+    for i = 1, 3 do
+      local r, err = c:motion(params({ key = "refused-" .. i, image_file = file("tiny.png", samples.png(100, 100)) }))
+      assert.is_nil(r)
+      assert.equal("image_file", err.field)
+    end
+    -- a job cancelled before its submit left: nothing either
+    local slow = c:spawn(function() return c:motion(params({ key = "cancelled" })) end)
+    c:step(0)
+    slow:cancel()
+    assert.same({}, c.journal:list())
+    -- an attempt whose files were uploaded keeps its entry: the next run does not upload again
+    sim:config({ credits = 0 })
+    local _, err = c:submit(params({ key = "paid-uploads" }))
+    assert.equal("auth", err.kind)
+    local list = c.journal:list()
+    assert.equal(1, #list)
+    assert.equal("paid-uploads", list[1].key)
+    c:close()
+    Simulator.remove_journal(path)
+  end)
+
   it("a wrong API token is found before any upload, and the error names the token at fault", function()
     local c = new_client({ token = "wrong-api-token" })
     local r, err = c:motion(params())
