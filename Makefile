@@ -106,7 +106,7 @@ check: $(MODULE)
 test-all: deps-all
 	@set -o pipefail; log=$$(mktemp); status=0; for v in $(RUNTIMES); do \
 	  echo "=== Lua $$v"; $(MAKE) --no-print-directory check LUA_VERSION=$$v 2>&1 | tee -a $$log || status=1; done; \
-	grep -Eo '^[0-9]+ successes / [0-9]+ failures / [0-9]+ errors / [0-9]+ pending' $$log \
+	grep -Eo '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' $$log \
 	  | awk '{s += $$1; f += $$4; e += $$7; p += $$10} END {printf "=== all runtimes: %d successes / %d failures / %d errors / %d pending\n", s, f, e, p}'; \
 	rm -f $$log; exit $$status
 
