@@ -117,8 +117,9 @@ for run = 1, RUNS do
   local uncertain = count(rows, "uncertain")
   local ok = max_submits <= 1 and unknown == 0 and uncertain <= sending
   print(("run %3d: killed with %2d sending (or found uncertain), %2d queued (server still answering %d); "
-    .. "%d keys forgotten, %d refused; rerun: %s; max submits per key %d, unknown tasks %d, uncertain %d%s"):format(run, sending, queued,
-    open, forgotten, refused, summary, max_submits, unknown, uncertain, ok and "" or "  <-- FAILED"))
+    .. "%d keys forgotten, %d refused; rerun: %s; max submits per key %d, unknown tasks %d, uncertain %d%s")
+    :format(run, sending, queued, open, forgotten, refused, summary, max_submits, unknown, uncertain,
+      ok and "" or "  <-- FAILED"))
   totals.forgotten, totals.refused = totals.forgotten + forgotten, totals.refused + refused
   totals.runs = totals.runs + 1
   totals.failures = totals.failures + (ok and 0 or 1)
