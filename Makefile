@@ -98,9 +98,14 @@ deps-all:
 test: deps-test
 	@$(MAKE) --no-print-directory check
 
-# The suite alone, on LUA_VERSION, with no set-up step.
+# The suite alone, on LUA_VERSION, with no set-up step: the spec files run as
+# SPEC_JOBS busted processes at once (default: two per processor; they mostly
+# wait on the simulator); SPEC_JOBS=1 runs them one by one. SPECS="spec/x_spec.lua"
+# runs some.
+SPEC_JOBS ?=
+SPECS ?=
 check: $(MODULE)
-	$(RUN_ENV) $(LUA) $(BUSTED) --cpath="$(CURDIR)/$(BUILD)/?.so" spec
+	@$(RUN_ENV) sh scripts/run-specs.sh $(LUA) $(BUSTED) "$(CURDIR)/$(BUILD)/?.so" "$(SPEC_JOBS)" $(SPECS)
 
 # Every runtime, then the grand total of the busted runs.
 test-all: deps-all

@@ -36,9 +36,11 @@ describe("the kling command", function()
   before_each(function()
     sim:reset()
     sim:config({ token = TOKEN, platform_token = PLATFORM_TOKEN })
+    -- short polls and back-offs through the environment (KLING_<OPTION>), as a user may set them
     env = ("cd %s && export ACEDATACLOUD_API_TOKEN=%s ACEDATACLOUD_API_BASE_URL=%s ACEDATACLOUD_PLATFORM_TOKEN=%s "
-      .. "ACEDATACLOUD_PLATFORM_BASE_URL=%s XDG_STATE_HOME=%s; "):format(quote(dir), TOKEN, sim.url,
-      PLATFORM_TOKEN, sim.url, quote(dir .. "/state"))
+      .. "ACEDATACLOUD_PLATFORM_BASE_URL=%s XDG_STATE_HOME=%s KLING_POLL_INTERVAL=0.05 KLING_MAX_POLL_INTERVAL=0.2 "
+      .. "KLING_RETRY_DELAY=0.01 KLING_MAX_RETRY_DELAY=0.05; "):format(quote(dir), TOKEN, sim.url, PLATFORM_TOKEN,
+      sim.url, quote(dir .. "/state"))
   end)
   after_each(function() os.execute("rm -rf " .. quote(dir .. "/state")) end)
 
@@ -200,7 +202,7 @@ describe("the kling command", function()
 
   it("Ctrl-C stops promptly, prints the task id, and the same command resumes without paying again", function()
     sim:fault({ path = "/kling/motion", delay = 0.5, pass = true })
-    sim:next_task({ generation_time = 3 })
+    sim:next_task({ generation_time = 0.5 })
     local args = "motion https://cdn.example.test/i.jpg https://cdn.example.test/v.mp4 -o v.mp4"
     os.remove(dir .. "/code")
     os.remove(dir .. "/pid")
@@ -259,7 +261,7 @@ describe("the kling command", function()
       sim:reset()
       sim:config({ token = TOKEN, platform_token = PLATFORM_TOKEN })
       sim:fault({ path = "/kling/motion", delay = 0.5, pass = true })
-      sim:next_task({ generation_time = 3 })
+      sim:next_task({ generation_time = 0.5 })
       local args = ("motion https://cdn.example.test/%s.jpg https://cdn.example.test/v.mp4 -o %s.mp4"):format(
         case[1], case[1])
       local pid, wait = start(args)

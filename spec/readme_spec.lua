@@ -48,8 +48,10 @@ describe("README.md", function()
     shim:write(("#!/bin/sh\nexec %s %s/bin/kling \"$@\"\n"):format(lua, root))
     shim:close()
     os.execute("chmod +x " .. quote(bin .. "/kling"))
-    local env = ("cd %s && export PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s && "):format(quote(dir), quote(bin),
-      quote(os.getenv("LUA_PATH") or ""), quote(os.getenv("LUA_CPATH") or ""))
+    -- short polls through the environment (KLING_<OPTION>): the snippets stay as they are
+    local env = ("cd %s && export PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s KLING_POLL_INTERVAL=0.05 "
+      .. "KLING_MAX_POLL_INTERVAL=0.2 && "):format(quote(dir), quote(bin), quote(os.getenv("LUA_PATH") or ""),
+      quote(os.getenv("LUA_CPATH") or ""))
     local exports = "" -- what the shell blocks export, for the blocks after them
     local ran = 0
     local ok, failure = pcall(function()

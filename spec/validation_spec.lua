@@ -126,6 +126,23 @@ describe("client options", function()
     assert.equal(field, err.field)
   end
 
+  it("takes numeric options from KLING_<OPTION>; the code's own win; a bad value names the variable", function()
+    local lua = os.getenv("KLING_LUA") or "lua5.4"
+    local function run(vars, code)
+      local p = io.popen(("%s %s -e %q 2>&1"):format(vars, lua, code))
+      local out = p:read("*a")
+      p:close()
+      return (out:gsub("%s+$", ""))
+    end
+    local show = 'local c, e = require("kling").new(%s); print(c and c.settings.poll_interval or tostring(e))'
+    assert.equal("0.25", run("KLING_POLL_INTERVAL=0.25", show:format('{ token = "t" }')))
+    assert.equal("2", run("KLING_POLL_INTERVAL=0.25", show:format('{ token = "t", poll_interval = 2 }')))
+    local bad = run("KLING_POLL_INTERVAL=soon", show:format('{ token = "t" }'))
+    assert.truthy(bad:find("KLING_POLL_INTERVAL must be a number", 1, true), bad)
+    bad = run("KLING_MAX_RETRIES=1000", show:format('{ token = "t" }'))
+    assert.truthy(bad:find("KLING_MAX_RETRIES must be a whole number", 1, true), bad)
+  end)
+
   it("names the bad option", function()
     fails("timeout", { timeout = 0 })
     fails("timeout", { timeout = "30" })

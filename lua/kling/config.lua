@@ -100,6 +100,24 @@ local URLS = {
   { "platform_url", "ACEDATACLOUD_PLATFORM_BASE_URL", config.DEFAULT_PLATFORM_URL },
 }
 
+-- The environment's value of a numeric option: KLING_<NAME> (for example
+-- KLING_POLL_INTERVAL=1), for a program or a command whose code does not
+-- set it. nil when not set; an error naming the variable when it is not a
+-- number in the option's range.
+local function from_environment(name)
+  local var = "KLING_" .. name:upper()
+  local text = getenv(var)
+  if text == nil then return nil end
+  local value = tonumber(text)
+  local err = value == nil and errors.invalid(var, "must be a number, got " .. text)
+    or check_number(name, value, NUMBERS[name])
+  if err then
+    err.field, err.message = var, err.message:gsub("^" .. name, var)
+    return nil, err
+  end
+  return value
+end
+
 -- Returns the settings, the token and the platform token apart (the tokens go
 -- to C and nowhere else).
 function config.build(options)
@@ -109,6 +127,11 @@ function config.build(options)
   end
   local settings = {}
   for k, v in pairs(DEFAULTS) do settings[k] = v end
+  for name in pairs(NUMBERS) do -- an option given in the code wins over the environment
+    local value, err = from_environment(name)
+    if err then return nil, err end
+    if value ~= nil then settings[name] = value end
+  end
   for name, value in pairs(options) do
     local err
     if NUMBERS[name] then
