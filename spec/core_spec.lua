@@ -284,7 +284,7 @@ describe("kling.core", function()
   end)
 
   -- A size limit is a size_t in C: a double past its range must not be cast.
-  it("refuses a size limit or a timeout it cannot represent (audit 7)", function()
+  it("refuses a size limit or a timeout it cannot represent", function()
     local m = core.multi()
     for _, v in ipairs({ 2 ^ 64, 1e300, 1 / 0 }) do
       assert.has_error(function() m:add({ url = sim.url .. "/_sim/stats", max_body = v }) end)
@@ -296,7 +296,7 @@ describe("kling.core", function()
 
   -- No header byte arrives on a refused connection: the header buffer was
   -- never allocated (UBSan flagged the pointer arithmetic on it under make asan).
-  it("a refused connection reports an empty header table (audit 8)", function()
+  it("a refused connection reports an empty header table", function()
     local m = core.multi()
     local r = until_done(m, m:add({ url = "http://127.0.0.1:1/", connect_timeout = 1 }))
     assert.same({}, r.headers)

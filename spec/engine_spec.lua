@@ -162,7 +162,7 @@ describe("batched polls", function()
     for i = 2, 4 do assert.equal("done", jobs[i]:status()) end
   end)
 
-  it("cancelling the only member of a batch stops its poll (audit 15)", function()
+  it("cancelling the only member of a batch stops its poll", function()
     local c = sim:client({ poll_batch_window = 0.3 })
     local id = assert(c:submit(Simulator.params()))
     local before = sim:count("/kling/tasks")

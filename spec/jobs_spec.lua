@@ -261,7 +261,7 @@ end)
 
 -- A submit on the wire may already be billed: cancel and close let it finish
 -- (bounded by its HTTP timeout) so that its task id is known.
-describe("cancel and close during a submit (audit 3)", function()
+describe("cancel and close during a submit", function()
   local sim, client, seen
   setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
   teardown(function() sim:stop() end)

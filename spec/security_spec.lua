@@ -67,7 +67,7 @@ describe("the token", function()
 
   -- A gateway that echoes the Authorization header back puts the token in
   -- whatever field it fills; every such string is redacted before it is cut.
-  it("is redacted from every error field a server can fill (audit 2)", function()
+  it("is redacted from every error field a server can fill", function()
     sim:config({ token = SECRET })
     local c = assert(kling.new({ token = SECRET, base_url = sim.url, max_retries = 0, retry_delay = 0.01,
                                  poll_interval = 0.05, max_poll_interval = 0.1 }))
@@ -118,7 +118,7 @@ describe("the token over HTTP/2 (nginx with a private CA)", function()
 
   -- libcurl logs HTTP/2 request headers as informational text lines
   -- ("h2h3 [authorization: Bearer ...]" in 7.88, "[HTTP/2] [1] [authorization: ...]" in 8.x)
-  it("never reaches verbose output, whatever line libcurl writes it in (audit 1)", function()
+  it("never reaches verbose output, whatever line libcurl writes it in", function()
     local log = {}
     local c = assert(kling.new({ token = SECRET, base_url = proxy.url, cainfo = proxy.cainfo,
                                  poll_interval = 0.05, max_poll_interval = 0.1,

@@ -21,21 +21,9 @@ static inline void kling_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     lua_pop(L, nup);
 }
 
-static inline void *kling_testudata(lua_State *L, int idx, const char *tname)
-{
-    void *p = lua_touserdata(L, idx);
-    if (p == NULL || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, tname);
-    if (!lua_rawequal(L, -1, -2))
-        p = NULL;
-    lua_pop(L, 2);
-    return p;
-}
 #define kling_rawlen(L, i) lua_objlen((L), (i))
 #else
 #define kling_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
-#define kling_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #define kling_rawlen(L, i) lua_rawlen((L), (i))
 #endif
 

@@ -1,5 +1,7 @@
-/* kling.core: the C half of kling. It owns libcurl and the JSON codec; the
- * Lua half (kling.client and friends) owns policy: retries, polling, jobs. */
+/* kling.core: the C half of kling: libcurl (multi.c, transfer.c), the JSON
+ * codec, the credentials and their redaction, the journal's SQLite binding,
+ * local files, the media probe. The Lua half (lua/kling/) owns policy:
+ * retries, polling, jobs, the journal's rules. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>

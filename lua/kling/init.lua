@@ -12,7 +12,6 @@ local kling = {
   _VERSION = "kling " .. core.version,
   version = core.version,
   curl_version = core.curl_version,
-  Client = Client,
   errors = errors,
   is_error = errors.is,
   media = media, -- kling.media.probe(path), kling.media.problems(info, kind, orientation)

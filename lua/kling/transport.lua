@@ -125,7 +125,7 @@ function Transport:transfer_error(res)
   if res.reason == "too_large" then kind = "bad_response" end
   if res.reason == "journal" then kind = "journal" end
   return errors.new(kind, what .. ": " .. (self:foreign(res.error) or "no detail"), {
-    reason = res.reason, sent = res.sent,
+    reason = res.reason, sent = res.sent, curl_code = res.curl_code,
     status = res.status ~= 0 and res.status or nil,
   })
 end
