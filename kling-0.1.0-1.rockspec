@@ -65,6 +65,7 @@ build = {
     ["kling.client"] = "lua/kling/client.lua",
     ["kling.compat"] = "lua/kling/compat.lua",
     ["kling.config"] = "lua/kling/config.lua",
+    ["kling.engine"] = "lua/kling/engine.lua",
     ["kling.errors"] = "lua/kling/errors.lua",
     ["kling.files"] = "lua/kling/files.lua",
     ["kling.heap"] = "lua/kling/heap.lua",

@@ -30,14 +30,14 @@ describe("the engine", function()
     local most = 0
     while c:pending() > 0 do
       c:step(0.01)
-      most = math.max(most, c._multi:count())
+      most = math.max(most, c.engine.scheduler.multi:count())
     end
     for i = 1, n do assert.equal(id, assert(jobs[i]:result()).id) end
     return most
   end
 
   it("keeps at most max_in_flight transfers in libcurl; the others wait their turn and all finish", function()
-    client._scheduler.max_in_flight = 2
+    client.engine.scheduler.max_in_flight = 2
     local most = burst(client, 6, 0.1)
     assert.is_true(most <= 2, "in libcurl at once: " .. most)
   end)
@@ -83,8 +83,8 @@ describe("the engine", function()
     local jobs = {}
     for i = 1, n do jobs[i] = c:spawn(c.motion, c, Simulator.params()) end
     local deadline = core.now() + 20
-    while #c._scheduler.timers < n and core.now() < deadline do c:step(0.05) end
-    assert.equal(n, #c._scheduler.timers) -- every job has its task id and sleeps
+    while #c.engine.scheduler.timers < n and core.now() < deadline do c:step(0.05) end
+    assert.equal(n, #c.engine.scheduler.timers) -- every job has its task id and sleeps
     collectgarbage(); collectgarbage()
     local per_job = (collectgarbage("count") - before) / n
     for _, job in ipairs(jobs) do job:cancel() end
@@ -171,15 +171,15 @@ describe("batched polls", function()
     assert.equal("running", job:status())
     assert.is_true(job:cancel())
     -- step until the client's own jobs are gone (a batch would be sent meanwhile)
-    while next(c._scheduler.live) do c:step(0.05) end
+    while next(c.engine.scheduler.live) do c:step(0.05) end
     assert.equal(before, sim:count("/kling/tasks"), "an idle client sent a poll")
     -- and a batch already on the wire is dropped
     sim:fault({ path = "/kling/tasks", delay = 1 })
     job = c:spawn(function() return c:wait(id) end)
-    while c._multi:count() == 0 do c:step(0.05) end
+    while c.engine.scheduler.multi:count() == 0 do c:step(0.05) end
     assert.is_true(job:cancel())
     c:step(0)
-    assert.equal(0, c._multi:count())
+    assert.equal(0, c.engine.scheduler.multi:count())
     c:close()
   end)
 

@@ -110,7 +110,7 @@ describe("jobs", function()
     local id = assert(client:submit(Simulator.params()))
     sim:fault({ path = "/kling/tasks", delay = 1 }) -- the job is surely in its poll
     local job = client:spawn(function() return client:wait(id) end)
-    while client._multi:count() == 0 do client:step(0.01) end
+    while client.engine.scheduler.multi:count() == 0 do client:step(0.01) end
     assert.equal("running", job:status())
     assert.is_true(job:cancel())
     assert.is_false(job:cancel())
@@ -119,7 +119,7 @@ describe("jobs", function()
     assert.is_nil(r)
     assert.equal("cancelled", err.kind)
     assert.equal(0, client:pending())
-    assert.equal(0, client._multi:count())
+    assert.equal(0, client.engine.scheduler.multi:count())
   end)
 
   it("a job can wait for the jobs it spawned (fan-out, fan-in)", function()
@@ -226,7 +226,7 @@ describe("jobs", function()
     -- the blocking wait's poll is in flight (slow answer) when the job closes the client
     sim:fault({ path = "/kling/tasks", delay = 0.5 })
     client:spawn(function()
-      client._scheduler:sleep(0.1)
+      client.engine.scheduler:sleep(0.1)
       client:close()
     end)
     local r, err = client:wait(id)
@@ -342,10 +342,10 @@ describe("cancel and close during a submit", function()
     while sim:count("/kling/tasks") == 0 do c:step(0.01) end
     local job = c:spawn(function() return c:motion(params()) end)
     c:step(0.05)
-    assert.equal(2, c._multi:count()) -- the submit waits for a connection
+    assert.equal(2, c.engine.scheduler.multi:count()) -- the submit waits for a connection
     assert.is_true(job:cancel())
     assert.equal("cancelled", job:status())
-    assert.equal(1, c._multi:count())
+    assert.equal(1, c.engine.scheduler.multi:count())
     poll:cancel()
     c:close()
     assert.equal(1, sim:stats().submits)

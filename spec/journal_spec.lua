@@ -97,8 +97,9 @@ describe("the journal", function()
     while sim:count(TASKS) == 0 do c:step(0.01) end
     local job = c:spawn(function() return c:submit(Simulator.params({ key = "behind" })) end)
     local deadline = core.now() + 5
-    while c._multi:count() < 2 and core.now() < deadline do c:step(0.01) end -- its submit is with libcurl
-    assert.equal(2, c._multi:count())
+    local multi = c.engine.scheduler.multi
+    while multi:count() < 2 and core.now() < deadline do c:step(0.01) end -- its submit is with libcurl
+    assert.equal(2, c.engine.scheduler.multi:count())
     assert.equal("queued", c.journal:get("behind").state)
     job:cancel()
     poll:cancel()

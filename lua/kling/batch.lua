@@ -7,6 +7,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local files = require "kling.files"
 local media = require "kling.media"
+local submission = require "kling.submission"
 local validate = require "kling.validate"
 
 local Batch = {}
@@ -94,8 +95,8 @@ local function exists(path)
 end
 
 -- The journal says the key's video was saved at path, and it is there.
-local function saved_at(client, key, path)
-  local entry = client.journal and client.journal:get(key)
+local function saved_at(engine, key, path)
+  local entry = engine.journal and engine.journal:get(key)
   return entry ~= nil and entry.path == path and exists(path)
 end
 
@@ -103,19 +104,21 @@ end
 -- Processes running one batch on one journal may download the same key at
 -- once: each writes a file of its own and renames it into place, and one
 -- that finds the key saved by another meanwhile has succeeded too.
-local function save(client, key, result, dir)
+local function save(engine, key, result, dir)
   local path = dir .. "/" .. key .. ".mp4"
-  if saved_at(client, key, path) then return path end
-  local saved, err = client:download(result, path)
+  if saved_at(engine, key, path) then return path end
+  local url = validate.url("video_url", result.video_url) == nil and result.video_url
+  if not url then return nil, errors.new("bad_response", "the task's answer has no usable video_url") end
+  local saved, err = engine:download(url, path)
   if not saved then
-    if saved_at(client, key, path) then return path end
+    if saved_at(engine, key, path) then return path end
     return nil, err
   end
-  if client.journal then client.journal:_set_path(key, path) end
+  if engine.journal then engine.journal:_set_path(key, path) end
   return path
 end
 
-function Batch.run(client, items, opts)
+function Batch.run(engine, items, opts)
   local jobs, concurrency = check(items, opts)
   if not jobs then return nil, concurrency end
   if opts.download_dir then -- written to only after the jobs are paid for: checked first
@@ -140,7 +143,7 @@ function Batch.run(client, items, opts)
     if progress then
       local snapshot = {}
       for k, v in pairs(counts) do snapshot[k] = v end
-      local ok, err = client._scheduler:pcall(progress, snapshot)
+      local ok, err = engine.scheduler:pcall(progress, snapshot)
       if not ok then -- a reporting hook must not stop the batch: it is switched off
         progress = nil
         results.progress_error = errors.hook("on_progress", err)
@@ -160,9 +163,9 @@ function Batch.run(client, items, opts)
     }
     local own = { retry_failed = opts.retry_failed }
     for k, v in pairs(job.own) do own[k] = v end -- key, local files, on_upload
-    local result, err = client:_motion(job.body, hooks, own)
+    local result, err = submission.run(engine, job.body, hooks, own)
     local path
-    if result and opts.download_dir then path, err = save(client, job.key, result, opts.download_dir) end
+    if result and opts.download_dir then path, err = save(engine, job.key, result, opts.download_dir) end
     local final = (result and not err) and "succeed" or (err.kind == "uncertain" or err.maybe_submitted)
       and "uncertain" or "failed"
     move(state, final)
@@ -174,14 +177,14 @@ function Batch.run(client, items, opts)
     while true do
       next_index = next_index + 1
       local i = next_index
-      if i > #jobs or client._closed then return end
+      if i > #jobs or engine.closed then return end
       results[i] = run_one(jobs[i])
     end
   end
   local workers = {}
-  for w = 1, math.min(concurrency, #jobs) do workers[w] = client:spawn(worker) end
+  for w = 1, math.min(concurrency, #jobs) do workers[w] = engine:spawn(worker) end
   -- a caller that is itself a job and gets cancelled takes its workers along
-  client._scheduler:on_exit(function()
+  engine.scheduler:on_exit(function()
     for _, w in ipairs(workers) do w:cancel() end
   end)
   for _, w in ipairs(workers) do

@@ -27,7 +27,7 @@ end
 local default_client
 
 function kling.default()
-  if default_client == nil or default_client._closed then
+  if default_client == nil or default_client:is_closed() then
     local client, err = Client.new()
     if not client then return nil, err end
     default_client = client

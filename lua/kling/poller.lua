@@ -14,10 +14,52 @@ Poller.__index = Poller
 -- The API documents no limit on ids per batch; this keeps bodies small.
 local MAX_BATCH = 50
 
--- retrieve(ids, deadline) -> { [id] = task } | nil, err   (see Client:_retrieve_many)
-function Poller.new(scheduler, retrieve, window)
-  return setmetatable({ scheduler = scheduler, retrieve = retrieve, window = window }, Poller)
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
 end
+
+-- engine: retrieve(id, deadline), noted(task), transport, redact, closed
+-- (see engine.lua); window: how close together polls must fall due to share
+-- a request.
+function Poller.new(engine, window)
+  return setmetatable({ engine = engine, scheduler = engine.scheduler, window = window }, Poller)
+end
+
+-- ---- batch retrieval ----
+
+-- One retrieve_batch request: { [id] = record }, or nil and an error.
+function Poller:batch_records(ids, deadline)
+  local engine = self.engine
+  if engine.closed then return nil, errors.closed() end
+  local body, err = engine.transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids }, deadline)
+  if not body then return nil, err end
+  if type(body.items) ~= "table" then
+    return nil, errors.new("bad_response", "the batch answer has no items list")
+  end
+  local by_id = {}
+  for _, record in ipairs(body.items) do
+    if type(record) == "table" and str(record.id) then by_id[record.id] = record end
+  end
+  return by_id
+end
+
+-- { [id] = task } with unknown ids absent, or nil and an error.
+function Poller:retrieve_many(ids, deadline)
+  local engine = self.engine
+  if #ids == 1 then -- the plain retrieve answers an unknown id with {}
+    local t, err = engine:retrieve(ids[1], deadline)
+    if t then return { [ids[1]] = t } end
+    if err.kind == "not_found" then return {} end
+    return nil, err
+  end
+  local records, err = self:batch_records(ids, deadline)
+  if not records then return nil, err end
+  local found = {}
+  for id, record in pairs(records) do found[id] = engine:noted(task.normalize(record, id, engine.redact)) end
+  return found
+end
+
+-- ---- batched polls ----
 
 -- The ids of the members still waiting, once each.
 local function live_ids(batch)
@@ -35,7 +77,7 @@ function Poller:flush(batch)
   local scheduler = self.scheduler
   scheduler:sleep(self.window)
   if self.open == batch then self.open = nil end
-  local ok, found, err = scheduler:pcall(self.retrieve, live_ids(batch), batch.deadline)
+  local ok, found, err = scheduler:pcall(self.retrieve_many, self, live_ids(batch), batch.deadline)
   batch.answered = true
   if not ok then
     err = errors.new("bad_response", "task retrieval failed: " .. tostring(found))

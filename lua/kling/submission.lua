@@ -23,8 +23,8 @@ local submission = {}
 -- The task id (from the answer, or from an error body that names the job),
 -- or nil and an error. The request is shielded: once libcurl hands it over,
 -- a cancel or close lets it finish rather than lose the id of a billed job.
-local function send_once(client, json, journal_key)
-  local transport = client._transport
+local function send_once(engine, json, journal_key)
+  local transport = engine.transport
   -- with a journal, the body is held until "sending" is on disk (Journal:_flush)
   local result, err = transport:interpret(transport:post("/kling/motion", json,
     { fresh_connect = true, shield = true, hold_key = journal_key }))
@@ -56,12 +56,12 @@ local RECORD_TRIES = 8
 
 -- Records that key's submit has task_id. Returns true, or nil and the
 -- journal's error (with task_id set) once the tries are spent.
-local function record_submitted(client, key, task_id, new_key, record)
-  local journal, s, err = client.journal, client.settings, nil
+local function record_submitted(engine, key, task_id, new_key, record)
+  local journal, s, err = engine.journal, engine.settings, nil
   for i = 1, RECORD_TRIES do
     if i > 1 then
-      if client._closed then break end
-      client._scheduler:sleep(retry.delay(i - 1, s))
+      if engine.closed then break end
+      engine.scheduler:sleep(retry.delay(i - 1, s))
     end
     local n
     n, err = record(function() return journal:_submitted(key, task_id, new_key) end)
@@ -82,8 +82,8 @@ end
 -- records the outcome; returns the task id or nil and an error, and, when
 -- the task id could not be recorded in the journal, that error as a second
 -- value beside the id.
-local function send(client, body, hooks, key, journal_key)
-  local scheduler, journal = client._scheduler, client.journal
+local function send(engine, body, hooks, key, journal_key)
+  local scheduler, journal = engine.scheduler, engine.journal
   -- Recording what the server said is never cut short by a cancel or a
   -- close (Scheduler:protect): the journal must match what was billed.
   local function record(fn, ...)
@@ -100,7 +100,7 @@ local function send(client, body, hooks, key, journal_key)
   local task_id, err
   local attempts = 0
   while true do
-    task_id, err = send_once(client, json, journal_key)
+    task_id, err = send_once(engine, json, journal_key)
     if task_id then break end
     -- provably not taken: the entry goes back to queued for another try,
     -- unless it is no longer ours (then nothing more is sent)
@@ -109,7 +109,7 @@ local function send(client, body, hooks, key, journal_key)
       return nil, lost_key(key or journal_key)
     end
     attempts = attempts + 1
-    if not client._transport:retry_after_failure(attempts, err, nil, billing.provably_not_taken) then break end
+    if not engine.transport:retry_after_failure(attempts, err, nil, billing.provably_not_taken) then break end
   end
   if not task_id then
     if not err.maybe_submitted and billing.may_have_been_taken(err) then
@@ -125,18 +125,18 @@ local function send(client, body, hooks, key, journal_key)
   end
   local unrecorded
   if journal_key then
-    local recorded, jerr = record_submitted(client, journal_key, task_id, key or task_id, record)
+    local recorded, jerr = record_submitted(engine, journal_key, task_id, key or task_id, record)
     if not recorded then
       unrecorded = jerr
       journal:_keep_unrecorded(journal_key, task_id, key or task_id)
     end
   end
-  client._submitted:add(task_id)
+  engine.submitted:add(task_id)
   -- cancelled or closed while the submit was on the wire: the id goes with
   -- the error, even if the hook below is cut short by a close
   local stopped = scheduler:cancellation()
   if stopped then stopped.task_id = task_id end
-  local ok, herr = client:_call_hook("on_submit", hooks.on_submit, task_id, task_id)
+  local ok, herr = engine:call_hook("on_submit", hooks.on_submit, task_id, task_id)
   stopped = scheduler:cancellation()
   if stopped then
     stopped.task_id = task_id
@@ -162,8 +162,8 @@ local function uncertain_error(row)
   local why = row.error and stored_error(row).message or "its process stopped while the request was leaving"
   return errors.new("uncertain", ("the submit of key %s may have been billed, but its task id is not known (%s). "
     .. "Look for it in your AceData task list: if it is there, attach it with `kling jobs --adopt %s TASK_ID` "
-    .. "(client.journal:adopt(key, task_id)) and run again to follow it; if it is not, `kling jobs --forget %s "
-    .. "--force` (client.journal:forget(key, { force = true })) and submit again"):format(row.key, why, row.key,
+    .. "(engine.journal:adopt(key, task_id)) and run again to follow it; if it is not, `kling jobs --forget %s "
+    .. "--force` (engine.journal:forget(key, { force = true })) and submit again"):format(row.key, why, row.key,
     row.key), { key = row.key, maybe_submitted = true })
 end
 
@@ -174,33 +174,33 @@ end
 
 -- Claims key, waiting while another client's submit of it is under way.
 -- Returns the action (see billing.on_claim) and the journal row.
-local function claim(client, key, request, token, retry_failed, hold)
-  local journal = client.journal
+local function claim(engine, key, request, token, retry_failed, hold)
+  local journal = engine.journal
   local owner = journal:owner()
   local taken -- this call took the key: claims of one step share a transaction
   local function decide(row)
-    local ctx = { mine = row ~= nil and row.owner == owner, active = client._active[key] ~= nil,
+    local ctx = { mine = row ~= nil and row.owner == owner, active = engine.active[key] ~= nil,
                   retry_failed = retry_failed }
     if row and row.owner and not ctx.mine then ctx.owner_alive = journal:_owner_alive(row.owner) end
     local action = billing.on_claim(row, ctx)
     if action == "submit" then -- so the next claim of the key in this transaction waits
-      client._active[key], taken, hold.held = true, true, true
+      engine.active[key], taken, hold.held = true, true, true
     end
     return action
   end
-  local delay, deadline = 0.05, core.now() + client.settings.wait_timeout
+  local delay, deadline = 0.05, core.now() + engine.settings.wait_timeout
   while true do
     taken = false
     hold.claiming = true -- a job ended inside the claim may own a committed entry
     local action, row = journal:_claim(key, decide, request, token)
     hold.claiming = false
     if taken and action ~= "submit" then -- the commit failed
-      client._active[key], hold.held = nil, false
+      engine.active[key], hold.held = nil, false
     end
     if action ~= "wait" then return action, row end
     if core.now() + delay > deadline then return nil, wait_error(key, row) end
-    client._scheduler:sleep(delay)
-    if client._closed then return nil, errors.closed() end
+    engine.scheduler:sleep(delay)
+    if engine.closed then return nil, errors.closed() end
     delay = math.min(delay * 2, 1)
   end
 end
@@ -208,11 +208,11 @@ end
 -- Checks and uploads a journaled job's local files; files uploaded by an
 -- earlier run (same path, same size) are not uploaded again. Returns nil, or
 -- an error.
-prepare_files = function(client, own, body, journal_key, row)
+prepare_files = function(engine, own, body, journal_key, row)
   if not own.image_file and not own.video_file then return nil end
   local infos, err = uploads.check(own, body)
   if not infos then return err end
-  err = client._transport:check_api_token() -- before minutes of uploading for a refused submit
+  err = engine.transport:check_api_token() -- before minutes of uploading for a refused submit
   if err then return err end
   local stored = row.uploads and core.decode(row.uploads) or {}
   local known = {}
@@ -222,11 +222,11 @@ prepare_files = function(client, own, body, journal_key, row)
     end
   end
   local urls
-  urls, err = uploads.resolve(client, own, body, known)
+  urls, err = uploads.resolve(engine, own, body, known)
   if not urls then return err end
   local record = {}
   for field, url in pairs(urls) do record[field] = { path = own[field], bytes = infos[field].bytes, url = url } end
-  local n, jerr = client.journal:_set_uploads(journal_key, record, core.encode(body))
+  local n, jerr = engine.journal:_set_uploads(journal_key, record, core.encode(body))
   if n == 0 then return lost_key(own.key or journal_key) end
   if not n then return jerr end
 end
@@ -239,8 +239,8 @@ end
 -- and, for "done", the stored result as a 4th value; for "follow", when the
 -- task was submitted.
 -- opts: key, retry_failed; hooks: on_submit.
-function submission.submit(client, body, hooks, opts)
-  local journal, key = client.journal, opts.key
+function submission.submit(engine, body, hooks, opts)
+  local journal, key = engine.journal, opts.key
   local token, err
   if body.callback_url then
     token = webhooks.new_token()
@@ -250,15 +250,15 @@ function submission.submit(client, body, hooks, opts)
     urls, err = uploads.check(opts, body)
     if not urls then return nil, err end
     if opts.image_file or opts.video_file then
-      err = client._transport:check_api_token() -- before minutes of uploading for a refused submit
+      err = engine.transport:check_api_token() -- before minutes of uploading for a refused submit
       if err then return nil, err end
     end
-    urls, err = uploads.resolve(client, opts, body)
+    urls, err = uploads.resolve(engine, opts, body)
     if not urls then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
     local task_id
-    task_id, err = send(client, body, hooks, key, nil)
-    if task_id and token then client._callback_tokens:add(task_id, token) end
+    task_id, err = send(engine, body, hooks, key, nil)
+    if task_id and token then engine.callback_tokens:add(task_id, token) end
     if not task_id then return nil, err end
     return task_id, nil, "sent"
   end
@@ -268,17 +268,17 @@ function submission.submit(client, body, hooks, opts)
   local hold = { held = false }
   local function done() -- however this ends (a cancel included), the key is not held
     if hold.held then
-      hold.held, client._active[journal_key] = false, nil
+      hold.held, engine.active[journal_key] = false, nil
       journal:_release(journal_key, key == nil)
-    elseif hold.claiming and not client._active[journal_key] then
+    elseif hold.claiming and not engine.active[journal_key] then
       -- ended while its claim's INSERT was being committed (no other job of
       -- this client holds the key): what it may have queued is let go
       hold.claiming = false
       journal:_release(journal_key, key == nil)
     end
   end
-  client._scheduler:on_exit(done)
-  local action, row = claim(client, journal_key, core.encode(body), token, opts.retry_failed, hold)
+  engine.scheduler:on_exit(done)
+  local action, row = claim(engine, journal_key, core.encode(body), token, opts.retry_failed, hold)
   if not action then return nil, row end
   if action == "result" then
     local result = row.result and core.decode(row.result) or {}
@@ -293,7 +293,7 @@ function submission.submit(client, body, hooks, opts)
   -- "submit": the entry is queued and ours (hold.held). A job that ends
   -- before anything left the machine (a file refused by the checks below)
   -- leaves no entry behind (Journal:_release).
-  err = prepare_files(client, opts, body, journal_key, row)
+  err = prepare_files(engine, opts, body, journal_key, row)
   if err then
     done()
     return nil, err
@@ -303,12 +303,42 @@ function submission.submit(client, body, hooks, opts)
   token = body.callback_url and row.callback_token or nil
   if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
   local task_id, unrecorded
-  task_id, err = send(client, body, hooks, key, journal_key)
+  task_id, err = send(engine, body, hooks, key, journal_key)
   done()
   if not task_id then return nil, err end
   unrecorded = err
-  if token then client._callback_tokens:add(task_id, token) end
+  if token then engine.callback_tokens:add(task_id, token) end
   return task_id, nil, "sent", nil, unrecorded
+end
+
+-- Submits (or, with a journal, finds) the job and follows it to its end:
+-- the final answer, or nil and an error. hooks: on_submit, on_status;
+-- opts: key, retry_failed, local files, on_upload.
+function submission.run(engine, body, hooks, opts)
+  local task_id, err, how, stored, unrecorded = submission.submit(engine, body, hooks, opts)
+  if not task_id then return nil, err end
+  if how == "done" then return stored end
+  local s = engine.settings
+  -- a task submitted earlier may be long finished: look at once
+  local first_delay = how == "sent" and s.poll_interval or 0
+  local age = how == "follow" and stored and core.time() - stored or nil
+  local result
+  result, err = engine:wait(task_id, s.wait_timeout, hooks.on_status, first_delay, age)
+  if unrecorded then
+    -- the task is followed all the same; its id is recorded now, or the
+    -- call fails with the id (and the result, if the task ended)
+    local journal = engine.journal
+    local ok, jerr = journal:_record_unrecorded(task_id)
+    if ok then
+      if result or err and err.kind == "task_failed" then journal:_finished(task_id, result, err) end
+      journal:_settle()
+    else
+      unrecorded.cause, unrecorded.result = jerr, result
+      return nil, unrecorded
+    end
+  end
+  if err then err.key = err.key or opts.key end
+  return result, err
 end
 
 return submission

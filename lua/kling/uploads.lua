@@ -30,8 +30,8 @@ end
 -- Uploads a file (source is a path) or bytes (opts.filename names them);
 -- returns the URL, or nil and an error. opts.on_progress(sent, total) is
 -- called as the bytes go out.
-function uploads.upload(client, source, opts)
-  local s = client.settings
+function uploads.upload(engine, source, opts)
+  local s = engine.settings
   local name, form
   if opts.filename ~= nil then
     if type(opts.filename) ~= "string" or opts.filename == "" or opts.filename:find("[%c/\\]") then
@@ -54,11 +54,11 @@ function uploads.upload(client, source, opts)
     return nil, errors.new("auth", "uploading needs the platform token (a credential apart from the API token): "
       .. "pass platform_token = ... or set ACEDATACLOUD_PLATFORM_TOKEN", { field = "platform_token" })
   end
-  if client._closed then return nil, errors.closed() end
-  local transport = client._transport
+  if engine.closed then return nil, errors.closed() end
+  local transport = engine.transport
   local progress = opts.on_progress and function(sent, total) opts.on_progress(sent, total) end
   local url, err = transport:with_retries(function()
-    local res = client._scheduler:transfer(transport:common_options({
+    local res = engine.scheduler:transfer(transport:common_options({
       url = s.platform_url .. UPLOAD_PATH, form = form, auth = "platform", decode = true,
       headers = { "Accept: application/json" }, timeout = s.upload_timeout, max_body = s.max_response_bytes,
     }), { progress = progress })
@@ -112,13 +112,13 @@ local function identity(info)
 end
 
 -- The SHA-256 of path's content, or nil and a message.
-local function digest_of(client, path, info)
+local function digest_of(engine, path, info)
   local id = identity(info)
   local known = digests:get(id)
   if known then return known end
   local d, err = core.digest_file(path)
   if not d then return nil, err end
-  local scheduler = client._scheduler
+  local scheduler = engine.scheduler
   local in_job = scheduler:current_job() ~= nil
   while true do
     local hex, size_or_err = d:step(DIGEST_SLICE)
@@ -143,11 +143,11 @@ local under_way = setmetatable({}, { __mode = "k" })
 -- Uploads path once per content: the URL the journal knows for its
 -- content, the URL of the same content being uploaded by another job of
 -- this client right now, or a new upload (then remembered).
-local function upload_once(client, path, opts)
-  local journal, platform, scheduler = client.journal, client.settings.platform_url, client._scheduler
+local function upload_once(engine, path, opts)
+  local journal, platform, scheduler = engine.journal, engine.settings.platform_url, engine.scheduler
   local info = journal and core.stat(path)
-  local sha = info and info.type == "file" and digest_of(client, path, info)
-  if not sha then return uploads.upload(client, path, opts) end
+  local sha = info and info.type == "file" and digest_of(engine, path, info)
+  if not sha then return uploads.upload(engine, path, opts) end
   local suffix = suffix_of(path)
   local content = table.concat({ sha, info.size, suffix }, ":")
   local mine = under_way[scheduler] or {}
@@ -158,7 +158,7 @@ local function upload_once(client, path, opts)
     list[#list + 1] = waiter
     local url = scheduler:await(waiter, false)
     if url then return url end
-    if client._closed then return nil, errors.closed() end
+    if engine.closed then return nil, errors.closed() end
   end
   local url = journal:_uploaded(sha, info.size, suffix, platform)
   if url then return url end
@@ -171,7 +171,7 @@ local function upload_once(client, path, opts)
   end
   scheduler:on_exit(hand_over)
   local err
-  url, err = uploads.upload(client, path, opts)
+  url, err = uploads.upload(engine, path, opts)
   if url then
     -- remembered only if the file is what was hashed (unchanged meanwhile)
     local after = core.stat(path)
@@ -187,7 +187,7 @@ end
 -- known = { image_file = url, ... } from the journal's entry of this job is
 -- reused, and so is any upload of the same content (with a journal). Returns
 -- the URLs by field, or nil and an error.
-function uploads.resolve(client, own, body, known)
+function uploads.resolve(engine, own, body, known)
   local urls = {}
   for _, pair in ipairs({ { "image_file", "image_url" }, { "video_file", "video_url" } }) do
     local file, url_field = pair[1], pair[2]
@@ -196,7 +196,7 @@ function uploads.resolve(client, own, body, known)
       if not url then
         local err
         local report = own.on_upload
-        url, err = upload_once(client, own[file], {
+        url, err = upload_once(engine, own[file], {
           on_progress = report and function(sent, total) report(sent, total, own[file]) end })
         if not url then
           err.field = err.field or file

@@ -35,7 +35,7 @@ function webhooks.token_of(url)
 end
 
 -- The task id a callback body names, or nil and an error.
-local function task_id_of(client, payload)
+local function task_id_of(engine, payload)
   if type(payload) == "string" then
     local decoded, derr = core.decode(payload)
     if type(decoded) ~= "table" then
@@ -45,7 +45,7 @@ local function task_id_of(client, payload)
     payload = decoded
   end
   -- foreign text like any answer: redacted
-  local body, foreign = task.unwrap(payload), client._transport
+  local body, foreign = task.unwrap(payload), engine.transport
   local task_id = foreign:foreign(body.task_id) or foreign:foreign(payload.task_id)
   if not task_id then return nil, errors.new("bad_response", "the callback carries no task_id") end
   return task_id
@@ -53,22 +53,22 @@ end
 
 -- What this client knows of a task: its journal row (any process's), and the
 -- token its callback URL carries.
-local function lookup(client, task_id)
-  if client.journal then
-    local row, err = client.journal:_by_task(task_id)
+local function lookup(engine, task_id)
+  if engine.journal then
+    local row, err = engine.journal:_by_task(task_id)
     if err then return nil, nil, err end
     if row then return row, row.callback_token end
   end
-  return nil, client._callback_tokens:get(task_id)
+  return nil, engine.callback_tokens:get(task_id)
 end
 
 -- See Client:handle_callback.
-function webhooks.handle(client, payload, opts)
-  local task_id, err = task_id_of(client, payload)
+function webhooks.handle(engine, payload, opts)
+  local task_id, err = task_id_of(engine, payload)
   if not task_id then return nil, err end
-  local row, expected, jerr = lookup(client, task_id)
+  local row, expected, jerr = lookup(engine, task_id)
   if jerr then return nil, jerr end
-  local known = row ~= nil or client._submitted:has(task_id)
+  local known = row ~= nil or engine.submitted:has(task_id)
   -- A task kling submitted is called back only with the token kling put in
   -- its callback URL; one submitted without a callback_url has no token, so
   -- no callback for it is genuine. Either way: an auth error, before any
@@ -86,7 +86,7 @@ function webhooks.handle(client, payload, opts)
     end
   end
   if not known and opts.accept then
-    local ok, accepted = client._scheduler:pcall(opts.accept, task_id)
+    local ok, accepted = engine.scheduler:pcall(opts.accept, task_id)
     if not ok then
       return nil, errors.hook("accept", accepted, task_id)
     end
@@ -96,17 +96,17 @@ function webhooks.handle(client, payload, opts)
     return nil, errors.new("not_found", "a callback for a task this client did not submit", { task_id = task_id })
   end
   local t
-  t, err = client:_retrieve(task_id)
+  t, err = engine:retrieve(task_id)
   if not t then return nil, err end
   t.first_delivery = false
   if t.done then
     if row then
-      local first, ferr = client.journal:_first_delivery(task_id)
+      local first, ferr = engine.journal:_first_delivery(task_id)
       if first == nil then return nil, ferr end
       t.first_delivery = first
     else
-      t.first_delivery = not client._delivered:has(task_id)
-      client._delivered:add(task_id)
+      t.first_delivery = not engine.delivered:has(task_id)
+      engine.delivered:add(task_id)
     end
   end
   return t
