@@ -285,12 +285,11 @@ rock-check:
 BINDIR ?= $(PREFIX)/bin
 LUA_BIN := $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/env $(LUA))
 install: $(MODULE)
-	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(LUADIR)/kling/simulator $(DESTDIR)$(LUADIR)/kling/cli \
-	  $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/kling $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/kling/core.so
-	install -m 0644 lua/kling/*.lua $(DESTDIR)$(LUADIR)/kling/
-	install -m 0644 lua/kling/cli/*.lua $(DESTDIR)$(LUADIR)/kling/cli/
-	install -m 0644 lua/kling/simulator/*.lua $(DESTDIR)$(LUADIR)/kling/simulator/
+	@# lua/kling and its folders, as they are
+	for d in $$(cd lua && find kling -type d); do install -d $(DESTDIR)$(LUADIR)/$$d; \
+	  install -m 0644 lua/$$d/*.lua $(DESTDIR)$(LUADIR)/$$d/; done
 	@# the commands run with the Lua they were installed for, and find the
 	@# modules where they were installed, whatever that Lua's own paths are
 	for c in kling kling-simulator; do \

@@ -43,7 +43,7 @@ end
 
 local function journal_rows(path)
   local j = assert(Journal.open(path))
-  local rows = assert(j.db:query("SELECT key, state, task_id FROM jobs"))
+  local rows = assert(j.store.db:query("SELECT key, state, task_id FROM jobs"))
   j:close()
   return rows
 end

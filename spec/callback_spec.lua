@@ -202,7 +202,7 @@ describe("webhooks with a journal", function()
     assert.is_nil(t)
     assert.equal("auth", err.kind)
     assert.equal(before, sim:count("/kling/tasks"))
-    assert.is_true(c.journal:_first_delivery(id)) -- still unspent
+    assert.is_true(c.journal.store:first_delivery(id)) -- still unspent
     c:close()
   end)
 

@@ -1,7 +1,7 @@
 -- The journal as a file: who owns its entries whatever path reached it, who
 -- may read it, and what it refuses to touch.
 local core = require "kling.core"
-local Journal = require "kling.journal"
+local Store = require "kling.journal.store" -- another "process": a journal handle of its own
 local Simulator = require "helpers.simulator"
 
 local function sh(cmd)
@@ -34,8 +34,8 @@ describe("the journal's owners", function()
   -- reached the journal through `through` must wait for it (a short
   -- wait_timeout), never submit it and never call it uncertain.
   local function waits_for_live_owner(through, state)
-    local live = assert(Journal.open(path))
-    assert(live:_claim("K", function() return "submit" end, "{}"))
+    local live = assert(Store.open(path))
+    assert(live:claim("K", function() return "submit" end, "{}"))
     if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
     local c = sim:client({ journal = through, wait_timeout = 0.3 })
     local _, err = c:submit(Simulator.params({ key = "K" }))
@@ -55,8 +55,8 @@ describe("the journal's owners", function()
 
     it(("a journal with a second name (a hard link) is refused before any traffic (%s key)"):format(state),
       function()
-      local live = assert(Journal.open(path))
-      assert(live:_claim("K", function() return "submit" end, "{}"))
+      local live = assert(Store.open(path))
+      assert(live:claim("K", function() return "submit" end, "{}"))
       if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
       local sub = dir .. "/elsewhere"
       assert(core.mkdir(sub))
@@ -73,8 +73,8 @@ describe("the journal's owners", function()
     end)
 
     it(("a live owner whose -owners directory was deleted still holds its %s key"):format(state), function()
-      local live = assert(Journal.open(path))
-      assert(live:_claim("K", function() return "submit" end, "{}"))
+      local live = assert(Store.open(path))
+      assert(live:claim("K", function() return "submit" end, "{}"))
       if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
       Simulator.remove_dir(path .. "-owners")
       local c = sim:client({ journal = path, wait_timeout = 0.3 })
@@ -99,8 +99,8 @@ describe("the journal's owners", function()
     local ok, err = pcall(function()
       local c = sim:client({ journal = "jobs.db", wait_timeout = 0.3 }) -- relative
       assert.equal(0, ffi.C.chdir("/"))
-      local live = assert(Journal.open(path))
-      assert(live:_claim("K", function() return "submit" end, "{}"))
+      local live = assert(Store.open(path))
+      assert(live:claim("K", function() return "submit" end, "{}"))
       assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'"))
       local _, serr = c:submit(Simulator.params({ key = "K" }))
       c:close()
@@ -112,14 +112,14 @@ describe("the journal's owners", function()
   end)
 
   it("a dead owner is found dead through any path, and its record goes", function()
-    local dead = assert(Journal.open(path))
-    assert(dead:_claim("K", function() return "submit" end, "{}"))
+    local dead = assert(Store.open(path))
+    assert(dead:claim("K", function() return "submit" end, "{}"))
     dead.db:close() -- as a process killed: no clean close, the flock drops
     local link = dir .. "/link.db"
     sh("ln -s " .. quote(path) .. " " .. quote(link))
     local c = sim:client({ journal = link })
     assert(c:submit(Simulator.params({ key = "K" })))
-    assert.equal(0, #c.journal.db:query("SELECT * FROM owners WHERE id <> ?", c.journal:owner()))
+    assert.equal(0, #c.journal.store.db:query("SELECT * FROM owners WHERE id <> ?", c.journal.store:owner()))
     c:close()
     assert.equal(1, sim:stats().submits)
   end)
@@ -128,9 +128,9 @@ describe("the journal's owners", function()
     local lua = os.getenv("KLING_LUA") or "lua5.4"
     local pidfile = dir .. "/sleeper.pid"
     local child = ([[
-      local Journal = require "kling.journal"
-      local j = assert(Journal.open(%q))
-      assert(j:_claim("K", function() return "submit" end, "{}"))
+      local Store = require "kling.journal.store" -- another "process": a journal handle of its own
+      local j = assert(Store.open(%q))
+      assert(j:claim("K", function() return "submit" end, "{}"))
       os.execute("sleep 30 </dev/null >/dev/null 2>&1 & echo $! > %s")
       os.exit(0, false) -- dies without closing the journal
     ]]):format(path, pidfile)
@@ -154,8 +154,8 @@ describe("the journal file", function()
   it("is created readable by its user alone, with its -wal, -shm and owners", function()
     assert.equal("022", sh("umask"):sub(-3))
     local path = dir .. "/jobs.db"
-    local j = assert(Journal.open(path))
-    j:_claim("K", function() return "submit" end, "{}")
+    local j = assert(Store.open(path))
+    j:claim("K", function() return "submit" end, "{}")
     assert.equal("600", mode_of(path))
     assert.equal("600", mode_of(path .. "-wal"))
     assert.equal("600", mode_of(path .. "-shm"))
@@ -169,7 +169,7 @@ describe("the journal file", function()
     assert(db:exec("PRAGMA user_version = 7; CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ann');"))
     db:close()
     local before = sh("md5sum < " .. quote(path))
-    local j, err = Journal.open(path)
+    local j, err = Store.open(path)
     assert.is_nil(j)
     assert.equal("journal", err.kind)
     assert.truthy(err.message:find("another application", 1, true), err.message)
@@ -182,7 +182,7 @@ describe("the journal file", function()
     f:write(("some notes of the user's\n"):rep(200))
     f:close()
     before = sh("md5sum < " .. quote(text))
-    j, err = Journal.open(text)
+    j, err = Store.open(text)
     assert.is_nil(j)
     assert.equal("journal", err.kind)
     assert.equal(before, sh("md5sum < " .. quote(text)))
@@ -202,10 +202,10 @@ describe("the journal file", function()
         VALUES ('left', 'sending', '0123456789abcdef0123456789abcdef', 2, 2);
       PRAGMA user_version = 2;]]))
     db:close()
-    local j = assert(Journal.open(path))
+    local j = assert(Store.open(path))
     assert.equal("succeed", j:get("done").state)
     -- its owner has no record and no lock file: dead, so "sending" is uncertain
-    assert.is_false(j:_owner_alive("0123456789abcdef0123456789abcdef"))
+    assert.is_false(j:owner_alive("0123456789abcdef0123456789abcdef"))
     assert.equal(2, #j:list())
     j:close()
   end)

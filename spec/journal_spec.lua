@@ -3,7 +3,7 @@
 -- process" is played by a second journal handle, which is a separate owner
 -- exactly as a separate process is (its liveness is a flock of its own).
 local core = require "kling.core"
-local Journal = require "kling.journal"
+local Store = require "kling.journal.store" -- another "process": a journal handle of its own
 local Simulator = require "helpers.simulator"
 
 local MOTION, TASKS = "/kling/motion", "/kling/tasks"
@@ -24,7 +24,7 @@ describe("the journal", function()
 
   -- a handle of another "process" on the same file
   local function other()
-    return assert(Journal.open(path))
+    return assert(Store.open(path))
   end
 
   it("records a job from queued to succeed under its key, durably at each step", function()
@@ -148,7 +148,7 @@ describe("the journal", function()
     sim:next_task({ generation_time = 30 })
     assert(c:submit(Simulator.params({ key = "old" })))
     -- as if it had been submitted a minute ago, by an earlier run
-    assert(c.journal.db:run("UPDATE jobs SET updated_at = updated_at - 60 WHERE key = 'old'"))
+    assert(c.journal.store.db:run("UPDATE jobs SET updated_at = updated_at - 60 WHERE key = 'old'"))
     local seen = {}
     local job = c:spawn(function()
       return c:motion(Simulator.params({ key = "old", on_status = function() seen[#seen + 1] = core.now() end }))
@@ -163,7 +163,7 @@ describe("the journal", function()
 
   it("a key left queued by a dead process is submitted", function()
     local dead = other()
-    assert(dead:_claim("orphan", function() return "submit" end, "{}"))
+    assert(dead:claim("orphan", function() return "submit" end, "{}"))
     dead:close() -- its owner is gone; "queued" means nothing left the machine
     assert.equal("queued", client.journal:get("orphan").state)
     assert(client:motion(Simulator.params({ key = "orphan" })))
@@ -173,7 +173,7 @@ describe("the journal", function()
 
   it("a key left sending by a dead process is uncertain: never submitted on a guess", function()
     local dead = other()
-    assert(dead:_claim("lost", function() return "submit" end, "{}"))
+    assert(dead:claim("lost", function() return "submit" end, "{}"))
     assert(dead.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'lost'"))
     dead:close()
     local r, err = client:motion(Simulator.params({ key = "lost" }))
@@ -295,7 +295,7 @@ describe("the journal", function()
 
   it("a dead owner's key is taken over; a live owner's is waited for", function()
     local live = other()
-    assert(live:_claim("held", function() return "submit" end, "{}"))
+    assert(live:claim("held", function() return "submit" end, "{}"))
     local c = sim:client({ journal = path, wait_timeout = 0.3 })
     local _, err = c:submit(Simulator.params({ key = "held" }))
     c:close()
@@ -418,7 +418,7 @@ describe("the journal", function()
 
   it("forget refuses a key whose request is leaving from an open client", function()
     local live = other()
-    assert(live:_claim("busy-key", function() return "submit" end, "{}"))
+    assert(live:claim("busy-key", function() return "submit" end, "{}"))
     assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'busy-key'"))
     local ok, err = client.journal:forget("busy-key")
     assert.is_nil(ok)

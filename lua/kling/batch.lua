@@ -96,7 +96,7 @@ end
 
 -- The journal says the key's video was saved at path, and it is there.
 local function saved_at(engine, key, path)
-  local entry = engine.journal and engine.journal:get(key)
+  local entry = engine.store and engine.store:get(key)
   return entry ~= nil and entry.path == path and exists(path)
 end
 
@@ -114,7 +114,7 @@ local function save(engine, key, result, dir)
     if saved_at(engine, key, path) then return path end
     return nil, err
   end
-  if engine.journal then engine.journal:_set_path(key, path) end
+  if engine.store then engine.store:set_path(key, path) end
   return path
 end
 

@@ -49,7 +49,8 @@ function Engine.new(settings, token, platform_token, on_verbose_error)
   settings.has_platform_token = platform_token ~= nil
   local self = setmetatable({
     settings = settings,
-    journal = journal,                            -- nil without the journal option
+    journal = journal,                            -- the caller's view of it (nil without the journal option)
+    store = journal and journal.store,            -- what the use cases read and write
     submitted = Recent.new(REMEMBERED_TASKS),      -- task ids submitted here (callbacks are matched to them)
     delivered = Recent.new(REMEMBERED_TASKS),      -- task ids whose finished state a callback reported
     callback_tokens = Recent.new(REMEMBERED_TASKS), -- task id -> its callback URL's token (no journal)
@@ -67,7 +68,7 @@ function Engine.new(settings, token, platform_token, on_verbose_error)
   -- behind each. More only costs: 256 of them made steps of 1.5 ms during a
   -- burst of submits (make bench).
   self.scheduler = Scheduler.new(multi, log_sink(settings.verbose), on_log_error, 2 * settings.max_connections)
-  if journal then journal:_attach(self.scheduler) end
+  if journal then journal.store:attach(self.scheduler) end
   local function redact(text) return multi:redact(text) end
   self.redact = redact
   self.transport = Transport.new(settings, self.scheduler, redact)
@@ -95,7 +96,7 @@ end
 -- Every task read from the API passes here: a finished one is recorded in
 -- the journal (by its task id), whichever call read it.
 function Engine:noted(t)
-  if t.done and self.journal then self.journal:_finished(t.id, t.result, t.error) end
+  if t.done and self.store then self.store:finished(t.id, t.result, t.error) end
   return t
 end
 
@@ -154,7 +155,7 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
       local ok, herr = self:call_hook("on_status", on_status, t, task_id)
       if not ok then return nil, herr end
       if t.done then
-        if self.journal then self.journal:_settle() end -- its end is on disk before it is reported
+        if self.store then self.store:settle() end -- its end is on disk before it is reported
         if t.result then return t.result end
         return nil, t.error
       end
@@ -196,10 +197,11 @@ function Engine:close(grace)
   self.closed = true
   self.scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
-  if self.journal then
-    self.journal:_record_unrecorded() -- a paid id the journal refused earlier: one last try
-    self.journal:_finish_writes()
-    self.journal:close()
+  local store = self.store
+  if store then
+    store:record_unrecorded() -- a paid id the journal refused earlier: one last try
+    store:finish_writes()
+    store:close()
   end
 end
 

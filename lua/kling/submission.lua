@@ -25,7 +25,7 @@ local submission = {}
 -- a cancel or close lets it finish rather than lose the id of a billed job.
 local function send_once(engine, json, journal_key)
   local transport = engine.transport
-  -- with a journal, the body is held until "sending" is on disk (Journal:_flush)
+  -- with a journal, the body is held until "sending" is on disk (handover.lua)
   local result, err = transport:interpret(transport:post("/kling/motion", json,
     { fresh_connect = true, shield = true, hold_key = journal_key }))
   if not result then
@@ -51,20 +51,20 @@ end
 -- times, with the retry back-off (retry_delay doubling up to
 -- max_retry_delay: about 90 s with the defaults), before the call goes on
 -- without it; the id is then kept in memory and tried again at the task's
--- end and at close (Journal:_record_unrecorded), and every error carries it.
+-- end and at close (Store:record_unrecorded), and every error carries it.
 local RECORD_TRIES = 8
 
 -- Records that key's submit has task_id. Returns true, or nil and the
 -- journal's error (with task_id set) once the tries are spent.
 local function record_submitted(engine, key, task_id, new_key, record)
-  local journal, s, err = engine.journal, engine.settings, nil
+  local journal, s, err = engine.store, engine.settings, nil
   for i = 1, RECORD_TRIES do
     if i > 1 then
       if engine.closed then break end
       engine.scheduler:sleep(retry.delay(i - 1, s))
     end
     local n
-    n, err = record(function() return journal:_submitted(key, task_id, new_key) end)
+    n, err = record(function() return journal:submitted(key, task_id, new_key) end)
     if n == 1 then return true end
     if n == 0 then -- the entry is not ours: it was forgotten while this submit was on the wire
       err = errors.new("journal", ("the entry of key %s was forgotten while its submit was on the wire"):format(
@@ -83,7 +83,7 @@ end
 -- the task id could not be recorded in the journal, that error as a second
 -- value beside the id.
 local function send(engine, body, hooks, key, journal_key)
-  local scheduler, journal = engine.scheduler, engine.journal
+  local scheduler, journal = engine.scheduler, engine.store
   -- Recording what the server said is never cut short by a cancel or a
   -- close (Scheduler:protect): the journal must match what was billed.
   local function record(fn, ...)
@@ -105,7 +105,7 @@ local function send(engine, body, hooks, key, journal_key)
     -- provably not taken: the entry goes back to queued for another try,
     -- unless it is no longer ours (then nothing more is sent)
     if journal_key and billing.provably_not_taken(err)
-      and record(function() return journal:_requeue(journal_key) end) == 0 then
+      and record(function() return journal:requeue(journal_key) end) == 0 then
       return nil, lost_key(key or journal_key)
     end
     attempts = attempts + 1
@@ -119,7 +119,7 @@ local function send(engine, body, hooks, key, journal_key)
     end
     err.key = key
     if journal_key then
-      record(function() return journal:_failed_submit(journal_key, billing.after_failure(err), err) end)
+      record(function() return journal:failed_submit(journal_key, billing.after_failure(err), err) end)
     end
     return nil, err
   end
@@ -128,7 +128,7 @@ local function send(engine, body, hooks, key, journal_key)
     local recorded, jerr = record_submitted(engine, journal_key, task_id, key or task_id, record)
     if not recorded then
       unrecorded = jerr
-      journal:_keep_unrecorded(journal_key, task_id, key or task_id)
+      journal:keep_unrecorded(journal_key, task_id, key or task_id)
     end
   end
   engine.submitted:add(task_id)
@@ -162,8 +162,8 @@ local function uncertain_error(row)
   local why = row.error and stored_error(row).message or "its process stopped while the request was leaving"
   return errors.new("uncertain", ("the submit of key %s may have been billed, but its task id is not known (%s). "
     .. "Look for it in your AceData task list: if it is there, attach it with `kling jobs --adopt %s TASK_ID` "
-    .. "(engine.journal:adopt(key, task_id)) and run again to follow it; if it is not, `kling jobs --forget %s "
-    .. "--force` (engine.journal:forget(key, { force = true })) and submit again"):format(row.key, why, row.key,
+    .. "(client.journal:adopt(key, task_id)) and run again to follow it; if it is not, `kling jobs --forget %s "
+    .. "--force` (client.journal:forget(key, { force = true })) and submit again"):format(row.key, why, row.key,
     row.key), { key = row.key, maybe_submitted = true })
 end
 
@@ -175,13 +175,13 @@ end
 -- Claims key, waiting while another client's submit of it is under way.
 -- Returns the action (see billing.on_claim) and the journal row.
 local function claim(engine, key, request, token, retry_failed, hold)
-  local journal = engine.journal
+  local journal = engine.store
   local owner = journal:owner()
   local taken -- this call took the key: claims of one step share a transaction
   local function decide(row)
     local ctx = { mine = row ~= nil and row.owner == owner, active = engine.active[key] ~= nil,
                   retry_failed = retry_failed }
-    if row and row.owner and not ctx.mine then ctx.owner_alive = journal:_owner_alive(row.owner) end
+    if row and row.owner and not ctx.mine then ctx.owner_alive = journal:owner_alive(row.owner) end
     local action = billing.on_claim(row, ctx)
     if action == "submit" then -- so the next claim of the key in this transaction waits
       engine.active[key], taken, hold.held = true, true, true
@@ -192,7 +192,7 @@ local function claim(engine, key, request, token, retry_failed, hold)
   while true do
     taken = false
     hold.claiming = true -- a job ended inside the claim may own a committed entry
-    local action, row = journal:_claim(key, decide, request, token)
+    local action, row = journal:claim(key, decide, request, token)
     hold.claiming = false
     if taken and action ~= "submit" then -- the commit failed
       engine.active[key], hold.held = nil, false
@@ -226,7 +226,7 @@ prepare_files = function(engine, own, body, journal_key, row)
   if not urls then return err end
   local record = {}
   for field, url in pairs(urls) do record[field] = { path = own[field], bytes = infos[field].bytes, url = url } end
-  local n, jerr = engine.journal:_set_uploads(journal_key, record, core.encode(body))
+  local n, jerr = engine.store:set_uploads(journal_key, record, core.encode(body))
   if n == 0 then return lost_key(own.key or journal_key) end
   if not n then return jerr end
 end
@@ -240,7 +240,7 @@ end
 -- task was submitted.
 -- opts: key, retry_failed; hooks: on_submit.
 function submission.submit(engine, body, hooks, opts)
-  local journal, key = engine.journal, opts.key
+  local journal, key = engine.store, opts.key
   local token, err
   if body.callback_url then
     token = webhooks.new_token()
@@ -269,12 +269,12 @@ function submission.submit(engine, body, hooks, opts)
   local function done() -- however this ends (a cancel included), the key is not held
     if hold.held then
       hold.held, engine.active[journal_key] = false, nil
-      journal:_release(journal_key, key == nil)
+      journal:release(journal_key, key == nil)
     elseif hold.claiming and not engine.active[journal_key] then
       -- ended while its claim's INSERT was being committed (no other job of
       -- this client holds the key): what it may have queued is let go
       hold.claiming = false
-      journal:_release(journal_key, key == nil)
+      journal:release(journal_key, key == nil)
     end
   end
   engine.scheduler:on_exit(done)
@@ -292,7 +292,7 @@ function submission.submit(engine, body, hooks, opts)
   end
   -- "submit": the entry is queued and ours (hold.held). A job that ends
   -- before anything left the machine (a file refused by the checks below)
-  -- leaves no entry behind (Journal:_release).
+  -- leaves no entry behind (Store:release).
   err = prepare_files(engine, opts, body, journal_key, row)
   if err then
     done()
@@ -327,11 +327,11 @@ function submission.run(engine, body, hooks, opts)
   if unrecorded then
     -- the task is followed all the same; its id is recorded now, or the
     -- call fails with the id (and the result, if the task ended)
-    local journal = engine.journal
-    local ok, jerr = journal:_record_unrecorded(task_id)
+    local journal = engine.store
+    local ok, jerr = journal:record_unrecorded(task_id)
     if ok then
-      if result or err and err.kind == "task_failed" then journal:_finished(task_id, result, err) end
-      journal:_settle()
+      if result or err and err.kind == "task_failed" then journal:finished(task_id, result, err) end
+      journal:settle()
     else
       unrecorded.cause, unrecorded.result = jerr, result
       return nil, unrecorded

@@ -144,7 +144,7 @@ local under_way = setmetatable({}, { __mode = "k" })
 -- content, the URL of the same content being uploaded by another job of
 -- this client right now, or a new upload (then remembered).
 local function upload_once(engine, path, opts)
-  local journal, platform, scheduler = engine.journal, engine.settings.platform_url, engine.scheduler
+  local journal, platform, scheduler = engine.store, engine.settings.platform_url, engine.scheduler
   local info = journal and core.stat(path)
   local sha = info and info.type == "file" and digest_of(engine, path, info)
   if not sha then return uploads.upload(engine, path, opts) end
@@ -160,7 +160,7 @@ local function upload_once(engine, path, opts)
     if url then return url end
     if engine.closed then return nil, errors.closed() end
   end
-  local url = journal:_uploaded(sha, info.size, suffix, platform)
+  local url = journal:uploaded(sha, info.size, suffix, platform)
   if url then return url end
   local waiting = {}
   mine[content] = waiting
@@ -176,7 +176,7 @@ local function upload_once(engine, path, opts)
     -- remembered only if the file is what was hashed (unchanged meanwhile)
     local after = core.stat(path)
     if after and identity(after) == identity(info) then
-      journal:_remember_upload(sha, info.size, suffix, platform, url)
+      journal:remember_upload(sha, info.size, suffix, platform, url)
     end
   end
   hand_over(url)

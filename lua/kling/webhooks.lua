@@ -54,8 +54,8 @@ end
 -- What this client knows of a task: its journal row (any process's), and the
 -- token its callback URL carries.
 local function lookup(engine, task_id)
-  if engine.journal then
-    local row, err = engine.journal:_by_task(task_id)
+  if engine.store then
+    local row, err = engine.store:by_task(task_id)
     if err then return nil, nil, err end
     if row then return row, row.callback_token end
   end
@@ -101,7 +101,7 @@ function webhooks.handle(engine, payload, opts)
   t.first_delivery = false
   if t.done then
     if row then
-      local first, ferr = engine.journal:_first_delivery(task_id)
+      local first, ferr = engine.store:first_delivery(task_id)
       if first == nil then return nil, ferr end
       t.first_delivery = first
     else

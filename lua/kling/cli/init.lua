@@ -33,6 +33,7 @@ local function common(command)
   return command
 end
 
+-- The parser, and its subcommands' parsers by name.
 function cli.parser()
   local p = argparse("kling", "Kling Motion (AceData Cloud): a reference image and a motion video in, "
     .. "a video of the character doing that motion out.")
@@ -96,7 +97,9 @@ function cli.parser()
   sim:add_help(false)
   sim:argument("options", "--port N, --host A, --token T, --platform-token T, --generation-time S, "
     .. "--idle-exit S, --samples DIR"):args("*")
-  return p
+  local subcommands = { motion = motion, wait = wait, task = task, download = download, upload = upload,
+                        probe = probe, batch = batch, jobs = jobs, simulator = sim }
+  return p, subcommands
 end
 
 -- ---- output ----
@@ -181,14 +184,10 @@ end
 -- Runs the command for argv; returns the exit status. Never raises for a
 -- user's mistake or a failure: those are messages and exit codes.
 -- The usage of the subcommand argv names (or the command's own).
-local function usage_of(parser, argv)
+local function usage_of(parser, subcommands, argv)
   for _, a in ipairs(argv) do
     if a:sub(1, 1) ~= "-" then
-      for _, c in ipairs(parser._commands or {}) do
-        for _, name in ipairs(c._aliases or { c._name }) do
-          if name == a then return c:get_usage() end
-        end
-      end
+      if subcommands[a] then return subcommands[a]:get_usage() end
       break
     end
   end
@@ -207,7 +206,7 @@ function cli.main(argv)
     end
     if a == "simulator" then break end -- its own options follow
   end
-  local parser = cli.parser()
+  local parser, subcommands = cli.parser()
   local ok, args = parser:pparse(argv)
   if not ok then
     local json = false
@@ -215,7 +214,7 @@ function cli.main(argv)
     if json then
       io.stdout:write(cjson.encode({ error = { kind = "usage", message = tostring(args) } }), "\n")
     else
-      io.stderr:write(usage_of(parser, argv), "\n\nkling: ", tostring(args), "\n")
+      io.stderr:write(usage_of(parser, subcommands, argv), "\n\nkling: ", tostring(args), "\n")
     end
     return cli.EXIT.usage
   end

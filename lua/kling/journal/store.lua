@@ -1,20 +1,22 @@
--- The job journal: a SQLite file (bound in C by kling.core) in which every
--- submit has an entry that outlives the process. An entry goes
+-- The journal's store: the SQLite file (bound in C by kling.core), its
+-- schema and migrations, every SQL statement, and the owners of entries.
+-- This is what a second store (say PostgreSQL, for many machines) would
+-- replace: the rest of kling knows the methods below, not the SQL. An
+-- entry goes
 --   queued -> sending -> submitted -> succeed | failed
 -- or ends "uncertain" when a submit may have been billed without a known
--- task id. "sending" is committed while libcurl holds the submit's body back,
--- just before it goes (see docs/design.md). What each state allows is
--- decided in billing.lua; this module stores and reads.
---
--- Public: journal:get(key), journal:list{ state = }, journal:forget(key).
--- The rest (prefixed _) is the client's.
+-- task id. What each state allows is decided in billing.lua; when a write
+-- runs (staged for the writer thread, or at once) is the tracker's
+-- (journal/tracker.lua); the hand-over is handover.lua's.
 local core = require "kling.core"
 local compat = require "kling.compat"
 local errors = require "kling.errors"
+local Handover = require "kling.handover"
+local Tracker = require "kling.journal.tracker"
 
-local Journal = {}
-Journal.__index = Journal
-Journal.__name = "kling.journal"
+local Store = {}
+Store.__index = Store
+Store.__name = "kling.journal.store"
 
 local SCHEMA_VERSION = 3
 
@@ -63,11 +65,6 @@ CREATE TABLE IF NOT EXISTS uploads (
   PRIMARY KEY (sha256, bytes, suffix, platform)
 );
 ]]
-
--- The hand-over (?1 key, ?2 owner, ?3 now): only a queued entry of this
--- handle's becomes sending; anything else keeps the request's body back for good.
-local HANDOVER = [[UPDATE jobs SET state = 'sending', updated_at = ?3
-  WHERE key = ?1 AND owner = ?2 AND state = 'queued']]
 
 local PUBLIC_COLUMNS = "key, state, task_id, result, error, path, request, created_at, updated_at"
 
@@ -137,7 +134,7 @@ end
 -- sync: "full" (a commit is on disk when it returns; the default) or
 -- "normal" (it is in the OS's hands: safe from a process crash, not from
 -- power loss); see docs/design.md.
-function Journal.open(path, sync)
+function Store.open(path, sync)
   local db, err = core.journal(path)
   if not db then return nil, journal_error(err) end
   local ok
@@ -153,23 +150,41 @@ function Journal.open(path, sync)
     db:close()
     return nil, journal_error(err)
   end
-  return setmetatable({ db = db, path = path }, Journal)
+  return setmetatable({ db = db, path = path, tracker = Tracker.new(db) }, Store)
 end
 
-function Journal:__tostring()
-  return ("kling.journal (%s)"):format(self.path)
+function Store:__tostring()
+  return ("kling.journal.store (%s)"):format(self.path)
 end
 
 -- Idempotent. The owner's record goes first, then its lock file.
-function Journal:close()
+function Store:close()
   if self.closed then return end
   self.closed = true
   self.db:run("DELETE FROM owners WHERE id = ?", self.db:owner())
   self.db:close(true)
 end
 
-function Journal:owner()
+function Store:owner()
   return self.db:owner()
+end
+
+-- From now on the writes of scheduler's jobs are staged for the writer
+-- thread, and submits' bodies are handed over through this journal
+-- (handover.lua).
+function Store:attach(scheduler)
+  self.tracker:attach(scheduler, Handover.new(scheduler, self.db:owner()))
+end
+
+-- Inside a job: waits until every write staged so far is committed (what a
+-- call returns is then what the journal says).
+function Store:settle()
+  self.tracker:settle()
+end
+
+-- Commits everything staged and acts on it (the client's close).
+function Store:finish_writes()
+  self.tracker:finish()
 end
 
 -- ---- reading ----
@@ -194,8 +209,15 @@ local function check(v, err)
   return v
 end
 
+-- A write (see Tracker:write), true instead of the count.
+local function update(self, wait, sql, ...)
+  local n, err = self.tracker:write(wait, sql, ...)
+  if not n then return nil, err end
+  return true
+end
+
 -- The entry for key, or nil when the journal does not know it.
-function Journal:get(key)
+function Store:get(key)
   if type(key) ~= "string" then error("bad argument #1 to 'get' (string expected, got " .. type(key) .. ")", 2) end
   local rows, err = self.db:query("SELECT " .. PUBLIC_COLUMNS .. " FROM jobs WHERE key = ?", key)
   if not rows then return nil, journal_error(err) end
@@ -203,7 +225,7 @@ function Journal:get(key)
 end
 
 -- Every entry (or those in opts.state), oldest first.
-function Journal:list(opts)
+function Store:list(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'list' (table or nil expected)", 2) end
   local rows, err
@@ -227,16 +249,16 @@ local BILLED = { submitted = true, succeed = true, failed = true, uncertain = tr
 -- false if not. A key that may have been billed (submitted, succeed,
 -- failed, uncertain) is forgotten only with opts.force; a key whose request
 -- is leaving right now from an open client never is.
-function Journal:forget(key, opts)
+function Store:forget(key, opts)
   if type(key) ~= "string" then error("bad argument #1 to 'forget' (string expected, got " .. type(key) .. ")", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'forget' (table or nil expected)", 2) end
   local force = opts and opts.force
   -- the check and the delete in one write transaction: the entry cannot
   -- change between them
-  return self:_transaction(function()
-    local row = self:_row(key)
+  return self:transaction(function()
+    local row = self:row(key)
     if not row then return false end
-    if row.state == "sending" and row.owner and self:_owner_alive(row.owner) then
+    if row.state == "sending" and row.owner and self:owner_alive(row.owner) then
       error(errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
         { field = "key", key = key }), 0)
     end
@@ -255,7 +277,7 @@ end
 -- may have been billed without a known id (uncertain; or sending, its
 -- client gone): the key is then submitted, and followed like any.
 -- Returns true, or nil and an error.
-function Journal:adopt(key, task_id)
+function Store:adopt(key, task_id)
   if type(key) ~= "string" then error("bad argument #1 to 'adopt' (string expected, got " .. type(key) .. ")", 2) end
   local bad = require("kling.validate").task_id(task_id)
   if bad then return nil, bad end
@@ -267,9 +289,9 @@ function Journal:adopt(key, task_id)
     return nil, errors.new("invalid_argument", ("key %s is %s%s; only an uncertain key takes a task id"):format(key,
       row.state, row.task_id and (" with task " .. row.task_id) or ""), { field = "key", key = key })
   end
-  local n, err = self:_transaction(function()
-    local current = self:_row(key)
-    if current.state == "sending" and current.owner and self:_owner_alive(current.owner) then
+  local n, err = self:transaction(function()
+    local current = self:row(key)
+    if current.state == "sending" and current.owner and self:owner_alive(current.owner) then
       error(errors.new("invalid_argument", ("key %s is being submitted right now by an open client"):format(key),
         { field = "key", key = key }), 0)
     end
@@ -280,11 +302,11 @@ function Journal:adopt(key, task_id)
   return true
 end
 
--- ---- the client's side ----
+-- ---- the engine's side ----
 
 -- Runs fn inside one write transaction (BEGIN IMMEDIATE: the check and the
 -- write it decides cannot interleave with another process's).
-function Journal:_transaction(fn)
+function Store:transaction(fn)
   local ok, err = self.db:run("BEGIN IMMEDIATE")
   if not ok then return nil, journal_error(err) end
   local r = compat.pack(pcall(fn))
@@ -299,142 +321,8 @@ function Journal:_transaction(fn)
   return nil, journal_error(tostring(err))
 end
 
--- ---- the writer ----
--- A job's writes are staged and committed on the journal's writer thread
--- (src/journal_writer.c): everything staged between two flush points goes
--- in one transaction (one fsync), and the step never waits for SQLite or the
--- disk. A job that acts on its write waits for the commit that holds it
--- (wait = true); the writer's descriptor wakes a blocked step when commits
--- are done. A caller outside any job writes at once, on this thread's
--- connection, which first lets the writer finish (read-your-writes). See
--- docs/design.md, "The journal's writer".
-
-function Journal:_attach(scheduler)
-  self.scheduler = scheduler
-  self.waiters = {}     -- seq -> waiter of the job that waits for that write
-  self.handing = {}     -- held transfer id -> seq of its hand-over
-  self.handover_of = {} -- seq -> held transfer id
-  self.settlers = {}    -- { seq =, waiter = }: jobs waiting until seq is committed
-  self.staged_seq, self.taken_seq = 0, 0
-  scheduler:add_flusher(function() return self:_flush() end, self.db:fd(), function()
-    for _, waiter in pairs(self.waiters) do
-      if not waiter.cancelled then return true end
-    end
-    return #self.settlers > 0
-  end)
-end
-
-function Journal:_in_job()
-  local scheduler = self.scheduler
-  return scheduler ~= nil and scheduler:current_job() ~= nil
-end
-
--- What a write waiting for its commit returns once the client is closed.
-local function closed_write() return { n = 2, nil, errors.closed() } end
-
--- One statement: the rows it changed, or nil and an error. wait = false: a
--- job does not wait for the commit (nothing it does next depends on it) and
--- gets true at once.
-function Journal:_write(wait, sql, ...)
-  if not self:_in_job() then
-    local n, err = self.db:run(sql, ...)
-    if not n then return nil, journal_error(err) end
-    return n
-  end
-  local seq = self.db:stage(sql, ...)
-  self.staged_seq = seq
-  if wait == false then return true end
-  local waiter = { kind = "event" }
-  self.waiters[seq] = waiter
-  local r = self.scheduler:await(waiter, closed_write)
-  return compat.unpack(r, 1, r.n)
-end
-
--- As _write, true instead of the count.
-function Journal:_update(wait, sql, ...)
-  local n, err = self:_write(wait, sql, ...)
-  if not n then return nil, err end
-  return true
-end
-
--- Hands the writer the hand-overs of the bodies libcurl newly holds and what
--- jobs staged; takes up to `budget` outcomes and acts on them: a held body
--- goes only once its "sending" is committed (or ends with nothing sent), a
--- waiting job is made runnable (it resumes within a step's budget). Returns
--- true when outcomes are left for the next flush point (the writer's
--- descriptor stays readable meanwhile too).
-local FLUSH_BUDGET = 64
-
-function Journal:_flush(budget)
-  local scheduler, db = self.scheduler, self.db
-  budget = budget or FLUSH_BUDGET
-  local held = scheduler:held()
-  if #held > 0 then
-    local owner, t = db:owner(), now()
-    for _, h in ipairs(held) do
-      if not self.handing[h.id] then
-        local seq = db:stage(HANDOVER, h.key, owner, t)
-        self.handing[h.id], self.handover_of[seq] = seq, h.id
-        scheduler:handing(h.id)
-      end
-    end
-  end
-  db:publish()
-  budget = math.min(budget, 256) -- what one completed() hands over at most
-  local done = db:completed(budget)
-  for i = 1, #done, 2 do
-    local seq, outcome = done[i], done[i + 1]
-    self.taken_seq = seq
-    local id = self.handover_of[seq]
-    if id then
-      self.handover_of[seq], self.handing[id] = nil, nil
-      scheduler:release(id, outcome == 1)
-    else
-      local waiter = self.waiters[seq]
-      if waiter then
-        self.waiters[seq] = nil
-        if type(outcome) == "number" then
-          scheduler:wake_later(waiter, { n = 1, outcome })
-        else
-          scheduler:wake_later(waiter, { n = 2, nil, journal_error(outcome) })
-        end
-      end
-    end
-  end
-  if #self.settlers > 0 and self.settlers[1].seq <= self.taken_seq then
-    local waiting = self.settlers
-    self.settlers = {}
-    for _, s in ipairs(waiting) do
-      if s.seq <= self.taken_seq then
-        scheduler:wake_later(s.waiter, true)
-      else
-        self.settlers[#self.settlers + 1] = s
-      end
-    end
-  end
-  db:publish() -- what the woken jobs staged
-  return #done >= 2 * budget
-end
-
--- Inside a job: waits until every write staged so far (by any job) is
--- committed or failed. Settlers are kept in the order of their seq.
-function Journal:_settle()
-  if not self:_in_job() or self.taken_seq >= self.staged_seq then return end
-  local waiter = { kind = "event" }
-  self.settlers[#self.settlers + 1] = { seq = self.staged_seq, waiter = waiter }
-  self.scheduler:await(waiter, true)
-end
-
--- Waits until the writer has committed everything staged, then acts on it
--- all (the client's close).
-function Journal:_finish_writes()
-  if not self.scheduler then return end
-  self.db:barrier()
-  while self:_flush(math.huge) do end
-end
-
 -- Reads key's row for the decision (all columns), or nil.
-function Journal:_row(key)
+function Store:row(key)
   return check(self.db:query("SELECT * FROM jobs WHERE key = ?", key))[1]
 end
 
@@ -448,26 +336,26 @@ end
 local CLAIM_NEW = [[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
   VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]]
 
-function Journal:_claim(key, decide, request, callback_token)
+function Store:claim(key, decide, request, callback_token)
   local t, owner = now(), self.db:owner()
   local function inserted()
     return decide(nil), { key = key, state = "queued", owner = owner, request = request,
                           callback_token = callback_token, created_at = t, updated_at = t }
   end
-  if self:_in_job() then
-    local n, err = self:_write(true, CLAIM_NEW, key, owner, request, callback_token, t, t)
+  if self.tracker:in_job() then
+    local n, err = self.tracker:write(true, CLAIM_NEW, key, owner, request, callback_token, t, t)
     if not n then return nil, err end
     if n == 1 then return inserted() end
   end
-  return self:_transaction(function()
+  return self:transaction(function()
     if check(self.db:run(CLAIM_NEW, key, owner, request, callback_token, t, t)) == 1 then return inserted() end
-    local row = self:_row(key)
+    local row = self:row(key)
     local action = decide(row)
     if action == "submit" then
       check(self.db:run([[UPDATE jobs SET state = 'queued', owner = ?, request = ?,
           callback_token = coalesce(callback_token, ?), task_id = NULL, result = NULL, error = NULL,
           updated_at = ? WHERE key = ?]], owner, request, callback_token, t, key))
-      row = self:_row(key)
+      row = self:row(key)
     elseif action == "uncertain" and row.state == "sending" then
       -- its owner is gone: what it was sending may have been billed
       check(self.db:run("UPDATE jobs SET state = 'uncertain', owner = NULL, updated_at = ? WHERE key = ?",
@@ -481,7 +369,7 @@ end
 -- Is the journal handle owner still open (in any process)? Asked of the
 -- lock file it recorded, whatever path this client took to the journal; a
 -- dead one's record is removed.
-function Journal:_owner_alive(owner)
+function Store:owner_alive(owner)
   local rows = self.db:query("SELECT lock_path, pid, boot_id FROM owners WHERE id = ?", owner)
   if not rows then return true end -- cannot tell: alive, which never risks a second submit
   local rec = rows[1]
@@ -497,8 +385,8 @@ end
 
 -- Written before anything else happens with the id (before on_submit). A
 -- key submitted without a name of its own is renamed to its task id.
-function Journal:_submitted(key, task_id, new_key)
-  return self:_write(true, [[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
+function Store:submitted(key, task_id, new_key)
+  return self.tracker:write(true, [[UPDATE jobs SET key = ?, state = 'submitted', task_id = ?, owner = NULL,
     error = NULL, updated_at = ? WHERE key = ? AND owner = ? AND state IN ('queued', 'sending')]],
     new_key or key, task_id, now(), key, self.db:owner())
 end
@@ -507,19 +395,19 @@ end
 -- while): kept here, in memory, and tried again by _record_unrecorded (at the
 -- task's end, and when the client closes), so the id is never lost while the
 -- process lives; the caller's error carries it too (err.task_id).
-function Journal:_keep_unrecorded(key, task_id, new_key)
+function Store:keep_unrecorded(key, task_id, new_key)
   self.unrecorded = self.unrecorded or {}
   self.unrecorded[task_id] = { key = key, new_key = new_key }
 end
 
 -- Tries to record the kept task ids again (task_id: only that one). Returns
 -- true when none of them is left unrecorded, or nil and the last error.
-function Journal:_record_unrecorded(task_id)
+function Store:record_unrecorded(task_id)
   local left, last = self.unrecorded, nil
   if not left then return true end
   for id, e in pairs(left) do
     if task_id == nil or id == task_id then
-      local n, err = self:_submitted(e.key, id, e.new_key)
+      local n, err = self:submitted(e.key, id, e.new_key)
       if n == 1 then
         left[id] = nil
       else
@@ -532,8 +420,8 @@ function Journal:_record_unrecorded(task_id)
 end
 
 -- Back to queued for another attempt (the server provably did not take it).
-function Journal:_requeue(key)
-  return self:_write(true, "UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
+function Store:requeue(key)
+  return self.tracker:write(true, "UPDATE jobs SET state = 'queued', updated_at = ? WHERE key = ? AND owner = ? "
     .. "AND state IN ('queued', 'sending')", now(), key, self.db:owner())
 end
 
@@ -544,8 +432,8 @@ end
 
 -- The submit failed: state is "queued" (nothing billed; may be sent again)
 -- or "uncertain", with the error kept.
-function Journal:_failed_submit(key, state, err)
-  return self:_write(true, [[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
+function Store:failed_submit(key, state, err)
+  return self.tracker:write(true, [[UPDATE jobs SET state = ?, owner = NULL, error = ?, updated_at = ?
     WHERE key = ? AND owner = ? AND state IN ('queued', 'sending')]], state, error_json(err), now(), key,
     self.db:owner())
 end
@@ -555,69 +443,69 @@ end
 -- (no upload recorded, no submit refused) is of no use to anyone and is
 -- dropped rather than left behind as a phantom job; so is a placeholder key
 -- (a job without a key of its own) that never got a task id.
-function Journal:_release(key, placeholder)
+function Store:release(key, placeholder)
   if placeholder then
-    self:_update(false, "DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
+    update(self, false, "DELETE FROM jobs WHERE key = ? AND state = 'queued'", key)
     return
   end
   local owner = self.db:owner()
-  self:_update(false, "DELETE FROM jobs WHERE key = ? AND owner = ? AND state = 'queued' AND error IS NULL "
+  update(self, false, "DELETE FROM jobs WHERE key = ? AND owner = ? AND state = 'queued' AND error IS NULL "
     .. "AND uploads IS NULL", key, owner)
-  self:_update(false, "UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key, owner)
+  update(self, false, "UPDATE jobs SET owner = NULL WHERE key = ? AND owner = ? AND state = 'queued'", key, owner)
 end
 
 -- The task ended: its result (succeed) or its error (failed), by task id.
 -- Whoever read it (often the shared poller) does not wait; the job that
 -- hands the result over settles first (see _settle), so what it returns is
 -- what the journal says.
-function Journal:_finished(task_id, result, err)
+function Store:finished(task_id, result, err)
   if result then
-    return self:_update(false, [[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL,
+    return update(self, false, [[UPDATE jobs SET state = 'succeed', result = ?, error = NULL, owner = NULL,
       updated_at = ? WHERE task_id = ? AND state <> 'succeed']], core.encode(result), now(), task_id)
   end
-  return self:_update(false, [[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
+  return update(self, false, [[UPDATE jobs SET state = 'failed', error = ?, owner = NULL, updated_at = ?
     WHERE task_id = ? AND state NOT IN ('succeed', 'failed')]], error_json(err), now(), task_id)
 end
 
 -- The URLs of a job's uploaded files (and the request that now carries them),
 -- so that a resumed job never uploads again.
-function Journal:_set_uploads(key, uploads, request)
-  return self:_write(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ? AND owner = ? "
-    .. "AND state = 'queued'", core.encode(uploads), request, now(), key, self.db:owner())
+function Store:set_uploads(key, uploads, request)
+  return self.tracker:write(true, "UPDATE jobs SET uploads = ?, request = ?, updated_at = ? WHERE key = ? "
+    .. "AND owner = ? AND state = 'queued'", core.encode(uploads), request, now(), key, self.db:owner())
 end
 
 -- The URL of a file already uploaded with this content (sha256, bytes) and
 -- name suffix to this platform, or nil.
-function Journal:_uploaded(sha256, bytes, suffix, platform)
+function Store:uploaded(sha256, bytes, suffix, platform)
   local rows = self.db:query("SELECT url FROM uploads WHERE sha256 = ? AND bytes = ? AND suffix = ? AND platform = ?",
     sha256, bytes, suffix, platform)
   return rows and rows[1] and rows[1].url or nil
 end
 
 -- Remembers an upload by content (the job goes on without waiting for it).
-function Journal:_remember_upload(sha256, bytes, suffix, platform, url)
-  return self:_update(false, [[INSERT INTO uploads (sha256, bytes, suffix, platform, url, created_at)
+function Store:remember_upload(sha256, bytes, suffix, platform, url)
+  return update(self, false, [[INSERT INTO uploads (sha256, bytes, suffix, platform, url, created_at)
     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET url = excluded.url, created_at = excluded.created_at]],
     sha256, bytes, suffix, platform, url, now())
 end
 
 -- Where a job's video was saved; committed before the job reports it.
-function Journal:_set_path(key, path)
-  return self:_update(true, "UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
+function Store:set_path(key, path)
+  return update(self, true, "UPDATE jobs SET path = ?, updated_at = ? WHERE key = ?", path, now(), key)
 end
 
 -- The row of a task id, or nil.
-function Journal:_by_task(task_id)
+function Store:by_task(task_id)
   local rows, err = self.db:query("SELECT * FROM jobs WHERE task_id = ? LIMIT 1", task_id)
   if not rows then return nil, journal_error(err) end
   return rows[1]
 end
 
 -- true exactly once per task, across processes and restarts.
-function Journal:_first_delivery(task_id)
+function Store:first_delivery(task_id)
   local n, err = self.db:run("UPDATE jobs SET delivered = 1 WHERE task_id = ? AND delivered = 0", task_id)
   if not n then return nil, journal_error(err) end
   return n > 0
 end
 
-return Journal
+return Store
