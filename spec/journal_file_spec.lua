@@ -35,7 +35,7 @@ describe("the journal's owners", function()
   -- wait_timeout), never submit it and never call it uncertain.
   local function waits_for_live_owner(through, state)
     local live = assert(Store.open(path))
-    assert(live:claim("K", function() return "submit" end, "{}"))
+    assert(live:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
     local c = sim:client({ journal = through, wait_timeout = 0.3 })
     local _, err = c:submit(Simulator.params({ key = "K" }))
@@ -56,7 +56,7 @@ describe("the journal's owners", function()
     it(("a journal with a second name (a hard link) is refused before any traffic (%s key)"):format(state),
       function()
       local live = assert(Store.open(path))
-      assert(live:claim("K", function() return "submit" end, "{}"))
+      assert(live:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
       if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
       local sub = dir .. "/elsewhere"
       assert(core.mkdir(sub))
@@ -74,7 +74,7 @@ describe("the journal's owners", function()
 
     it(("a live owner whose -owners directory was deleted still holds its %s key"):format(state), function()
       local live = assert(Store.open(path))
-      assert(live:claim("K", function() return "submit" end, "{}"))
+      assert(live:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
       if state == "sending" then assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'")) end
       Simulator.remove_dir(path .. "-owners")
       local c = sim:client({ journal = path, wait_timeout = 0.3 })
@@ -100,7 +100,7 @@ describe("the journal's owners", function()
       local c = sim:client({ journal = "jobs.db", wait_timeout = 0.3 }) -- relative
       assert.equal(0, ffi.C.chdir("/"))
       local live = assert(Store.open(path))
-      assert(live:claim("K", function() return "submit" end, "{}"))
+      assert(live:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
       assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'K'"))
       local _, serr = c:submit(Simulator.params({ key = "K" }))
       c:close()
@@ -113,7 +113,7 @@ describe("the journal's owners", function()
 
   it("a dead owner is found dead through any path, and its record goes", function()
     local dead = assert(Store.open(path))
-    assert(dead:claim("K", function() return "submit" end, "{}"))
+    assert(dead:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     dead.db:close() -- as a process killed: no clean close, the flock drops
     local link = dir .. "/link.db"
     sh("ln -s " .. quote(path) .. " " .. quote(link))
@@ -130,7 +130,7 @@ describe("the journal's owners", function()
     local child = ([[
       local Store = require "kling.journal.store" -- another "process": a journal handle of its own
       local j = assert(Store.open(%q))
-      assert(j:claim("K", function() return "submit" end, "{}"))
+      assert(j:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" }))
       os.execute("sleep 30 </dev/null >/dev/null 2>&1 & echo $! > %s")
       os.exit(0, false) -- dies without closing the journal
     ]]):format(path, pidfile)
@@ -147,15 +147,20 @@ describe("the journal's owners", function()
 end)
 
 describe("the journal file", function()
-  local dir
-  before_each(function() dir = Simulator.tempdir() end)
+  local sim, dir
+  setup(function() sim = Simulator.start({ generation_time = 0.1 }) end)
+  teardown(function() sim:stop() end)
+  before_each(function()
+    sim:reset()
+    dir = Simulator.tempdir()
+  end)
   after_each(function() Simulator.remove_dir(dir) end)
 
   it("is created readable by its user alone, with its -wal, -shm and owners", function()
     assert.equal("022", sh("umask"):sub(-3))
     local path = dir .. "/jobs.db"
     local j = assert(Store.open(path))
-    j:claim("K", function() return "submit" end, "{}")
+    j:claim("K", function() return "submit" end, { endpoint = "motion", request = "{}" })
     assert.equal("600", mode_of(path))
     assert.equal("600", mode_of(path .. "-wal"))
     assert.equal("600", mode_of(path .. "-shm"))
@@ -186,6 +191,35 @@ describe("the journal file", function()
     assert.is_nil(j)
     assert.equal("journal", err.kind)
     assert.equal(before, sh("md5sum < " .. quote(text)))
+  end)
+
+  it("a journal written by kling 0.1.0 (schema 2; spec/fixtures) opens, migrates and keeps every entry and state",
+    function()
+    local path = dir .. "/v2.db"
+    sh(("cp spec/fixtures/journal-v2.db %s"):format(quote(path)))
+    local j = assert(Store.open(path))
+    local states = {}
+    for _, e in ipairs(assert(j:list({}))) do states[e.key] = e end
+    for _, state in ipairs({ "succeed", "failed", "submitted", "uncertain", "queued", "sending" }) do
+      local e = states["v2-" .. state]
+      assert.is_table(e, state)
+      assert.equal(state, e.state)
+      assert.equal("motion", e.endpoint) -- what every entry of that release was
+    end
+    assert.is_string(states["v2-succeed"].result.video_url)
+    assert.equal("bad_image", states["v2-failed"].error.code)
+    assert.equal(4, j.db:query("PRAGMA user_version")[1].user_version)
+    j:close()
+    -- and a client resumes from it: the submitted task is followed, nothing is sent again
+    local c = sim:client({ journal = path })
+    local _, err = c:motion(Simulator.params({ key = "v2-uncertain",
+                                               image_url = "https://cdn.example.test/v2-uncertain.jpg" }))
+    assert.equal("uncertain", err.kind)
+    local r
+    r, err = c:motion(Simulator.params({ key = "v2-succeed", image_url = "https://cdn.example.test/v2-succeed.jpg" }))
+    assert(r, tostring(err))
+    c:close()
+    assert.equal(0, sim:stats().submits)
   end)
 
   it("a journal written before the owners table opens, keeps its entries, and takes its owners' old lock files",

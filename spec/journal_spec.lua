@@ -161,9 +161,41 @@ describe("the journal", function()
     assert.equal(1, sim:stats().submits)
   end)
 
+  it("a key reused with other parameters, or for another endpoint, is refused naming key, before any traffic",
+    function()
+    assert(client:motion(Simulator.params({ key = "one-job" })))
+    local before = sim:stats().requests
+    for _, changed in ipairs({ { mode = "pro" }, { image_url = "https://cdn.example.test/other.jpg" },
+                               { prompt = "wave" } }) do
+      for _, call in ipairs({ "motion", "submit" }) do
+        local r, err = client[call](client, Simulator.params({ key = "one-job", mode = changed.mode,
+          image_url = changed.image_url, prompt = changed.prompt }))
+        assert.is_nil(r)
+        assert.equal("invalid_argument", err.kind)
+        assert.equal("key", err.field)
+        local what = next(changed)
+        assert.truthy(err.message:find(what, 1, true), err.message)
+      end
+    end
+    -- the same parameters again: the stored result, as before
+    assert(client:motion(Simulator.params({ key = "one-job" })))
+    -- a key the journal knows for another endpoint
+    local store = Store.open(path)
+    assert(store:claim("elsewhere", function() return "submit" end, { endpoint = "videos", request = "{}" }))
+    store:close()
+    local _, err = client:submit(Simulator.params({ key = "elsewhere" }))
+    assert.equal("key", err.field)
+    assert.truthy(err.message:find("videos", 1, true), err.message)
+    assert.same(before, sim:stats().requests)
+    -- a key of which nothing was billed (queued) may be asked otherwise
+    sim:fault({ path = MOTION, status = 400 })
+    assert.equal("api", select(2, client:submit(Simulator.params({ key = "refused", prompt = "first" }))).kind)
+    assert(client:submit(Simulator.params({ key = "refused", prompt = "second" })))
+  end)
+
   it("a key left queued by a dead process is submitted", function()
     local dead = other()
-    assert(dead:claim("orphan", function() return "submit" end, "{}"))
+    assert(dead:claim("orphan", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     dead:close() -- its owner is gone; "queued" means nothing left the machine
     assert.equal("queued", client.journal:get("orphan").state)
     assert(client:motion(Simulator.params({ key = "orphan" })))
@@ -173,7 +205,7 @@ describe("the journal", function()
 
   it("a key left sending by a dead process is uncertain: never submitted on a guess", function()
     local dead = other()
-    assert(dead:claim("lost", function() return "submit" end, "{}"))
+    assert(dead:claim("lost", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     assert(dead.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'lost'"))
     dead:close()
     local r, err = client:motion(Simulator.params({ key = "lost" }))
@@ -295,7 +327,7 @@ describe("the journal", function()
 
   it("a dead owner's key is taken over; a live owner's is waited for", function()
     local live = other()
-    assert(live:claim("held", function() return "submit" end, "{}"))
+    assert(live:claim("held", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     local c = sim:client({ journal = path, wait_timeout = 0.3 })
     local _, err = c:submit(Simulator.params({ key = "held" }))
     c:close()
@@ -418,7 +450,7 @@ describe("the journal", function()
 
   it("forget refuses a key whose request is leaving from an open client", function()
     local live = other()
-    assert(live:claim("busy-key", function() return "submit" end, "{}"))
+    assert(live:claim("busy-key", function() return "submit" end, { endpoint = "motion", request = "{}" }))
     assert(live.db:run("UPDATE jobs SET state = 'sending' WHERE key = 'busy-key'"))
     local ok, err = client.journal:forget("busy-key")
     assert.is_nil(ok)

@@ -1,9 +1,10 @@
--- client:batch(items, opts): many motion jobs, each named by its key, at
+-- client:batch(items, opts): many jobs, each named by its key, at
 -- most opts.concurrency in flight, each result saved to
 -- download_dir/<key>.mp4. With a journal, running the same batch again after
 -- a crash costs no request for a finished key, follows submitted ones and
 -- submits only what never left (see submission.lua).
 local core = require "kling.core"
+local endpoints = require "kling.endpoints"
 local errors = require "kling.errors"
 local files = require "kling.files"
 local media = require "kling.media"
@@ -49,16 +50,26 @@ local function check(items, opts)
   local list, seen, probed, n = {}, {}, {}, 0
   for k in next, items do
     if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
-      return nil, errors.invalid("items", "must be a list of motion params; it has the key " .. tostring(k))
+      return nil, errors.invalid("items", "must be a list of requests; it has the key " .. tostring(k))
     end
     n = n + 1
   end
   for i = 1, n do
     local item = rawget(items, i)
     if type(item) ~= "table" then
-      return nil, errors.invalid(("items[%d]"):format(i), "must be a table of motion params")
+      return nil, errors.invalid(("items[%d]"):format(i), "must be a table of request params")
     end
-    local body, own = validate.motion(item, "batch")
+    -- an item may name its endpoint; the rest are that endpoint's params
+    local params = {}
+    for k, v in next, item do params[k] = v end
+    local name = params.endpoint or endpoints.default
+    params.endpoint = nil
+    local endpoint = type(name) == "string" and endpoints.get(name)
+    if not endpoint then
+      return nil, errors.invalid(("items[%d].endpoint"):format(i), ("names no endpoint kling knows: %s"):format(
+        tostring(name)))
+    end
+    local body, own = validate.request(endpoint, params, "batch")
     if not body then return nil, prefixed(own, i) end
     local key = own.key
     local field = ("items[%d].key"):format(i)
@@ -69,13 +80,14 @@ local function check(items, opts)
     -- every item's local files against Kling's limits, before any item is
     -- sent: a file refused after other items were paid for stops a batch
     -- halfway (a file shared by many items is probed once)
-    for _, f in ipairs({ "image_file", "video_file" }) do
-      local path = own[f]
+    for _, src in ipairs(endpoint.sources) do
+      local path = own[src.file]
       if path then
-        local probe_key = f .. "\0" .. path .. "\0" .. tostring(body.character_orientation)
+        local limits = endpoint.limits(src.media, body)
+        local probe_key = table.concat({ endpoint.name, src.file, path, core.encode(limits) }, "\0")
         local problem = probed[probe_key]
         if problem == nil then
-          local _, err = media.check(path, f, body.character_orientation)
+          local _, err = media.check(path, src.file, limits)
           problem = err or false
           probed[probe_key] = problem
         end
@@ -83,7 +95,7 @@ local function check(items, opts)
       end
     end
     seen[key] = i
-    list[i] = { key = key, body = body, own = own }
+    list[i] = { key = key, endpoint = endpoint, body = body, own = own }
   end
   return list, concurrency
 end
@@ -163,7 +175,7 @@ function Batch.run(engine, items, opts)
     }
     local own = { retry_failed = opts.retry_failed }
     for k, v in pairs(job.own) do own[k] = v end -- key, local files, on_upload
-    local result, err = submission.run(engine, job.body, hooks, own)
+    local result, err = submission.run(engine, job.endpoint, job.body, hooks, own)
     local path
     if result and opts.download_dir then path, err = save(engine, job.key, result, opts.download_dir) end
     local final = (result and not err) and "succeed" or (err.kind == "uncertain" or err.maybe_submitted)

@@ -4,6 +4,7 @@
 -- but the engine, the settings and the journal it shows to the caller.
 local Batch = require "kling.batch"
 local config = require "kling.config"
+local endpoints = require "kling.endpoints"
 local Engine = require "kling.engine"
 local errors = require "kling.errors"
 local submission = require "kling.submission"
@@ -11,6 +12,8 @@ local task = require "kling.task"
 local uploads = require "kling.uploads"
 local validate = require "kling.validate"
 local webhooks = require "kling.webhooks"
+
+local MOTION = endpoints.get("motion")
 
 local Client = {}
 Client.__index = Client
@@ -48,20 +51,23 @@ end
 
 -- ---- submit and follow ----
 
+-- client:submit(params): a motion job's submit (see endpoints/motion.lua);
+-- its task id.
 function Client:submit(params)
-  local body, opts = validate.motion(params, "submit")
+  local body, opts = validate.request(MOTION, params, "submit")
   if not body then return nil, opts end
-  local task_id, err, _, _, unrecorded = submission.submit(self.engine, body, opts, opts)
+  local task_id, err, _, _, unrecorded = submission.submit(self.engine, MOTION, body, opts, opts)
   if not task_id then return nil, err end
   -- billed, but not in the journal: the id goes with the error
   if unrecorded then return nil, unrecorded end
   return task_id
 end
 
+-- client:motion(params): a motion job, submitted and followed to its end.
 function Client:motion(params)
-  local body, opts = validate.motion(params, "motion")
+  local body, opts = validate.request(MOTION, params, "motion")
   if not body then return nil, opts end
-  return submission.run(self.engine, body, opts, opts)
+  return submission.run(self.engine, MOTION, body, opts, opts)
 end
 
 -- ---- retrieval and waiting ----

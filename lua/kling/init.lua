@@ -5,6 +5,7 @@
 --                                       character_orientation = "image", mode = "std" }
 local core = require "kling.core"
 local Client = require "kling.client"
+local endpoints = require "kling.endpoints"
 local errors = require "kling.errors"
 local media = require "kling.media"
 
@@ -14,7 +15,18 @@ local kling = {
   curl_version = core.curl_version,
   errors = errors,
   is_error = errors.is,
-  media = media, -- kling.media.probe(path), kling.media.problems(info, kind, orientation)
+}
+
+-- kling.media.probe(path): what a local image or video is. kling.media.problems(
+-- info, kind, orientation): what in it breaks the limits of a motion job's
+-- file of kind "image" or "video" (orientation: the job's
+-- character_orientation, which sets the longest video); {} when it fits.
+local MOTION = endpoints.get("motion")
+kling.media = {
+  probe = media.probe,
+  problems = function(info, kind, orientation)
+    return media.problems(info, MOTION.limits(kind, { character_orientation = orientation }))
+  end,
 }
 
 -- kling.new(options) -> client | nil, err. See README.md for the options.

@@ -23,10 +23,10 @@ local submission = {}
 -- The task id (from the answer, or from an error body that names the job),
 -- or nil and an error. The request is shielded: once libcurl hands it over,
 -- a cancel or close lets it finish rather than lose the id of a billed job.
-local function send_once(engine, json, journal_key)
+local function send_once(engine, path, json, journal_key)
   local transport = engine.transport
   -- with a journal, the body is held until "sending" is on disk (handover.lua)
-  local result, err = transport:interpret(transport:post("/kling/motion", json,
+  local result, err = transport:interpret(transport:post(path, json,
     { fresh_connect = true, shield = true, hold_key = journal_key }))
   if not result then
     if err.task_id then return err.task_id end
@@ -82,7 +82,7 @@ end
 -- records the outcome; returns the task id or nil and an error, and, when
 -- the task id could not be recorded in the journal, that error as a second
 -- value beside the id.
-local function send(engine, body, hooks, key, journal_key)
+local function send(engine, endpoint, body, hooks, key, journal_key)
   local scheduler, journal = engine.scheduler, engine.store
   -- Recording what the server said is never cut short by a cancel or a
   -- close (Scheduler:protect): the journal must match what was billed.
@@ -100,7 +100,7 @@ local function send(engine, body, hooks, key, journal_key)
   local task_id, err
   local attempts = 0
   while true do
-    task_id, err = send_once(engine, json, journal_key)
+    task_id, err = send_once(engine, endpoint.path, json, journal_key)
     if task_id then break end
     -- provably not taken: the entry goes back to queued for another try,
     -- unless it is no longer ours (then nothing more is sent)
@@ -172,13 +172,46 @@ local function wait_error(key, row)
     .. "once that client is done"):format(key, row and row.state or "claimed"), { key = key })
 end
 
+-- What a key's entry says it was asked, against what is asked now: nil when
+-- they are the same job, else an invalid_argument error naming key and what
+-- differs. An entry of which nothing was billed (queued) may be asked
+-- otherwise: its next submit records the new parameters.
+local function conflict(row, job, key)
+  if row == nil then return nil end
+  if row.endpoint ~= job.endpoint then
+    return errors.invalid("key", ("%s names a %s job in the journal, not a %s one; use another key"):format(key,
+      tostring(row.endpoint), job.endpoint))
+  end
+  if row.state == "queued" or row.params == nil or row.params == job.params then return nil end
+  local before, now_asked = core.decode(row.params), core.decode(job.params)
+  local differ = {}
+  if type(before) == "table" and type(now_asked) == "table" then
+    local seen = {}
+    for k, v in pairs(before) do
+      seen[k] = true
+      if core.encode(v) ~= core.encode(now_asked[k]) then differ[#differ + 1] = k end
+    end
+    for k in pairs(now_asked) do
+      if not seen[k] then differ[#differ + 1] = k end
+    end
+    table.sort(differ)
+  end
+  return errors.invalid("key", ("%s was submitted with other parameters (%s differ); a key names one job: use "
+    .. "another key for this one"):format(key, #differ > 0 and table.concat(differ, ", ") or "they"))
+end
+
 -- Claims key, waiting while another client's submit of it is under way.
--- Returns the action (see billing.on_claim) and the journal row.
-local function claim(engine, key, request, token, retry_failed, hold)
+-- job: { endpoint, params, request, callback_token }. Returns the action
+-- (see billing.on_claim, and "conflict": the key names another job) and
+-- the journal row (or, for a conflict, the error).
+local function claim(engine, key, job, retry_failed, hold)
   local journal = engine.store
   local owner = journal:owner()
   local taken -- this call took the key: claims of one step share a transaction
+  local clash
   local function decide(row)
+    clash = conflict(row, job, key)
+    if clash then return "conflict" end
     local ctx = { mine = row ~= nil and row.owner == owner, active = engine.active[key] ~= nil,
                   retry_failed = retry_failed }
     if row and row.owner and not ctx.mine then ctx.owner_alive = journal:owner_alive(row.owner) end
@@ -192,11 +225,12 @@ local function claim(engine, key, request, token, retry_failed, hold)
   while true do
     taken = false
     hold.claiming = true -- a job ended inside the claim may own a committed entry
-    local action, row = journal:claim(key, decide, request, token)
+    local action, row = journal:claim(key, decide, job)
     hold.claiming = false
     if taken and action ~= "submit" then -- the commit failed
       engine.active[key], hold.held = nil, false
     end
+    if action == "conflict" then return action, clash end
     if action ~= "wait" then return action, row end
     if core.now() + delay > deadline then return nil, wait_error(key, row) end
     engine.scheduler:sleep(delay)
@@ -208,9 +242,11 @@ end
 -- Checks and uploads a journaled job's local files; files uploaded by an
 -- earlier run (same path, same size) are not uploaded again. Returns nil, or
 -- an error.
-prepare_files = function(engine, own, body, journal_key, row)
-  if not own.image_file and not own.video_file then return nil end
-  local infos, err = uploads.check(own, body)
+prepare_files = function(engine, endpoint, own, body, journal_key, row)
+  local any = false
+  for _, src in ipairs(endpoint.sources) do any = any or own[src.file] ~= nil end
+  if not any then return nil end
+  local infos, err = uploads.check(endpoint, own, body)
   if not infos then return err end
   err = engine.transport:check_api_token() -- before minutes of uploading for a refused submit
   if err then return err end
@@ -222,7 +258,7 @@ prepare_files = function(engine, own, body, journal_key, row)
     end
   end
   local urls
-  urls, err = uploads.resolve(engine, own, body, known)
+  urls, err = uploads.resolve(engine, endpoint, own, body, known)
   if not urls then return err end
   local record = {}
   for field, url in pairs(urls) do record[field] = { path = own[field], bytes = infos[field].bytes, url = url } end
@@ -233,13 +269,43 @@ end
 
 -- ---- the path ----
 
--- Submits body at most once per key. Returns
+-- JSON with its object keys in order: the same parameters give the same text.
+local function canonical(value)
+  if type(value) ~= "table" then return core.encode(value) end
+  local keys = {}
+  for k in pairs(value) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = core.encode(tostring(k)) .. ":" .. canonical(value[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- What a job asks, as canonical JSON: the fields sent (not async, which
+-- kling sets) and each local file by its path and size (its URL is known
+-- only once uploaded). The journal keeps it with the key.
+local function fingerprint(endpoint, body, own)
+  local asked = {}
+  for k, v in pairs(body) do
+    if k ~= "async" then asked[k] = v end
+  end
+  for _, src in ipairs(endpoint.sources) do
+    local path = own[src.file]
+    if path then
+      local info = core.stat(path)
+      asked[src.file] = { path = path, bytes = info and info.size or -1 }
+    end
+  end
+  return canonical(asked)
+end
+
+-- Submits body (a request of endpoint's) at most once per key. Returns
 --   task_id, nil, how      how: "sent" (new), "follow" (submitted before), "done" (finished before)
---   nil, err               (stored failure, uncertain, or the submit's own error)
+--   nil, err               (stored failure, uncertain, the key names another job, or the submit's own error)
 -- and, for "done", the stored result as a 4th value; for "follow", when the
--- task was submitted.
--- opts: key, retry_failed; hooks: on_submit.
-function submission.submit(engine, body, hooks, opts)
+-- task was submitted; and for "sent", the journal's error when it could not
+-- record the task id, as a 5th.
+-- opts: key, retry_failed, local files, on_upload; hooks: on_submit.
+function submission.submit(engine, endpoint, body, hooks, opts)
   local journal, key = engine.store, opts.key
   local token, err
   if body.callback_url then
@@ -247,17 +313,17 @@ function submission.submit(engine, body, hooks, opts)
   end
   if not journal then
     local urls
-    urls, err = uploads.check(opts, body)
+    urls, err = uploads.check(endpoint, opts, body)
     if not urls then return nil, err end
-    if opts.image_file or opts.video_file then
+    if next(urls) then
       err = engine.transport:check_api_token() -- before minutes of uploading for a refused submit
       if err then return nil, err end
     end
-    urls, err = uploads.resolve(engine, opts, body)
+    urls, err = uploads.resolve(engine, endpoint, opts, body)
     if not urls then return nil, err end
     if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
     local task_id
-    task_id, err = send(engine, body, hooks, key, nil)
+    task_id, err = send(engine, endpoint, body, hooks, key, nil)
     if task_id and token then engine.callback_tokens:add(task_id, token) end
     if not task_id then return nil, err end
     return task_id, nil, "sent"
@@ -278,8 +344,11 @@ function submission.submit(engine, body, hooks, opts)
     end
   end
   engine.scheduler:on_exit(done)
-  local action, row = claim(engine, journal_key, core.encode(body), token, opts.retry_failed, hold)
+  local job = { endpoint = endpoint.name, params = fingerprint(endpoint, body, opts), request = core.encode(body),
+                callback_token = token }
+  local action, row = claim(engine, journal_key, job, opts.retry_failed, hold)
   if not action then return nil, row end
+  if action == "conflict" then return nil, row end
   if action == "result" then
     local result = row.result and core.decode(row.result) or {}
     return row.task_id, nil, "done", result
@@ -293,7 +362,7 @@ function submission.submit(engine, body, hooks, opts)
   -- "submit": the entry is queued and ours (hold.held). A job that ends
   -- before anything left the machine (a file refused by the checks below)
   -- leaves no entry behind (Store:release).
-  err = prepare_files(engine, opts, body, journal_key, row)
+  err = prepare_files(engine, endpoint, opts, body, journal_key, row)
   if err then
     done()
     return nil, err
@@ -303,7 +372,7 @@ function submission.submit(engine, body, hooks, opts)
   token = body.callback_url and row.callback_token or nil
   if token then body.callback_url = webhooks.with_token(body.callback_url, token) end
   local task_id, unrecorded
-  task_id, err = send(engine, body, hooks, key, journal_key)
+  task_id, err = send(engine, endpoint, body, hooks, key, journal_key)
   done()
   if not task_id then return nil, err end
   unrecorded = err
@@ -314,8 +383,8 @@ end
 -- Submits (or, with a journal, finds) the job and follows it to its end:
 -- the final answer, or nil and an error. hooks: on_submit, on_status;
 -- opts: key, retry_failed, local files, on_upload.
-function submission.run(engine, body, hooks, opts)
-  local task_id, err, how, stored, unrecorded = submission.submit(engine, body, hooks, opts)
+function submission.run(engine, endpoint, body, hooks, opts)
+  local task_id, err, how, stored, unrecorded = submission.submit(engine, endpoint, body, hooks, opts)
   if not task_id then return nil, err end
   if how == "done" then return stored end
   local s = engine.settings

@@ -1,5 +1,5 @@
 -- Uploads: local files become public CDN URLs through AceData's platform API
--- (docs/api.md, "Uploading local files"), for /kling/motion takes URLs only.
+-- (docs/api.md, "Uploading local files"), for the API takes URLs only.
 -- An upload is not billed, so it is retried like a task retrieval; it needs
 -- the platform token, a credential of its own.
 local core = require "kling.core"
@@ -82,16 +82,18 @@ function uploads.upload(engine, source, opts)
   return url
 end
 
--- The local files of a motion request (image_file, video_file): each checked
--- against Kling's limits before any upload (fields named, values measured).
--- Returns what was probed, by field ({} when there are none), or nil and an error.
-function uploads.check(own, body)
+-- The local files of a request (the endpoint's sources given as files):
+-- each checked against the endpoint's limits before any upload (fields
+-- named, values measured). Returns what was probed, by field ({} when there
+-- are none), or nil and an error.
+function uploads.check(endpoint, own, body)
   local infos = {}
-  for _, field in ipairs({ "image_file", "video_file" }) do
-    if own[field] then
-      local info, err = media.check(own[field], field, body.character_orientation)
+  for _, src in ipairs(endpoint.sources) do
+    local path = own[src.file]
+    if path then
+      local info, err = media.check(path, src.file, endpoint.limits(src.media, body))
       if not info then return nil, err end
-      infos[field] = info
+      infos[src.file] = info
     end
   end
   return infos
@@ -184,13 +186,13 @@ local function upload_once(engine, path, opts)
 end
 
 -- Uploads the request's local files and puts their URLs into body;
--- known = { image_file = url, ... } from the journal's entry of this job is
--- reused, and so is any upload of the same content (with a journal). Returns
--- the URLs by field, or nil and an error.
-function uploads.resolve(engine, own, body, known)
+-- known = { [file field] = url, ... } from the journal's entry of this job
+-- is reused, and so is any upload of the same content (with a journal).
+-- Returns the URLs by field, or nil and an error.
+function uploads.resolve(engine, endpoint, own, body, known)
   local urls = {}
-  for _, pair in ipairs({ { "image_file", "image_url" }, { "video_file", "video_url" } }) do
-    local file, url_field = pair[1], pair[2]
+  for _, src in ipairs(endpoint.sources) do
+    local file = src.file
     if own[file] then
       local url = known and known[file]
       if not url then
@@ -204,7 +206,7 @@ function uploads.resolve(engine, own, body, known)
         end
       end
       urls[file] = url
-      body[url_field] = url
+      body[src.url] = url
     end
   end
   return urls

@@ -1,26 +1,15 @@
--- Checks a motion request before any traffic, naming the field at fault.
--- Fields, limits and enums: docs/api.md, "Submitting".
+-- Checks a request before any traffic, naming the field at fault: generic
+-- over an endpoint's description (endpoints/*.lua says what each field
+-- takes), plus kling's own fields, which are never sent.
 local errors = require "kling.errors"
 
 local validate = {}
 
-local ENUMS = {
-  character_orientation = { "image", "video" },
-  mode = { "std", "pro" },
-  keep_original_sound = { "yes", "no" },
-  model_name = { "kling-v2-6", "kling-v3" },
-}
-local REQUIRED = { "character_orientation", "mode" }
--- Each reference is a URL or a local file (checked and uploaded by kling).
-local SOURCES = { { "image_url", "image_file" }, { "video_url", "video_file" } }
-local URLS = { image_url = true, video_url = true, callback_url = true }
--- Fields that are kling's, never sent: the hooks, the journal key, local files.
-local LOCAL = { on_submit = true, on_status = true, on_upload = true, key = true,
-                image_file = true, video_file = true, retry_failed = true }
+-- Fields that are kling's for every endpoint, never sent: the hooks, the
+-- journal key and what to do with a failed one. (Local files are the
+-- endpoint's sources.)
+local OWN = { on_submit = true, on_status = true, on_upload = true, key = true, retry_failed = true }
 local HOOKS = { on_submit = true, on_status = true, on_upload = true }
-
--- The API's limit on prompts (docs/api.md, "Submitting"), in characters.
-local MAX_PROMPT_CHARS = 2500
 
 -- Characters of a UTF-8 string (5.1 has no utf8 library): bytes that do not
 -- continue a sequence.
@@ -64,77 +53,113 @@ function validate.url(field, value)
   end
 end
 
-local function check_field(name, value)
-  if URLS[name] then return validate.url(name, value) end
-  if ENUMS[name] then
-    if not one_of(ENUMS[name], value) then
-      return errors.invalid(name, "must be " .. quoted(ENUMS[name]) .. ", got " .. tostring(value))
+-- A field of the endpoint's (rule: its description), or an error.
+local function check_endpoint_field(name, value, rule)
+  if rule.url then return validate.url(name, value) end
+  if rule.enum then
+    if not one_of(rule.enum, value) then
+      return errors.invalid(name, "must be " .. quoted(rule.enum) .. ", got " .. tostring(value))
     end
-  elseif name == "prompt" then
+  elseif rule.text then
     if type(value) ~= "string" then return errors.invalid(name, "must be a string") end
     local n = utf8_length(value)
-    if n > MAX_PROMPT_CHARS then
-      return errors.invalid(name, ("is %d characters; at most %d"):format(n, MAX_PROMPT_CHARS))
+    if n > rule.text then return errors.invalid(name, ("is %d characters; at most %d"):format(n, rule.text)) end
+  elseif rule.shape then
+    local wanted = {}
+    for k, t in pairs(rule.shape) do wanted[#wanted + 1] = ("%s = %s"):format(k, t) end
+    table.sort(wanted)
+    if type(value) ~= "table" then
+      return errors.invalid(name, ("must be a table { %s }"):format(table.concat(wanted, ", ")))
     end
-  elseif name == "image_file" or name == "video_file" then
-    if type(value) ~= "string" or value == "" or value:find("%z") then
-      return errors.invalid(name, "must be a file path")
-    end
-  elseif name == "watermark_info" then
-    if type(value) ~= "table" or type(rawget(value, "enabled")) ~= "boolean" then
-      return errors.invalid(name, "must be a table { enabled = true|false }")
+    for k, t in pairs(rule.shape) do
+      if type(rawget(value, k)) ~= t then
+        return errors.invalid(name, ("must be a table { %s }"):format(table.concat(wanted, ", ")))
+      end
     end
     for k in next, value do
-      if k ~= "enabled" then return errors.invalid(name .. "." .. tostring(k), "is not a watermark option") end
+      if not rule.shape[k] then return errors.invalid(name .. "." .. tostring(k), "is not a field of " .. name) end
     end
-  elseif name == "key" then
-    return validate.key(value, name)
-  elseif name == "retry_failed" then
-    if type(value) ~= "boolean" then return errors.invalid(name, "must be a boolean") end
-  elseif HOOKS[name] then
-    if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
-  elseif name == "async" then
-    return errors.invalid(name, "is set by the client: it always submits asynchronously")
-  else
-    return errors.invalid(tostring(name), "is not a Kling Motion field")
   end
 end
 
--- Returns the JSON body to send and kling's own fields (on_submit, on_status,
--- key), or nil and an invalid_argument error.
--- params is read once, raw; metatables on it are ignored.
-function validate.motion(params, fname)
+-- A field of kling's own, or an error.
+local function check_own(name, value)
+  if name == "key" then return validate.key(value, name) end
+  if name == "retry_failed" then
+    if type(value) ~= "boolean" then return errors.invalid(name, "must be a boolean") end
+  elseif HOOKS[name] then
+    if type(value) ~= "function" then return errors.invalid(name, "must be a function") end
+  end
+end
+
+local function check_file(name, value)
+  if type(value) ~= "string" or value == "" or value:find("%z") then
+    return errors.invalid(name, "must be a file path")
+  end
+end
+
+-- Returns the JSON body to send and kling's own fields (hooks, key,
+-- retry_failed, local files), or nil and an invalid_argument error. params
+-- is read once, raw; metatables on it are ignored. fname names the call
+-- (for misuse: a non-table raises, like Lua's own argument errors).
+function validate.request(endpoint, params, fname)
   if type(params) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(params)), 3)
   end
   params = raw_copy(params)
-  for _, pair in ipairs(SOURCES) do
-    local url, file = pair[1], pair[2]
-    if params[url] == nil and params[file] == nil then
-      return nil, errors.invalid(url, ("is required (or %s, a local file to upload)"):format(file))
+  local files = {}
+  for _, src in ipairs(endpoint.sources) do
+    files[src.file] = true
+    local url, file = params[src.url], params[src.file]
+    if url == nil and file == nil and src.required then
+      return nil, errors.invalid(src.url, ("is required (or %s, a local file to upload)"):format(src.file))
     end
-    if params[url] ~= nil and params[file] ~= nil then
-      return nil, errors.invalid(file, ("and %s are alternatives: give one"):format(url))
-    end
-  end
-  for _, name in ipairs(REQUIRED) do
-    if params[name] == nil then
-      local hint = ENUMS[name] and (": " .. quoted(ENUMS[name])) or ""
-      return nil, errors.invalid(name, "is required" .. hint)
+    if url ~= nil and file ~= nil then
+      return nil, errors.invalid(src.file, ("and %s are alternatives: give one"):format(src.url))
     end
   end
-  local body, hooks = {}, {}
+  for name, rule in pairs(endpoint.fields) do
+    if rule.required and params[name] == nil then
+      return nil, errors.invalid(name, "is required" .. (rule.enum and (": " .. quoted(rule.enum)) or ""))
+    end
+  end
+  local body, own = {}, {}
   for name, value in pairs(params) do
-    if name == "keep_original_sound" and type(value) == "boolean" then
-      value = value and "yes" or "no"
+    local rule, err = endpoint.fields[name]
+    if rule then
+      if rule.boolean and type(value) == "boolean" then value = rule.boolean[value] end
+      err = check_endpoint_field(name, value, rule)
+      body[name] = value
+    elseif files[name] then
+      err = check_file(name, value)
+      own[name] = value
+    elseif OWN[name] then
+      err = check_own(name, value)
+      own[name] = value
+    elseif name == "async" then
+      err = errors.invalid(name, "is set by the client: it always submits asynchronously")
+    else
+      local is_source = false
+      for _, src in ipairs(endpoint.sources) do is_source = is_source or src.url == name end
+      if is_source then
+        err = validate.url(name, value)
+        body[name] = value
+      else
+        err = errors.invalid(tostring(name), ("is not a field of %s"):format(endpoint.path))
+      end
     end
-    local err = check_field(name, value)
     if err then return nil, err end
-    if LOCAL[name] then hooks[name] = value else body[name] = value end
   end
-  if body.watermark_info then body.watermark_info = { enabled = rawget(body.watermark_info, "enabled") } end
+  -- a table the caller may change later is copied as it was checked
+  for name, rule in pairs(endpoint.fields) do
+    if rule.shape and body[name] then
+      local copy = {}
+      for k in pairs(rule.shape) do copy[k] = rawget(body[name], k) end
+      body[name] = copy
+    end
+  end
   body.async = true
-  return body, hooks
+  return body, own
 end
 
 -- A list of task ids, read raw: returns a plain array of exactly the ids

@@ -6,6 +6,7 @@
 -- The store (journal/store.lua) holds the file and its SQL; the tracker
 -- (journal/tracker.lua) carries the writes of jobs out on the writer thread;
 -- the engine uses the store, the caller this facade.
+local endpoints = require "kling.endpoints"
 local Store = require "kling.journal.store"
 
 local Journal = {}
@@ -17,7 +18,7 @@ Journal.__name = "kling.journal"
 -- "normal" (it is in the OS's hands: safe from a process crash, not from
 -- power loss); see docs/design.md.
 function Journal.open(path, sync)
-  local store, err = Store.open(path, sync)
+  local store, err = Store.open(path, sync, endpoints.legacy)
   if not store then return nil, err end
   return setmetatable({ store = store, path = path }, Journal)
 end

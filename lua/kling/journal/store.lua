@@ -18,7 +18,7 @@ local Store = {}
 Store.__index = Store
 Store.__name = "kling.journal.store"
 
-local SCHEMA_VERSION = 3
+local SCHEMA_VERSION = 4
 
 -- PRAGMA application_id of a kling journal ("KlJn"): a SQLite file of
 -- another application is recognised, and left alone.
@@ -27,6 +27,8 @@ local APPLICATION_ID = 0x4B6C4A6E
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS jobs (
   key            TEXT PRIMARY KEY,
+  endpoint       TEXT NOT NULL,     -- the request kind (lua/kling/endpoints/)
+  params         TEXT,              -- what the job asks, canonical JSON (a key reused otherwise is refused)
   state          TEXT NOT NULL CHECK (state IN
                    ('queued', 'sending', 'submitted', 'succeed', 'failed', 'uncertain')),
   task_id        TEXT,
@@ -66,7 +68,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 ]]
 
-local PUBLIC_COLUMNS = "key, state, task_id, result, error, path, request, created_at, updated_at"
+local PUBLIC_COLUMNS = "key, endpoint, state, task_id, result, error, path, request, created_at, updated_at"
 
 local now = core.time -- wall-clock seconds: entries outlive the process
 
@@ -109,8 +111,9 @@ end
 
 -- Creates the schema, or brings an earlier one up to date, keeping every
 -- entry; one write transaction, so that two processes opening a journal at
--- once migrate it once.
-local function migrate(db)
+-- once migrate it once. legacy: the endpoint of entries recorded before
+-- journals named one (schemas 1 to 3).
+local function migrate(db, legacy)
   local ok, err = db:run("BEGIN IMMEDIATE")
   if not ok then return nil, err end
   local rows
@@ -119,6 +122,11 @@ local function migrate(db)
   if version and version < SCHEMA_VERSION then
     local steps = { SCHEMA }
     if version == 1 then steps[#steps + 1] = "ALTER TABLE jobs ADD COLUMN uploads TEXT;" end
+    if version >= 1 and version <= 3 then
+      steps[#steps + 1] = ("ALTER TABLE jobs ADD COLUMN endpoint TEXT NOT NULL DEFAULT '%s';"):format(
+        legacy:gsub("'", "''"))
+      steps[#steps + 1] = "ALTER TABLE jobs ADD COLUMN params TEXT;"
+    end
     steps[#steps + 1] = ("PRAGMA application_id = %d; PRAGMA user_version = %d;"):format(APPLICATION_ID,
       SCHEMA_VERSION)
     ok, err = db:exec(table.concat(steps, "\n"))
@@ -134,13 +142,16 @@ end
 -- sync: "full" (a commit is on disk when it returns; the default) or
 -- "normal" (it is in the OS's hands: safe from a process crash, not from
 -- power loss); see docs/design.md.
-function Store.open(path, sync)
+-- legacy_endpoint: the endpoint of entries recorded before journals named
+-- one (default: endpoints.legacy).
+function Store.open(path, sync, legacy_endpoint)
+  legacy_endpoint = legacy_endpoint or require("kling.endpoints").legacy
   local db, err = core.journal(path)
   if not db then return nil, journal_error(err) end
   local ok
   ok, err = identify(db, path)
   if ok then ok, err = db:start(sync or "full") end
-  if ok then ok, err = migrate(db) end
+  if ok then ok, err = migrate(db, legacy_endpoint) end
   local me = ok and db:identity()
   if ok then
     ok, err = db:run("INSERT INTO owners (id, lock_path, pid, boot_id, started_at) VALUES (?, ?, ?, ?, ?)",
@@ -198,7 +209,7 @@ end
 local function entry_of(row)
   if row == nil then return nil end
   return {
-    key = row.key, state = row.state, task_id = row.task_id, path = row.path,
+    key = row.key, endpoint = row.endpoint, state = row.state, task_id = row.task_id, path = row.path,
     result = decode(row.result), error = decode(row.error), request = decode(row.request),
     created_at = row.created_at, updated_at = row.updated_at,
   }
@@ -333,28 +344,33 @@ end
 -- known one is decided inside a transaction of this thread (BEGIN IMMEDIATE:
 -- the check and the write it decides cannot interleave with another
 -- process's).
-local CLAIM_NEW = [[INSERT INTO jobs (key, state, owner, request, callback_token, created_at, updated_at)
-  VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]]
+local CLAIM_NEW = [[INSERT INTO jobs (key, endpoint, params, state, owner, request, callback_token, created_at,
+  updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING]]
 
-function Store:claim(key, decide, request, callback_token)
+-- job: { endpoint, params, request, callback_token } of the submit at hand.
+function Store:claim(key, decide, job)
   local t, owner = now(), self.db:owner()
   local function inserted()
-    return decide(nil), { key = key, state = "queued", owner = owner, request = request,
-                          callback_token = callback_token, created_at = t, updated_at = t }
+    return decide(nil), { key = key, endpoint = job.endpoint, params = job.params, state = "queued", owner = owner,
+                          request = job.request, callback_token = job.callback_token, created_at = t, updated_at = t }
   end
   if self.tracker:in_job() then
-    local n, err = self.tracker:write(true, CLAIM_NEW, key, owner, request, callback_token, t, t)
+    local n, err = self.tracker:write(true, CLAIM_NEW, key, job.endpoint, job.params, owner, job.request,
+      job.callback_token, t, t)
     if not n then return nil, err end
     if n == 1 then return inserted() end
   end
   return self:transaction(function()
-    if check(self.db:run(CLAIM_NEW, key, owner, request, callback_token, t, t)) == 1 then return inserted() end
+    if check(self.db:run(CLAIM_NEW, key, job.endpoint, job.params, owner, job.request, job.callback_token, t,
+      t)) == 1 then
+      return inserted()
+    end
     local row = self:row(key)
     local action = decide(row)
     if action == "submit" then
-      check(self.db:run([[UPDATE jobs SET state = 'queued', owner = ?, request = ?,
+      check(self.db:run([[UPDATE jobs SET state = 'queued', owner = ?, request = ?, params = ?,
           callback_token = coalesce(callback_token, ?), task_id = NULL, result = NULL, error = NULL,
-          updated_at = ? WHERE key = ?]], owner, request, callback_token, t, key))
+          updated_at = ? WHERE key = ?]], owner, job.request, job.params, job.callback_token, t, key))
       row = self:row(key)
     elseif action == "uncertain" and row.state == "sending" then
       -- its owner is gone: what it was sending may have been billed
