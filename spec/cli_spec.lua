@@ -113,6 +113,15 @@ describe("the kling command", function()
     assert.equal("video", body.character_orientation)
   end)
 
+  it("names a job by its inputs as 0.1.0 did: the same command resumes the same job across the upgrade", function()
+    local code, out = kling("motion https://cdn.example.test/p.jpg https://cdn.example.test/d.mp4 --async --json")
+    assert.equal(0, code)
+    assert.equal("cli-8f73601bfbdd2b97", json(out)[1].key) -- what 0.1.0 computed for these inputs
+    code, out = kling("motion https://cdn.example.test/p.jpg https://cdn.example.test/d.mp4 --mode pro --async --json")
+    assert.equal(0, code)
+    assert.are_not.equal("cli-8f73601bfbdd2b97", json(out)[1].key)
+  end)
+
   it("upload and probe", function()
     local code, out = kling("upload person.png dance.mp4")
     assert.equal(0, code)

@@ -1,4 +1,4 @@
--- The billing rule, in one place: every accepted /kling/motion request is
+-- The billing rule, in one place: every accepted submit (to any endpoint) is
 -- billed, so a submit is sent again only when the server provably never took
 -- it, and a key in the journal is submitted only when nothing can have been
 -- billed for it yet. Pure functions of errors and journal entries: the truth

@@ -51,23 +51,48 @@ end
 
 -- ---- submit and follow ----
 
--- client:submit(params): a motion job's submit (see endpoints/motion.lua);
--- its task id.
-function Client:submit(params)
-  local body, opts = validate.request(MOTION, params, "submit")
+local function endpoint_named(name, fname)
+  local endpoint = type(name) == "string" and endpoints.get(name)
+  if not endpoint then
+    error(("bad argument #1 to '%s' (an endpoint name expected, got %s)"):format(fname, tostring(name)), 3)
+  end
+  return endpoint
+end
+
+local function submit(self, endpoint, params, fname)
+  local body, opts = validate.request(endpoint, params, fname)
   if not body then return nil, opts end
-  local task_id, err, _, _, unrecorded = submission.submit(self.engine, MOTION, body, opts, opts)
+  local task_id, err, _, _, unrecorded = submission.submit(self.engine, endpoint, body, opts, opts)
   if not task_id then return nil, err end
   -- billed, but not in the journal: the id goes with the error
   if unrecorded then return nil, unrecorded end
   return task_id
 end
 
+local function request(self, endpoint, params, fname)
+  local body, opts = validate.request(endpoint, params, fname)
+  if not body then return nil, opts end
+  return submission.run(self.engine, endpoint, body, opts, opts)
+end
+
+-- client:submit(params): a motion job's submit (endpoints/motion.lua); its task id.
+function Client:submit(params)
+  return submit(self, MOTION, params, "submit")
+end
+
 -- client:motion(params): a motion job, submitted and followed to its end.
 function Client:motion(params)
-  local body, opts = validate.request(MOTION, params, "motion")
-  if not body then return nil, opts end
-  return submission.run(self.engine, MOTION, body, opts, opts)
+  return request(self, MOTION, params, "motion")
+end
+
+-- The same for any endpoint, by name (kling.endpoints): client:request(
+-- "motion", params) is client:motion(params).
+function Client:request(name, params)
+  return request(self, endpoint_named(name, "request"), params, "request")
+end
+
+function Client:submit_request(name, params)
+  return submit(self, endpoint_named(name, "submit_request"), params, "submit_request")
 end
 
 -- ---- retrieval and waiting ----

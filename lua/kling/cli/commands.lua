@@ -3,6 +3,7 @@
 -- --json), progress and messages to standard error.
 local cjson = require "cjson"
 local core = require "kling.core"
+local endpoints = require "kling.endpoints"
 local kling = require "kling"
 local cli = require "kling.cli"
 local files = require "kling.files"
@@ -167,29 +168,62 @@ local function result_record(key, result, path, bytes)
            video_id = result.video_id, duration = result.duration, path = path, bytes = bytes }
 end
 
--- ---- motion ----
+-- ---- a job of an endpoint ----
 
-local function set_source(params, kind, value)
-  if is_url(value) then params[kind .. "_url"] = value else params[kind .. "_file"] = value end
+-- A source given on the command line or in a batch file: a URL, or a
+-- local file (uploaded). src: one of the endpoint's sources.
+local function set_source(params, src, value)
+  if is_url(value) then params[src.url] = value else params[src.file] = value end
 end
 
--- The default key names the inputs, so the same command resumes the same job.
-local function default_key(params)
-  local parts = {}
-  for _, kind in ipairs({ "image", "video" }) do
-    local file = params[kind .. "_file"]
-    parts[#parts + 1] = file and ("%s:%d"):format(absolute(file), uploads.file_size(file) or -1)
-      or params[kind .. "_url"]
+local function source_named(endpoint, url_field)
+  for _, src in ipairs(endpoint.sources) do
+    if src.url == url_field then return src end
   end
-  for _, k in ipairs({ "character_orientation", "mode", "prompt", "model_name", "keep_original_sound",
-                       "callback_url" }) do
+end
+
+-- The default key names the inputs (endpoint.command.key says which), so the
+-- same command resumes the same job.
+local function default_key(endpoint, params)
+  local spec, parts = endpoint.command.key, {}
+  for _, src in ipairs(endpoint.sources) do
+    local file = params[src.file]
+    parts[#parts + 1] = file and ("%s:%d"):format(absolute(file), uploads.file_size(file) or -1)
+      or tostring(params[src.url])
+  end
+  for _, k in ipairs(spec.fields) do
     parts[#parts + 1] = k .. "=" .. tostring(params[k])
   end
-  parts[#parts + 1] = "watermark=" .. tostring(params.watermark_info ~= nil)
-  return "cli-" .. core.digest(table.concat(parts, "\n"))
+  for _, flag in ipairs(spec.flags or {}) do
+    parts[#parts + 1] = flag[1] .. "=" .. tostring(params[flag[2]] ~= nil)
+  end
+  return spec.prefix .. core.digest(table.concat(parts, "\n"))
 end
 
-function commands.motion(args)
+-- The name argparse gives an option's value ("--no-sound" -> no_sound).
+local function arg_name(flag)
+  return (flag:match("^%-%-(.+)$") or flag):gsub("%-", "_")
+end
+
+-- An endpoint's params from its subcommand's arguments (endpoint.command).
+local function params_of(endpoint, args)
+  local spec = endpoint.command
+  local params = { callback_url = args.callback_url, retry_failed = args.retry_failed or nil }
+  for _, a in ipairs(spec.arguments) do set_source(params, source_named(endpoint, a.source), args[a.name]) end
+  for _, o in ipairs(spec.options) do
+    local value = args[arg_name(o.flag)]
+    if o.value ~= nil then
+      if value then params[o.field] = o.value end
+    else
+      params[o.field] = value
+    end
+  end
+  return params
+end
+
+-- `kling <endpoint> ...`: a job of that endpoint, followed to its end and
+-- its video saved (or, with --async, submitted).
+function commands.request(endpoint, args)
   local out = cli.output(args.json)
   if not args.async then -- where the video goes is known to work before anything is paid for
     local bad = check_output(args.output, out)
@@ -198,14 +232,8 @@ function commands.motion(args)
   local client, progress
   client, out, progress = setup(args)
   if not client then return out end
-  local params = {
-    character_orientation = args.orientation, mode = args.mode, prompt = args.prompt, model_name = args.model,
-    keep_original_sound = args.no_sound and "no" or nil, watermark_info = args.watermark and { enabled = true } or nil,
-    callback_url = args.callback_url, retry_failed = args.retry_failed or nil,
-  }
-  set_source(params, "image", args.image)
-  set_source(params, "video", args.video)
-  params.key = args.key or default_key(params)
+  local params = params_of(endpoint, args)
+  params.key = args.key or default_key(endpoint, params)
   local ctx = { key = params.key, state = "starting", polls = 0, started = core.now(), submits = true }
   params.on_upload = function(sent, total, file) progress:bytes("uploading " .. file, sent, total) end
   params.on_submit = function(id)
@@ -214,8 +242,8 @@ function commands.motion(args)
   end
   params.on_status = function(t) note_task(ctx, t) end
   local result, err, job, sig = drive(client, function()
-    if args.async then return client:submit(params) end
-    return client:motion(params)
+    if args.async then return client:submit_request(endpoint.name, params) end
+    return client:request(endpoint.name, params)
   end, function() if ctx.task_id then progress:show(status_line(ctx), ctx.state) end end)
   if err == INTERRUPTED then return interrupted(client, job, out, progress, ctx, sig) end
   if not result then return failed(client, out, err, progress) end
@@ -421,8 +449,6 @@ local function csv_fields(line)
   return fields
 end
 
-local SHORT = { image = true, video = true, orientation = "character_orientation", model = "model_name" }
-
 local function batch_error(path, line, column, message)
   local where = column and ("%s, line %d, column %d"):format(path, line, column) or ("%s, line %d"):format(path, line)
   return kling.errors.new("invalid_argument", ("%s: %s"):format(where, message),
@@ -471,18 +497,23 @@ local function read_batch(path)
       end
     end
     if item then
-      for short, long in pairs(SHORT) do
-        if item[short] ~= nil then
-          if long == true then
-            set_source(item, short, item[short])
-          else
-            item[long] = item[short]
+      -- the row's endpoint (an "endpoint" column; else the default): its
+      -- short column names, and its subcommand's defaults
+      local endpoint = endpoints.get(item.endpoint or endpoints.default)
+      if endpoint then
+        local spec = endpoint.command
+        for short, long in pairs(spec.columns or {}) do
+          if item[short] ~= nil then
+            local value = item[short]
+            item[short] = nil
+            local src = source_named(endpoint, long)
+            if src then set_source(item, src, value) else item[long] = value end
           end
-          item[short] = nil
+        end
+        for _, o in ipairs(spec.options) do
+          if o.default ~= nil and item[o.field] == nil then item[o.field] = o.default end
         end
       end
-      item.character_orientation = item.character_orientation or "image"
-      item.mode = item.mode or "std"
       items[#items + 1] = item
       lines[#items] = n
     end

@@ -3,6 +3,7 @@
 --   kling motion IMAGE VIDEO [-o out.mp4] ...   (see `kling --help`)
 local argparse = require "argparse"
 local cjson = require "cjson"
+local endpoints = require "kling.endpoints"
 local errors = require "kling.errors"
 
 local cli = {}
@@ -33,6 +34,37 @@ local function common(command)
   return command
 end
 
+local function endpoint_names()
+  local names = {}
+  for name in pairs(endpoints.by_name) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- An endpoint's subcommand, from its description (endpoint.command): its
+-- arguments (the sources), its options (fields), and what every endpoint's
+-- subcommand has: -o, --key, --callback-url, --async, --retry-failed.
+function cli.endpoint_command(p, endpoint)
+  local spec = endpoint.command
+  local c = common(p:command(endpoint.name, spec.help))
+  for _, a in ipairs(spec.arguments) do c:argument(a.name, a.help) end
+  c:option("-o --output", "Where to save the video (default: kling-<task>.mp4).")
+  for _, o in ipairs(spec.options) do
+    if o.value ~= nil then
+      c:flag(o.flag, o.help)
+    else
+      local opt = c:option(o.flag, o.help)
+      if o.choices then opt:choices(o.choices) end
+      if o.default then opt:default(o.default) end
+    end
+  end
+  c:option("--key", "A name for the job in the journal (default: one made from the inputs).")
+  c:option("--callback-url", "A URL the API POSTs the result to.")
+  c:flag("--async", "Submit only: print the task id and return.")
+  c:flag("--retry-failed", "If this job's task failed before, submit it again (billed again).")
+  return c
+end
+
 -- The parser, and its subcommands' parsers by name.
 function cli.parser()
   local p = argparse("kling", "Kling Motion (AceData Cloud): a reference image and a motion video in, "
@@ -42,21 +74,10 @@ function cli.parser()
   p:require_command(true)
   p:flag("--version", "Print kling's version and exit.")
 
-  local motion = common(p:command("motion", "Make a video: IMAGE and VIDEO are URLs or local files (uploaded)."))
-  motion:argument("image", "The reference image (PNG or JPEG): a URL or a file.")
-  motion:argument("video", "The reference motion video (MP4 or MOV): a URL or a file.")
-  motion:option("-o --output", "Where to save the video (default: kling-<task>.mp4).")
-  motion:option("--orientation", "Whose orientation the character follows."):choices({ "image", "video" })
-    :default("image")
-  motion:option("--mode", "std (720p) or pro (1080p)."):choices({ "std", "pro" }):default("std")
-  motion:option("--prompt", "A text prompt.")
-  motion:option("--model", "The model: kling-v2-6 or kling-v3."):choices({ "kling-v2-6", "kling-v3" })
-  motion:flag("--no-sound", "Drop the motion video's sound.")
-  motion:flag("--watermark", "Ask for a watermark.")
-  motion:option("--key", "A name for the job in the journal (default: one made from the inputs).")
-  motion:option("--callback-url", "A URL the API POSTs the result to.")
-  motion:flag("--async", "Submit only: print the task id and return.")
-  motion:flag("--retry-failed", "If this job's task failed before, submit it again (billed again).")
+  local subcommands = {}
+  for _, name in ipairs(endpoint_names()) do
+    subcommands[name] = cli.endpoint_command(p, endpoints.get(name))
+  end
 
   local wait = common(p:command("wait", "Follow a task to its end."))
   wait:argument("task_id", "The task id.")
@@ -97,8 +118,8 @@ function cli.parser()
   sim:add_help(false)
   sim:argument("options", "--port N, --host A, --token T, --platform-token T, --generation-time S, "
     .. "--idle-exit S, --samples DIR"):args("*")
-  local subcommands = { motion = motion, wait = wait, task = task, download = download, upload = upload,
-                        probe = probe, batch = batch, jobs = jobs, simulator = sim }
+  subcommands.wait, subcommands.task, subcommands.download, subcommands.upload = wait, task, download, upload
+  subcommands.probe, subcommands.batch, subcommands.jobs, subcommands.simulator = probe, batch, jobs, sim
   return p, subcommands
 end
 
@@ -219,7 +240,13 @@ function cli.main(argv)
     return cli.EXIT.usage
   end
   local commands = require "kling.cli.commands"
-  local run_ok, status = pcall(commands[args.command], args)
+  local endpoint = endpoints.get(args.command)
+  local run_ok, status
+  if endpoint then
+    run_ok, status = pcall(commands.request, endpoint, args)
+  else
+    run_ok, status = pcall(commands[args.command], args)
+  end
   if run_ok then return status end
   -- a bug of ours: say so plainly, without the token (errors never hold it)
   io.stderr:write("kling: internal error: ", tostring(status), "\n")

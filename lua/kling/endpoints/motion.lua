@@ -54,8 +54,8 @@ return {
   command = {
     help = "Make a video: IMAGE and VIDEO are URLs or local files (uploaded).",
     arguments = {
-      { name = "image", source = "image", help = "The reference image (PNG or JPEG): a URL or a file." },
-      { name = "video", source = "video", help = "The reference motion video (MP4 or MOV): a URL or a file." },
+      { name = "image", source = "image_url", help = "The reference image (PNG or JPEG): a URL or a file." },
+      { name = "video", source = "video_url", help = "The reference motion video (MP4 or MOV): a URL or a file." },
     },
     options = {
       { flag = "--orientation", field = "character_orientation", choices = { "image", "video" }, default = "image",
@@ -68,7 +68,14 @@ return {
       { flag = "--no-sound", field = "keep_original_sound", value = "no", help = "Drop the motion video's sound." },
       { flag = "--watermark", field = "watermark_info", value = { enabled = true }, help = "Ask for a watermark." },
     },
-    -- a batch file's short column names
-    columns = { image = "image", video = "video", orientation = "character_orientation", model = "model_name" },
+    -- a batch file's short column names: a source (by its URL field) or a field
+    columns = { image = "image_url", video = "video_url", orientation = "character_orientation",
+                model = "model_name" },
+    -- what names a job by default: the sources, these fields' values, and
+    -- whether these are set ({ name, field }): the same inputs, the same key,
+    -- so running the same command again resumes the same job
+    key = { prefix = "cli-",
+            fields = { "character_orientation", "mode", "prompt", "model_name", "keep_original_sound", "callback_url" },
+            flags = { { "watermark", "watermark_info" } } },
   },
 }
