@@ -324,12 +324,15 @@ static int worth_returning(const kl_multi *m, int extra_ready, lua_Integer only)
     return m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready;
 }
 
+/* The caller's extra descriptors to watch: none. */
+static const int NO_FDS[1] = {-1};
+
 /* Drives libcurl until a transfer finishes (transfer `only`, if not 0),
- * `wait` seconds pass, or the descriptor fd (if >= 0: the journal's writer
- * has outcomes) is readable. With no transfer at all, it simply sleeps: the
- * Lua layer's timers rely on that. libcurl acts only on its due timer and
- * on the descriptors that are ready (sockets.c). */
-static CURLMcode drive(kl_multi *m, double wait, int fd, double budget, lua_Integer only)
+ * `wait` seconds pass, or one of the n_fds descriptors fds (journals'
+ * writers with outcomes) is readable. With no transfer at all, it simply
+ * sleeps: the Lua layer's timers rely on that. libcurl acts only on its due
+ * timer and on the descriptors that are ready (sockets.c). */
+static CURLMcode drive(kl_multi *m, double wait, const int *fds, int n_fds, double budget, lua_Integer only)
 {
     double deadline = kl_now() + wait;
     int extra_ready = 0;
@@ -343,7 +346,7 @@ static CURLMcode drive(kl_multi *m, double wait, int fd, double budget, lua_Inte
             return CURLM_OK;
         left = deadline - kl_now();
         /* the descriptors found ready are acted on for budget seconds at most */
-        mc = kl_sockets_wait(&m->sockets, left > 0 ? left : 0, fd, &extra_ready,
+        mc = kl_sockets_wait(&m->sockets, left > 0 ? left : 0, fds, n_fds, &extra_ready,
                              budget >= 0 ? kl_now() + budget : deadline + 3600);
         if (mc != CURLM_OK)
             return mc;
@@ -372,19 +375,47 @@ static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
     kl_transfer_free(t);
 }
 
-/* perform([wait [, fd [, budget]]]) -> { result, ... }, log | nil, message.
- * A readable fd ends the wait too. budget (seconds): libcurl acts on the
- * descriptors found ready for this long at most (the others wait for the
- * next call), and once building results (decoding their JSON) has taken
- * this long, the other finished transfers wait for the next call, which
- * returns them at once. */
+/* The descriptors at idx: a number, a list of them (at most
+ * KL_MAX_EXTRA_FDS), or nil. Raises for anything else. */
+static int read_fds(lua_State *L, int idx, int *fds)
+{
+    int n = 0, i, count;
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        fds[0] = (int)lua_tointeger(L, idx);
+        return fds[0] >= 0;
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    count = (int)kling_rawlen(L, idx);
+    if (count > KL_MAX_EXTRA_FDS)
+        luaL_error(L, "at most %d descriptors to watch", KL_MAX_EXTRA_FDS);
+    for (i = 1; i <= count; i++) {
+        lua_rawgeti(L, idx, i);
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "descriptor %d is not a number", i);
+        fds[n] = (int)lua_tointeger(L, -1);
+        if (fds[n] >= 0)
+            n++;
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+/* perform([wait [, fds [, budget]]]) -> { result, ... }, log | nil, message.
+ * fds: a descriptor or a list of them; one readable ends the wait too.
+ * budget (seconds): libcurl acts on the descriptors found ready for this
+ * long at most (the others wait for the next call), and once building
+ * results (decoding their JSON) has taken this long, the other finished
+ * transfers wait for the next call, which returns them at once. */
 static int multi_perform(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     double wait = luaL_optnumber(L, 2, 0);
-    int fd = (int)luaL_optinteger(L, 3, -1);
+    int fds[KL_MAX_EXTRA_FDS];
+    int n_fds = read_fds(L, 3, fds);
     double budget = luaL_optnumber(L, 4, -1);
-    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fd, budget, 0);
+    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fds, n_fds, budget, 0);
     double until = budget >= 0 ? kl_now() + budget : 0;
     lua_Integer i = 1;
     kl_transfer *t;
@@ -431,7 +462,7 @@ static int multi_run(lua_State *L)
     }
     id = t->id;
     while ((t = find(m->done, id)) == NULL && mc == CURLM_OK)
-        mc = drive(m, 3600, -1, -1, id);
+        mc = drive(m, 3600, NO_FDS, 0, -1, id);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));

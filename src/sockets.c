@@ -14,12 +14,12 @@ static int find(const kl_sockets *s, curl_socket_t fd)
     return -1;
 }
 
-/* Room for one more watched descriptor, plus the extra one. */
+/* Room for one more watched descriptor, plus the extra ones. */
 static int reserve(kl_sockets *s)
 {
     int cap;
     struct pollfd *fds, *ready;
-    if (s->count + 1 < s->cap)
+    if (s->count + 1 + KL_MAX_EXTRA_FDS <= s->cap)
         return 1;
     cap = s->cap ? s->cap * 2 : 16;
     fds = realloc(s->fds, (size_t)cap * sizeof *fds);
@@ -106,7 +106,8 @@ static int poll_ms(double seconds)
     return (int)ms + 1;
 }
 
-CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_ready, double until)
+CURLMcode kl_sockets_wait(kl_sockets *s, double wait, const int *extra, int n_extra, int *extra_ready,
+                          double until)
 {
     int n = s->count, found = 0, i, rc, running, start;
     if (s->timer_at >= 0) {
@@ -114,8 +115,8 @@ CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_r
         if (until_timer < wait)
             wait = until_timer;
     }
-    if (extra_fd >= 0) { /* reserve() keeps this slot free */
-        s->fds[n].fd = extra_fd;
+    for (i = 0; i < n_extra && i < KL_MAX_EXTRA_FDS; i++) { /* reserve() keeps these slots free */
+        s->fds[n].fd = extra[i];
         s->fds[n].events = POLLIN;
         s->fds[n].revents = 0;
         n++;
@@ -123,8 +124,9 @@ CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_r
     rc = poll(s->fds, (nfds_t)n, poll_ms(wait));
     if (rc < 0)
         return CURLM_OK; /* EINTR: the caller looks at why (Ctrl-C) and comes back */
-    if (extra_fd >= 0 && s->fds[n - 1].revents != 0)
-        *extra_ready = 1;
+    for (i = s->count; i < n; i++)
+        if (s->fds[i].revents != 0)
+            *extra_ready = 1;
     start = s->count > 0 ? s->next % s->count : 0;
     for (i = 0; i < s->count && rc > 0; i++) {
         const struct pollfd *p = &s->fds[(start + i) % s->count];

@@ -11,9 +11,12 @@
 #include <poll.h>
 #include <curl/curl.h>
 
+/* Descriptors of the caller's (journals' writers) watched beside libcurl's, at most. */
+#define KL_MAX_EXTRA_FDS 8
+
 typedef struct kl_sockets {
     CURLM *multi;
-    struct pollfd *fds;   /* watched, then one slot for the caller's extra descriptor */
+    struct pollfd *fds;   /* watched, then KL_MAX_EXTRA_FDS slots for the caller's extra descriptors */
     struct pollfd *ready; /* what one poll found, acted on after it (callbacks change fds) */
     int count, cap;
     int next;             /* where acting on ready descriptors starts next time (round robin) */
@@ -30,11 +33,13 @@ void kl_sockets_free(kl_sockets *s);
 CURLMcode kl_sockets_timeout(kl_sockets *s);
 
 /* Waits up to wait seconds (less if libcurl's timer falls due first) for a
- * watched descriptor, or for extra_fd (if >= 0) to be readable, which sets
- * *extra_ready; then lets libcurl act on the descriptors that are ready,
- * until the clock passes until (kl_now seconds; at least one is acted on).
- * The others stay ready for the next call, which starts after the last one
- * acted on, so none starves. A signal ends the wait early. */
-CURLMcode kl_sockets_wait(kl_sockets *s, double wait, int extra_fd, int *extra_ready, double until);
+ * watched descriptor, or for one of the n_extra descriptors extra (at most
+ * KL_MAX_EXTRA_FDS) to be readable, which sets *extra_ready; then lets
+ * libcurl act on the descriptors that are ready, until the clock passes
+ * until (kl_now seconds; at least one is acted on). The others stay ready
+ * for the next call, which starts after the last one acted on, so none
+ * starves. A signal ends the wait early. */
+CURLMcode kl_sockets_wait(kl_sockets *s, double wait, const int *extra, int n_extra, int *extra_ready,
+                          double until);
 
 #endif

@@ -57,6 +57,8 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     transfers = {},       -- transfer id -> waiter
     reporting = {},       -- transfer id -> waiter with a progress function
     flushers = {},        -- functions run at each flush point (the journal's group commit)
+    wake_fds = {},        -- descriptors readable when a flusher has work (see add_flusher)
+    busy = {},            -- functions: does a flusher have work a job waits for?
     timers = {},          -- timer waiters, a heap by due time (kling.heap)
     finished = queue(),   -- finished transfers not yet handed to their waiters (over budget)
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
@@ -259,13 +261,22 @@ end
 
 -- fn() runs at each flush point of a step: after the jobs ran and before
 -- libcurl is driven, and at the end of the step. fd (optional): a descriptor
--- that is readable when fn has work (the journal's writer finished some): a
+-- that is readable when fn has work (a journal's writer finished some): a
 -- step waiting on libcurl wakes for it. busy() (optional): true while a job
--- waits for fn's work, which closing the client then lets finish.
+-- waits for fn's work, which closing the client then lets finish. Any
+-- number of flushers (up to kling.core's 8 descriptors) may be added.
 function Scheduler:add_flusher(fn, fd, busy)
   self.flushers[#self.flushers + 1] = fn
-  if fd then self.wake_fd = fd end
-  if busy then self.flusher_busy = busy end
+  if fd then self.wake_fds[#self.wake_fds + 1] = fd end
+  if busy then self.busy[#self.busy + 1] = busy end
+end
+
+-- Does a flusher still have work a job waits for?
+local function flushers_busy(self)
+  for _, busy in ipairs(self.busy) do
+    if busy() then return true end
+  end
+  return false
 end
 
 -- True when a flusher has work left for the next flush point.
@@ -415,12 +426,12 @@ end
 -- seconds pass (nil: until they end; each is bounded by its own timeout).
 function Scheduler:drain(grace)
   local deadline = grace and now() + grace
-  while shielded_in_flight(self) or (self.flusher_busy and self.flusher_busy()) do
+  while shielded_in_flight(self) or flushers_busy(self) do
     local wait = deadline and deadline - now() or 1
     if wait <= 0 then return end
     -- a second Ctrl-C in the kling command (kling.core.catch_interrupt) stops waiting
     if core.interrupted() then return end
-    local results, log = self.multi:perform(math.min(wait, 1), self.wake_fd)
+    local results, log = self.multi:perform(math.min(wait, 1), self.wake_fds)
     if not results then return end
     self:dispatch(results, log)
     self:flush()
@@ -651,7 +662,7 @@ function step(self, max_wait)
   -- building results gets half a budget at least, so that they never pile
   -- up behind the other work of busy steps
   local left = deadline - now()
-  local results, log = self.multi:perform(wait, self.wake_fd, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
+  local results, log = self.multi:perform(wait, self.wake_fds, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
   if not results then multi_failed(log) end
   if results[1] or reporting or log then
     self:dispatch(results, log, deadline)
