@@ -1,11 +1,15 @@
 -- Runs every call of a client on one libcurl multi handle.
 --
--- A call waits on a "waiter": a transfer or a timer. Inside a job (a coroutine
--- started by client:spawn) the wait yields and step() resumes the job once the
--- waiter is done; anywhere else the wait drives step() itself until its own
--- waiter is done, so jobs spawned earlier keep progressing meanwhile.
+-- A call waits on a "waiter": a transfer, a timer or an event. Inside a job
+-- (a coroutine started by client:spawn) the wait yields and step() resumes
+-- the job once the waiter is done; anywhere else the wait drives step()
+-- itself until its own waiter is done, so jobs spawned earlier keep
+-- progressing meanwhile. This file is the loop and the jobs; transfers and
+-- their admission into libcurl are scheduler/transfers.lua, closing and
+-- draining scheduler/closing.lua.
 local core = require "kling.core"
 local compat = require "kling.compat"
+local fifo = require "kling.scheduler.queue"
 local Job = require "kling.job"
 local heap = require "kling.heap"
 
@@ -15,19 +19,11 @@ local pack, unpack = compat.pack, compat.unpack
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
--- FIFO queues (an array with a head index: no table.remove(q, 1)).
-local function queue() return { first = 1, last = 0 } end
-local function push(q, v)
-  q.last = q.last + 1
-  q[q.last] = v
-end
-local function pop(q)
-  local i = q.first
-  if i > q.last then return nil end
-  local v = q[i]
-  q[i], q.first = nil, i + 1
-  return v
-end
+-- What the scheduler's other files share with this one (they extend
+-- Scheduler: scheduler/transfers.lua, scheduler/closing.lua).
+local internal = {}
+
+local queue, push, pop = fifo.new, fifo.push, fifo.pop
 
 -- Work per step: jobs resumed, timers fired and finished transfers handed
 -- over stop once the step has run this long (at least one of each is done);
@@ -147,82 +143,6 @@ function Scheduler:await(waiter, closed_value)
   return wait_for(self, job, waiter, closed_value)
 end
 
--- What a transfer "returns" when kling.core could not start it.
-local function setup_failed(err)
-  return { reason = "setup", error = err, status = 0, headers = {} }
-end
-
--- kling.core's perform failed: libcurl's multi handle is unusable.
-local function multi_failed(message)
-  error("kling: libcurl multi failure: " .. tostring(message), 0)
-end
-
--- What a transfer "returns" once the client is closed. in_flight: it had
--- been handed to libcurl, so a submit may have reached the server.
-local function closed_result(in_flight)
-  return { reason = "closed", error = "the client is closed", status = 0, headers = {}, in_flight = in_flight }
-end
-local function closed_in_flight() return closed_result(true) end
-local function closed_not_in_flight() return closed_result(false) end
-local NO_OPTS = {}
-
--- Nothing but the caller could move: no job, timer, queued work, journal,
--- verbose sink or transfer.
-local function idle(self)
-  local runnable, finished, slots = self.runnable, self.finished, self.slots
-  return next(self.live) == nil and self.timers[1] == nil and next(self.transfers) == nil
-    and runnable.first > runnable.last and finished.first > finished.last and slots.first > slots.last
-    and self.flushers[1] == nil and self.log == nil and not self.stepping and not self.closed
-end
-
--- A blocking request on an idle client (a script calling client:task in a
--- loop): nothing else can progress meanwhile, so it waits in libcurl
--- directly (multi:run, one C call) rather than through step().
-local function transfer_alone(self, request)
-  local result, message, failed = self.multi:run(request)
-  if result then return result end
-  if failed == "setup" then return setup_failed(message) end
-  multi_failed(message)
-end
-
--- Sends a request and waits for its result table (see src/transfer.c).
--- opts.shield: a submit (it may be billed once sent) is never dropped by a
--- cancel once handed over: the job waits for its answer, so the task id is
--- known. opts.hold_key: its body is held until the journal has recorded the
--- hand-over of that key (see Scheduler:held). opts.progress(sent, to_send,
--- received, to_receive) is called after each step while it runs.
---
--- At most max_in_flight transfers are in libcurl at once; the others wait
--- here, in order, for a place (a burst of 10,000 submits then holds 10,000
--- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
--- A blocking call on an idle client takes transfer_alone.
-function Scheduler:transfer(request, opts)
-  local job = self:current_job()
-  if not (job or opts) and idle(self) then return transfer_alone(self, request) end
-  opts = opts or NO_OPTS
-  checkpoint(job)
-  if self.closed then return closed_result(false) end
-  local slots = self.slots
-  if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
-    local own = {} -- the caller may fill its request table anew meanwhile
-    for k, v in pairs(request) do own[k] = v end
-    request = own
-    local slot = { kind = "event" }
-    push(slots, slot)
-    self:await(slot)
-    if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
-    if self.closed then return closed_result(false) end
-    checkpoint(job) -- a cancellation that fell due meanwhile ends the job before anything is sent
-  end
-  local id, err = self.multi:add(request)
-  if not id then return setup_failed(err) end
-  local waiter = { kind = "transfer", id = id, shield = opts.shield, progress = opts.progress,
-                   hold_key = opts.hold_key }
-  if opts.progress then self.reporting[id] = waiter end
-  self.transfers[id] = waiter
-  return wait_for(self, job, waiter, opts.shield and closed_in_flight or closed_not_in_flight)
-end
-
 function Scheduler:sleep(seconds)
   checkpoint(self:current_job())
   if self.closed then return end
@@ -286,31 +206,6 @@ function Scheduler:flush()
     if fn() then more = true end
   end
   return more
-end
-
--- The held bodies waiting for the journal: { { id =, key = }, ... }.
-function Scheduler:held()
-  local list = {}
-  if self.closed then return list end
-  for _, id in ipairs(self.multi:held()) do
-    local w = self.transfers[id]
-    if w and w.hold_key then list[#list + 1] = { id = id, key = w.hold_key } end
-  end
-  return list
-end
-
--- The journal is recording the hand-over of held body id: from now on the
--- submit counts as on the wire (a cancel waits for its answer), since the
--- journal will say "sending".
-function Scheduler:handing(id)
-  local w = self.transfers[id]
-  if w then w.handing = true end
-end
-
--- Lets a held body go (ok), or ends its transfer with nothing of it sent.
--- Also while the client closes: a hand-over committed meanwhile is sent.
-function Scheduler:release(id, ok)
-  if self.transfers[id] then self.multi:release(id, ok) end
 end
 
 -- fn() runs when the current job ends, however it ends (a cancel included);
@@ -389,94 +284,6 @@ function Scheduler:stop(job, err)
   if coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
 end
 
--- Is this waiter a shielded request that libcurl has begun to send? One
--- still queued or connecting has sent nothing and may be dropped.
-function Scheduler:on_the_wire(w)
-  return w ~= nil and w.kind == "transfer" and w.shield and self.transfers[w.id] ~= nil
-    and (w.handing or self.multi:handed_over(w.id) ~= false)
-end
-
--- Stops a job wherever it waits. A job whose submit is on the wire (or
--- that is in its on_submit hook) ends only once that is over, so that the
--- task id is known and reported: it may already be billed.
-function Scheduler:cancel(job, err)
-  if job.state ~= "running" or job.cancel_error then return false end
-  if self:on_the_wire(job.waiter) or job.protected > 0 then
-    job.cancel_error = err
-    return true
-  end
-  self:stop(job, err)
-  return true
-end
-
-function Scheduler:cancel_all(err)
-  local list = {}
-  for job in pairs(self.live) do list[#list + 1] = job end
-  for _, job in ipairs(list) do self:cancel(job, err) end
-end
-
-local function shielded_in_flight(self)
-  for _, w in pairs(self.transfers) do
-    if w.shield then return true end
-  end
-  return false
-end
-
--- Drives the transfers that may not be dropped until they end or grace
--- seconds pass (nil: until they end; each is bounded by its own timeout).
-function Scheduler:drain(grace)
-  local deadline = grace and now() + grace
-  while shielded_in_flight(self) or flushers_busy(self) do
-    local wait = deadline and deadline - now() or 1
-    if wait <= 0 then return end
-    -- a second Ctrl-C in the kling command (kling.core.catch_interrupt) stops waiting
-    if core.interrupted() then return end
-    local results, log = self.multi:perform(math.min(wait, 1), self.wake_fds)
-    if not results then return end
-    self:dispatch(results, log)
-    self:flush()
-    self:run_runnable(math.huge) -- jobs the journal woke (their submit's record, on_submit)
-  end
-end
-
--- Ends every job and transfer, then libcurl. Submits on the wire are first
--- given up to grace seconds (nil: their own timeout) to be answered; those
--- still in flight end with maybe_submitted. err_factory() makes the error.
--- Ends what waits on transfer w as the client closes: its job, with
--- make_error(job); or a blocking caller, with the closed result (in_flight:
--- a submit that may have reached the server).
-local function abandon(self, id, w, in_flight, make_error)
-  if w.job and w.job.state == "running" then return self:stop(w.job, make_error(w.job)) end
-  self.transfers[id] = nil
-  self.multi:cancel(id)
-  w.done, w.value = true, closed_result(in_flight)
-end
-
-function Scheduler:close(err_factory, grace)
-  if self.closed then return end
-  self.closed, self.close_error = true, err_factory
-  self:cancel_all(err_factory())
-  local function closed_error(job) return job.cancel_error or err_factory() end
-  for id, w in pairs(self.transfers) do -- requests that are safe to drop: nothing billed went out
-    if not self:on_the_wire(w) then abandon(self, id, w, false, closed_error) end
-  end
-  if grace ~= 0 then self:drain(grace) end
-  for id, w in pairs(self.transfers) do -- submits still unanswered
-    abandon(self, id, w, true, function(job)
-      local err = closed_error(job)
-      err.maybe_submitted, err.in_flight = true, true
-      err.message = err.message .. "; a submit was on the wire, so the job may have been created"
-      return err
-    end)
-  end
-  local left = {} -- jobs held in a protected section
-  for job in pairs(self.live) do left[#left + 1] = job end
-  for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
-  self.transfers, self.timers, self.runnable, self.reporting = {}, {}, queue(), {}
-  self.finished, self.slots, self.granted, self.granted_count = queue(), queue(), {}, 0
-  self.multi:close()
-end
-
 -- pcall that a job may yield through, even on PUC Lua 5.1.
 function Scheduler:pcall(fn, ...)
   local job = self:current_job()
@@ -511,7 +318,6 @@ function Scheduler:wake_later(waiter, value)
   end
 end
 
-
 function Scheduler:fire_timers(deadline)
   local t = now()
   local timers = self.timers
@@ -521,24 +327,6 @@ function Scheduler:fire_timers(deadline)
     if not waiter.cancelled and not target.done then
       self:wake(target)
       if now() >= deadline then return end
-    end
-  end
-end
-
--- Grants the free places in libcurl to the transfers waiting for one.
-function Scheduler:grant_slots()
-  for slot in pairs(self.granted) do -- places given to callers that ended meanwhile
-    if slot.cancelled then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
-  end
-  local free = self.max_in_flight - self.multi:count() - self.granted_count
-  local q = self.slots
-  while free > 0 do
-    local slot = pop(q)
-    if not slot then return end
-    if not slot.cancelled then
-      self.granted[slot], self.granted_count = true, self.granted_count + 1
-      self:wake_later(slot)
-      free = free - 1
     end
   end
 end
@@ -558,67 +346,6 @@ function Scheduler:run_runnable(deadline)
       self:resume(job)
     end
     if now() >= deadline then return end
-  end
-end
-
--- Progress reports are the caller's code: one that raises is switched off.
-function Scheduler:report_progress()
-  for id, w in pairs(self.reporting) do
-    if self.transfers[id] ~= w then
-      self.reporting[id] = nil
-    else
-      local sent, to_send, received, to_receive = self.multi:progress(id)
-      if sent and not pcall(w.progress, sent, to_send, received, to_receive) then self.reporting[id] = nil end
-    end
-  end
-end
-
--- Hands one finished transfer to its waiter; false if nobody waits for it
--- any more (dropped meanwhile).
-local function give(self, res)
-  local id = res.id
-  local waiter = self.transfers[id]
-  if not waiter then return false end
-  if self.reporting[id] then -- the last report: where it ended
-    self.reporting[id] = nil
-    pcall(waiter.progress, res.sent_bytes or 0, res.to_send or 0, res.bytes or 0, res.to_receive or 0)
-  end
-  self.transfers[id] = nil
-  self:wake(waiter, res)
-  return true
-end
-
--- Hands finished transfers to their waiters, oldest first, until deadline
--- (nil: all of them).
-function Scheduler:hand_over(deadline)
-  local q = self.finished
-  while q.first <= q.last do
-    if give(self, pop(q)) and deadline and now() >= deadline then return end
-  end
-end
-
-function Scheduler:dispatch(results, log, deadline)
-  if next(self.reporting) then self:report_progress() end
-  local q, n = self.finished, #results
-  if q.first <= q.last then -- older ones still wait: they go first
-    for i = 1, n do push(q, results[i]) end
-    self:hand_over(deadline)
-  else
-    for i = 1, n do
-      if give(self, results[i]) and deadline and i < n and now() >= deadline then
-        for j = i + 1, n do push(q, results[j]) end
-        break
-      end
-    end
-  end
-  -- last, and guarded: a verbose sink that raises is switched off, and
-  -- neither strands a finished transfer nor raises from the caller's call
-  if log and self.log then
-    local ok, err = pcall(self.log, log)
-    if not ok then
-      self.log = nil
-      if self.on_log_error then self.on_log_error(err) end
-    end
   end
 end
 
@@ -663,7 +390,7 @@ function step(self, max_wait)
   -- up behind the other work of busy steps
   local left = deadline - now()
   local results, log = self.multi:perform(wait, self.wake_fds, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
-  if not results then multi_failed(log) end
+  if not results then internal.perform_failed(log) end
   if results[1] or reporting or log then
     self:dispatch(results, log, deadline)
     if self.closed then return end
@@ -685,5 +412,9 @@ function Scheduler:step(max_wait)
   stepping(self, step, max_wait or 0)
   return self.live_count
 end
+
+internal.wait_for, internal.checkpoint, internal.flushers_busy = wait_for, checkpoint, flushers_busy
+require("kling.scheduler.transfers").extend(Scheduler, internal)
+require("kling.scheduler.closing").extend(Scheduler, internal)
 
 return Scheduler
