@@ -59,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const curl_infotype debug_types[] = {CURLINFO_TEXT, CURLINFO_HEADER_IN, CURLINFO_HEADER_OUT,
                                                 CURLINFO_DATA_IN};
     kl_request req;
+    kl_secrets secrets;
     kl_log log;
     kl_transfer *t;
     char err[256];
@@ -76,11 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.max_body = (data[0] & 4) ? 64 : 4096;
     req.auth = 1;
     kl_buffer_init(&log.text, 4096);
-    memset(&log.secrets, 0, sizeof log.secrets);
-    log.secrets.data[0] = SECRET;
-    log.secrets.len[0] = sizeof SECRET - 1;
-    log.secrets.data[1] = PLATFORM_SECRET;
-    log.secrets.len[1] = sizeof PLATFORM_SECRET - 1;
+    memset(&secrets, 0, sizeof secrets);
+    secrets.data[0] = SECRET;
+    secrets.len[0] = sizeof SECRET - 1;
+    secrets.data[1] = PLATFORM_SECRET;
+    secrets.len[1] = sizeof PLATFORM_SECRET - 1;
+    log.secrets = &secrets;
     t = kl_transfer_new(&req, 1, NULL, headers, &log, NULL, err, sizeof err);
     if (t == NULL) {
         kl_buffer_free(&log.text);

@@ -14,7 +14,7 @@
 #include "keys.h"
 #include "process.h"
 #include "profile.h"
-#include "redact.h"
+#include "credentials.h"
 #include "sockets.h"
 #include "transfer.h"
 
@@ -32,17 +32,14 @@ typedef struct kl_multi {
     kl_transfer *done;     /* finished, not yet returned by perform() */
     int active_count;
     lua_Integer next_id;
-    /* "Authorization: Bearer <token>" by KL_AUTH_* (API, platform): kling's only copies */
-    char *auth_headers[3];
-    kl_log log;            /* verbose output; its secrets point into auth_headers */
+    kl_credentials credentials; /* the tokens: kling's only copies (credentials.h) */
+    kl_log log;            /* verbose output; its secrets are the credentials' */
     int new_holds;         /* held bodies that began to wait since held() was last asked */
     kl_transfer_pool pool; /* finished transfers, kept for the next requests */
     kl_sockets sockets;    /* what libcurl asks us to watch, and its timer */
     kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
     int profile_count;
 } kl_multi;
-
-static const char AUTH_PREFIX[] = "Authorization: Bearer ";
 
 static void unlink_transfer(kl_transfer **list, kl_transfer *t)
 {
@@ -62,28 +59,6 @@ static void link_transfer(kl_transfer **list, kl_transfer *t)
     if (*list != NULL)
         (*list)->prev = t;
     *list = t;
-}
-
-/* Overwrites kling's copy before freeing it. libcurl keeps copies of its own
- * (the header list it was given is ours, but the request it built from it is
- * in buffers it frees without clearing): see docs/design.md. */
-static void forget_token(kl_multi *m, int which)
-{
-    m->log.secrets.data[which - 1] = NULL;
-    m->log.secrets.len[which - 1] = 0;
-    if (m->auth_headers[which] != NULL) {
-        volatile char *p = m->auth_headers[which];
-        while (*p)
-            *p++ = 0;
-        free(m->auth_headers[which]);
-        m->auth_headers[which] = NULL;
-    }
-}
-
-static void forget_tokens(kl_multi *m)
-{
-    forget_token(m, KL_AUTH_API);
-    forget_token(m, KL_AUTH_PLATFORM);
 }
 
 /* luaL_checkudata, comparing with the metatable that every method holds as
@@ -122,6 +97,7 @@ static int multi_new(lua_State *L)
     m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
+    m->log.secrets = &m->credentials.secrets;
     kl_transfer_pool_init(&m->pool);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
@@ -159,24 +135,17 @@ static int multi_set_token(lua_State *L)
     const char *token = luaL_optlstring(L, 2, NULL, &len);
     const char *which = luaL_optstring(L, 3, "api");
     int slot = strcmp(which, "platform") == 0 ? KL_AUTH_PLATFORM : KL_AUTH_API;
-    char *header;
     luaL_argcheck(L, slot == KL_AUTH_PLATFORM || strcmp(which, "api") == 0, 3, "\"api\" or \"platform\"");
     /* profiles carry a copy of the header, and transfers in flight use it */
     if (m->profile_count > 0)
         return luaL_error(L, "set the tokens before making profiles");
-    forget_token(m, slot);
+    kl_credentials_forget(&m->credentials, slot);
     if (token == NULL)
         return 0;
     if (len == 0 || strlen(token) != len || strpbrk(token, "\r\n") != NULL)
         return luaL_argerror(L, 2, "token must be one non-empty line of text");
-    header = malloc(sizeof AUTH_PREFIX + len);
-    if (header == NULL)
+    if (!kl_credentials_set(&m->credentials, slot, token, len))
         return luaL_error(L, "out of memory");
-    memcpy(header, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
-    memcpy(header + sizeof AUTH_PREFIX - 1, token, len + 1);
-    m->auth_headers[slot] = header;
-    m->log.secrets.data[slot - 1] = header + sizeof AUTH_PREFIX - 1;
-    m->log.secrets.len[slot - 1] = len;
     return 0;
 }
 
@@ -189,12 +158,12 @@ static int multi_redact(lua_State *L)
     size_t len, at, n;
     const char *text = luaL_checklstring(L, 2, &len);
     luaL_Buffer b;
-    if (kl_find_secret(text, len, &m->log.secrets, &n) == len) {
+    if (kl_find_secret(text, len, &m->credentials.secrets, &n) == len) {
         lua_settop(L, 2);
         return 1;
     }
     luaL_buffinit(L, &b);
-    while ((at = kl_find_secret(text, len, &m->log.secrets, &n)) < len) {
+    while ((at = kl_find_secret(text, len, &m->credentials.secrets, &n)) < len) {
         luaL_addlstring(&b, text, at);
         luaL_addlstring(&b, KL_REDACTED, sizeof KL_REDACTED - 1);
         text += at + n;
@@ -216,7 +185,7 @@ static int multi_profile(lua_State *L)
     kl_request_read_shared(L, 2, &req);
     if (m->profile_count == KL_MAX_PROFILES)
         return luaL_error(L, "at most %d profiles per kling.multi", KL_MAX_PROFILES);
-    p = kl_profile_new(&req, req.auth != KL_AUTH_NONE ? m->auth_headers[req.auth] : NULL);
+    p = kl_profile_new(&req, req.auth != KL_AUTH_NONE ? m->credentials.headers[req.auth] : NULL);
     if (p == NULL)
         return luaL_error(L, "out of memory");
     m->profiles[m->profile_count++] = p;
@@ -256,7 +225,7 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
         lua_pushliteral(L, "run cannot wait for a held body (hold = true): use add, perform and release");
         return NULL;
     }
-    t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->auth_headers, &m->log,
+    t = kl_transfer_new(&req, m->next_id + 1, &m->pool, (const char *const *)m->credentials.headers, &m->log,
                         &m->new_holds, err, sizeof err);
     if (t == NULL) {
         lua_pushnil(L);
@@ -584,7 +553,7 @@ static int multi_close(lua_State *L)
     m->multi = NULL;
     while (m->profile_count > 0)
         kl_profile_free(m->profiles[--m->profile_count]);
-    forget_tokens(m);
+    kl_credentials_forget_all(&m->credentials);
     kl_buffer_free(&m->log.text);
     return 0;
 }

@@ -1,6 +1,6 @@
-/* One HTTP exchange on a libcurl easy handle. A request is first read from Lua
- * into a kl_request (this may raise, and owns nothing); the transfer is then
- * built from it in plain C, so no Lua error can leak a handle or a buffer. */
+/* One HTTP exchange on a libcurl easy handle, built in plain C from a
+ * kl_request (request.h: reading it from Lua may raise, and owns nothing),
+ * so that no Lua error can leak a handle or a buffer. */
 #ifndef KLING_TRANSFER_H
 #define KLING_TRANSFER_H
 
@@ -9,50 +9,20 @@
 #include <lua.h>
 
 #include "buffer.h"
-#include "redact.h"
-
-#define KL_MAX_EXTRA_HEADERS 16
+#include "credentials.h"
+#include "request.h"
 
 /* Finished transfers kept, with their easy handles and buffers, for the next
  * requests of their multi handle. */
 #define KL_TRANSFER_POOL_MAX 64
 
-typedef struct kl_profile kl_profile; /* profile.h */
 
 /* Where verbose output goes: its owner's buffer, and the tokens that must
  * never reach it. */
 typedef struct kl_log {
     kl_buffer text;
-    kl_secrets secrets;
+    const kl_secrets *secrets; /* the owner's credentials' (credentials.h) */
 } kl_log;
-
-/* Which of its owner's Authorization headers a request carries. */
-enum { KL_AUTH_NONE = 0, KL_AUTH_API = 1, KL_AUTH_PLATFORM = 2 };
-
-typedef struct kl_request {
-    const char *url;
-    const char *body; /* NULL: GET */
-    size_t body_len;
-    const char *user_agent, *cainfo, *capath, *proxy, *output;
-    const char *form_file;   /* a multipart upload streamed from this file ... */
-    const char *form_data;   /* ... or of these bytes */
-    size_t form_data_len;
-    const char *form_name;   /* the part's file name */
-    const char *headers[KL_MAX_EXTRA_HEADERS];
-    int header_count;
-    long timeout_ms, connect_timeout_ms;
-    size_t max_body;  /* 0: unlimited */
-    int auth;         /* KL_AUTH_*: which of the owner's Authorization headers to attach */
-    int fresh_connect;
-    int follow;       /* follow redirects (downloads only) */
-    int allow_downgrade; /* let a redirect lead from https to plain http */
-    int decode;       /* decode the body as JSON */
-    int want_headers; /* the answer's headers even for a 2xx (otherwise only when it failed) */
-    int verbose;
-    int handover;     /* note when the request is handed over (billed submits) */
-    int hold;         /* hold the body back until released (the journal's hand-over) */
-    const kl_profile *profile; /* where the shared fields above came from, or NULL */
-} kl_request;
 
 typedef struct kl_transfer {
     struct kl_transfer *prev, *next;
@@ -103,18 +73,6 @@ void kl_transfer_pool_init(kl_transfer_pool *pool);
  * round trip), req's own headers, then auth_header (NULL: none). 0 when out
  * of memory; what was appended stays in *list for its owner to free. */
 int kl_headers_build(struct curl_slist **list, const kl_request *req, const char *auth_header);
-
-/* Reads the request table at idx; JSON bodies are encoded with the encoder at
- * encode_idx and their text left on the stack for as long as req is used.
- * With a profile, only url, body or json, timeout, fresh_connect, handover,
- * hold and verbose are read; the rest comes from the profile. */
-void kl_request_read(lua_State *L, int idx, int encode_idx, int keys_idx, const kl_profile *profile,
-                     kl_request *req);
-
-/* Reads the fields a profile shares (see profile.h): headers, auth,
- * user_agent, cainfo, capath, proxy, connect_timeout, max_body, decode,
- * want_headers. Its strings belong to the table until the profile copies them. */
-void kl_request_read_shared(lua_State *L, int idx, kl_request *req);
 
 /* Builds a transfer, from pool when it has one (pool NULL: a new one), or
  * returns NULL with a message in err. auth_headers are

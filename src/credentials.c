@@ -1,6 +1,7 @@
-#include "redact.h"
+#include "credentials.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t kl_find(const char *hay, size_t n, const char *needle, size_t m)
@@ -69,4 +70,43 @@ size_t kl_authorization_value(const char *line, size_t len)
             return j + 1;
     }
     return 0;
+}
+
+/* ---- the tokens ---- */
+
+static const char AUTH_PREFIX[] = "Authorization: Bearer ";
+
+void kl_credentials_forget(kl_credentials *c, int which)
+{
+    c->secrets.data[which - 1] = NULL;
+    c->secrets.len[which - 1] = 0;
+    if (c->headers[which] != NULL) {
+        volatile char *p = c->headers[which];
+        while (*p)
+            *p++ = 0;
+        free(c->headers[which]);
+        c->headers[which] = NULL;
+    }
+}
+
+void kl_credentials_forget_all(kl_credentials *c)
+{
+    kl_credentials_forget(c, KL_AUTH_API);
+    kl_credentials_forget(c, KL_AUTH_PLATFORM);
+}
+
+int kl_credentials_set(kl_credentials *c, int which, const char *token, size_t len)
+{
+    char *header;
+    kl_credentials_forget(c, which);
+    header = malloc(sizeof AUTH_PREFIX + len);
+    if (header == NULL)
+        return 0;
+    memcpy(header, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
+    memcpy(header + sizeof AUTH_PREFIX - 1, token, len);
+    header[sizeof AUTH_PREFIX - 1 + len] = '\0';
+    c->headers[which] = header;
+    c->secrets.data[which - 1] = header + sizeof AUTH_PREFIX - 1;
+    c->secrets.len[which - 1] = len;
+    return 1;
 }
