@@ -168,8 +168,9 @@ describe("kling.core", function()
     local m = core.multi()
     m:set_token(Simulator.TOKEN)
     local function held_submit()
-      local id = m:add({ url = sim.url .. "/kling/motion", json = Simulator.params({ async = true }), auth = true,
-                         headers = { "Content-Type: application/json" }, hold = true, handover = true, decode = true })
+      local id = m:add({ url = sim.url .. "/kling/motion", body = core.encode(Simulator.params({ async = true })),
+                         auth = true, headers = { "Content-Type: application/json" }, hold = true, handover = true,
+                         decode = true })
       local held
       for _ = 1, 100 do
         assert.same({}, m:perform(0.05))
@@ -218,7 +219,7 @@ describe("kling.core", function()
       local p = api_profile(m)
       for i = 1, 3 do
         local r = until_done(m, m:add({ profile = p, url = sim.url .. "/kling/tasks", timeout = 5,
-                                        json = { action = "retrieve", id = "missing-" .. i } }))
+                                        body = core.encode({ action = "retrieve", id = "missing-" .. i }) }))
         assert.equal(200, r.status)
         local seen = last_request()
         assert.equal("Bearer " .. Simulator.TOKEN, seen.headers.authorization)
@@ -243,7 +244,8 @@ describe("kling.core", function()
       m:set_token(Simulator.TOKEN)
       local p = api_profile(m)
       local function call(extra)
-        local req = { profile = p, url = sim.url .. "/kling/tasks", json = { action = "retrieve", id = "x" } }
+        local req = { profile = p, url = sim.url .. "/kling/tasks",
+                      body = core.encode({ action = "retrieve", id = "x" }) }
         for k, v in pairs(extra or {}) do req[k] = v end
         return until_done(m, m:add(req))
       end
@@ -324,7 +326,7 @@ describe("kling.core", function()
     local m = core.multi()
     m:set_token(Simulator.TOKEN)
     local started = core.now()
-    local r = until_done(m, m:add({ url = sim.url .. "/kling/motion", json = Simulator.params(),
+    local r = until_done(m, m:add({ url = sim.url .. "/kling/motion", body = core.encode(Simulator.params()),
                                     headers = { "Content-Type: application/json" }, auth = true, decode = true }))
     assert.equal(200, r.status)
     assert.equal("succeed", r.json.state)

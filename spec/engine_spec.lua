@@ -11,6 +11,19 @@ describe("the engine", function()
   before_each(function() sim:reset(); client = sim:client() end)
   after_each(function() client:close() end)
 
+  it("a blocking call on an idle client waits in libcurl directly (one C call); not while jobs run", function()
+    local id = assert(client:submit(Simulator.params()))
+    local scheduler = client.engine.scheduler
+    local before = scheduler.alone
+    for _ = 1, 3 do assert(client:task(id)) end
+    assert.equal(before + 3, scheduler.alone) -- what make bench-engine's figures rest on
+    local job = client:spawn(function() return client:wait(id) end)
+    assert(client:task(id)) -- a job could move meanwhile: through step()
+    assert.equal(before + 3, scheduler.alone)
+    client:run()
+    assert(job:result())
+  end)
+
   it("reuses one connection for successive polls", function()
     local id = assert(client:submit(Simulator.params()))
     local before = sim:stats().connections

@@ -21,10 +21,9 @@
 /* Verbose output kept between two perform() calls, at most. */
 #define KL_MAX_LOG_BYTES (256 * 1024)
 
-#define ENCODE_IDX lua_upvalueindex(1)
-#define DECODE_IDX lua_upvalueindex(2)
-#define KEYS_IDX lua_upvalueindex(3) /* keys.h */
-#define MT_IDX lua_upvalueindex(4)   /* kling.multi's metatable */
+#define DECODE_IDX lua_upvalueindex(1)
+#define KEYS_IDX lua_upvalueindex(2) /* keys.h */
+#define MT_IDX lua_upvalueindex(3)   /* kling.multi's metatable */
 
 typedef struct kl_multi {
     CURLM *multi;
@@ -219,7 +218,7 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
     kl_transfer *t;
     char err[256];
     CURLMcode mc;
-    kl_request_read(L, 2, ENCODE_IDX, KEYS_IDX, request_profile(L, m), &req);
+    kl_request_read(L, 2, KEYS_IDX, request_profile(L, m), &req);
     if (alone && req.hold) {
         lua_pushnil(L);
         lua_pushliteral(L, "run cannot wait for a held body (hold = true): use add, perform and release");
@@ -596,17 +595,16 @@ static const luaL_Reg metamethods[] = {
 
 void kl_multi_open(lua_State *L)
 {
-    /* stack: encode, decode */
+    /* stack: encode, decode (requests' bodies come encoded: only decode is kept) */
     luaL_newmetatable(L, KL_MULTI_MT);
     lua_pushstring(L, KL_MULTI_MT);
     lua_setfield(L, -2, "__name");
     kling_setfuncs(L, metamethods, 0);
     lua_newtable(L);
-    lua_pushvalue(L, -4);
-    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -3); /* decode */
     kl_keys_push(L);
-    lua_pushvalue(L, -5); /* the metatable */
-    kling_setfuncs(L, methods, 4);
+    lua_pushvalue(L, -4); /* the metatable */
+    kling_setfuncs(L, methods, 3);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 3);
     lua_pushcfunction(L, multi_new);

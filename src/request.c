@@ -5,7 +5,6 @@
 #include <lauxlib.h>
 
 #include "compat.h"
-#include "json.h"
 #include "keys.h"
 #include "profile.h"
 
@@ -172,7 +171,7 @@ static void read_form(lua_State *L, int idx, kl_request *req)
 
 /* What changes from one call to the next, with or without a profile: read
  * on every request, so with the interned keys (keys.h). */
-static void read_call(lua_State *L, int idx, int encode_idx, int keys_idx, kl_request *req)
+static void read_call(lua_State *L, int idx, int keys_idx, kl_request *req)
 {
     kl_key_get(L, keys_idx, idx, KL_KEY_URL);
     req->url = top_line(L, "url");
@@ -180,15 +179,6 @@ static void read_call(lua_State *L, int idx, int encode_idx, int keys_idx, kl_re
         luaL_error(L, "request field 'url' is required");
     kl_key_get(L, keys_idx, idx, KL_KEY_BODY);
     req->body = top_string(L, "body", &req->body_len);
-    kl_key_get(L, keys_idx, idx, KL_KEY_JSON);
-    if (!lua_isnil(L, -1)) {
-        if (!kl_json_encode(L, encode_idx, -1))
-            luaL_error(L, "cannot encode request body as JSON: %s", lua_tostring(L, -1));
-        /* leave the text on the stack: req->body points into it */
-        req->body = lua_tolstring(L, -1, &req->body_len);
-    } else {
-        lua_pop(L, 1);
-    }
     kl_key_get(L, keys_idx, idx, KL_KEY_TIMEOUT);
     req->timeout_ms = seconds_to_ms(top_number(L, "timeout", 0));
     kl_key_get(L, keys_idx, idx, KL_KEY_FRESH_CONNECT);
@@ -219,17 +209,17 @@ void kl_request_read_shared(lua_State *L, int idx, kl_request *req)
     req->want_headers = field_bool(L, idx, "want_headers");
 }
 
-void kl_request_read(lua_State *L, int idx, int encode_idx, int keys_idx, const kl_profile *profile,
+void kl_request_read(lua_State *L, int idx, int keys_idx, const kl_profile *profile,
                      kl_request *req)
 {
     if (profile != NULL) {
         luaL_checktype(L, idx, LUA_TTABLE);
         *req = profile->shared;
-        read_call(L, idx, encode_idx, keys_idx, req);
+        read_call(L, idx, keys_idx, req);
         return;
     }
     kl_request_read_shared(L, idx, req);
-    read_call(L, idx, encode_idx, keys_idx, req);
+    read_call(L, idx, keys_idx, req);
     req->output = field_string(L, idx, "output", NULL);
     read_form(L, idx, req);
     req->follow = field_bool(L, idx, "follow");

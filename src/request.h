@@ -38,12 +38,12 @@ typedef struct kl_request {
     const kl_profile *profile; /* where the shared fields above came from, or NULL */
 } kl_request;
 
-/* Reads the request table at idx; JSON bodies are encoded with the encoder at
- * encode_idx and their text left on the stack for as long as req is used.
- * With a profile, only url, body or json, timeout, fresh_connect, handover,
- * hold and verbose are read; the rest comes from the profile. */
-void kl_request_read(lua_State *L, int idx, int encode_idx, int keys_idx, const kl_profile *profile,
-                     kl_request *req);
+/* Reads the request table at idx (its names interned at keys_idx: keys.h).
+ * A body is text: the Lua layer encodes JSON once (kling.core.encode), so
+ * there is one encoding path. With a profile, only url, body, timeout,
+ * fresh_connect, handover, hold and verbose are read; the rest comes from
+ * the profile. */
+void kl_request_read(lua_State *L, int idx, int keys_idx, const kl_profile *profile, kl_request *req);
 
 /* Reads the fields a profile shares (see profile.h): headers, auth,
  * user_agent, cainfo, capath, proxy, connect_timeout, max_body, decode,

@@ -94,7 +94,7 @@ local function send(engine, endpoint, body, hooks, key, journal_key)
   -- The submit is a job's deepest path, and Lua sizes a job's stack by its
   -- deepest moment and keeps it while the job waits for hours (docs/design.md,
   -- "Memory per job"). So the retries are a loop here, not
-  -- Transport:with_retries and a closure, and the body is made JSON once,
+  -- Transport:retrying and a closure, and the body is made JSON once,
   -- here, not by kling.core at the bottom of the path on every attempt.
   local json = core.encode(body)
   local task_id, err

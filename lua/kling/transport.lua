@@ -35,13 +35,10 @@ local SNIPPET_BYTES = 60
 function Transport.new(settings, scheduler, redact)
   local self = setmetatable({ settings = settings, scheduler = scheduler, redact = redact, urls = {} }, Transport)
   -- What every API request shares is read into C once, as a profile
-  -- (src/profile.h); the API requests' table carries the rest, filled anew
-  -- by each post: multi:add copies it into C at once, so one table serves
-  -- every request.
-  local profile = scheduler.multi:profile(self:common_options({
+  -- (src/profile.h); each request's own table carries the rest.
+  self.profile = scheduler.multi:profile(self:common_options({
     headers = JSON_HEADERS, auth = true, decode = true, max_body = settings.max_response_bytes,
   }))
-  self.api_request = { profile = profile }
   return self
 end
 
@@ -81,15 +78,14 @@ function Transport:post(path, body, opts)
     url = s.base_url .. path
     self.urls[path] = url
   end
-  local request = self.api_request
-  request.url, request.timeout = url, timeout
-  if type(body) == "string" then -- JSON text made by the caller
-    request.body, request.json = body, nil
-  else
-    request.body, request.json = nil, body
-  end
-  request.fresh_connect, request.handover, request.hold = opts.fresh_connect, opts.shield, opts.hold_key ~= nil
-  request.verbose = s.verbose and true or false -- switched off if the sink raised
+  -- one encoding path: JSON text is made here (or by the caller, once for
+  -- every attempt: a submit, a wait's retrieve), never inside kling.core
+  local request = {
+    profile = self.profile, url = url, timeout = timeout,
+    body = type(body) == "string" and body or core.encode(body),
+    fresh_connect = opts.fresh_connect, handover = opts.shield, hold = opts.hold_key ~= nil,
+    verbose = s.verbose and true or false, -- switched off if the sink raised
+  }
   local shielded = opts.shield or opts.hold_key
   return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key } or nil)
 end
@@ -197,32 +193,32 @@ function Transport:retry_after_failure(n, err, deadline, can_retry)
   return true
 end
 
--- Runs attempt() until it succeeds, fails for good, or the retries run out.
--- attempt() returns a result (and one more value), or nil and an error.
--- deadline (monotonic seconds) bounds the sleeps between attempts;
--- can_retry(err) defaults to retry.retryable (safe for idempotent requests).
-function Transport:with_retries(attempt, deadline, can_retry)
+-- The one retry loop of requests that are safe to repeat (retrievals,
+-- uploads, downloads; a submit, which is not, has its own in
+-- submission.lua): runs attempt(a, b, c, d) until it succeeds, fails for
+-- good, or the retries run out. attempt returns a result (and one more
+-- value), or nil and an error. deadline (monotonic seconds, or nil) bounds
+-- the sleeps between attempts. The arguments are passed on, so that a
+-- caller needs no closure: this is every poll's path.
+function Transport:retrying(deadline, can_retry, attempt, a, b, c, d)
   local n = 0
-  can_retry = can_retry or retry.retryable
   while true do
-    local result, err = attempt()
-    if result then return result, err end
+    local result, extra = attempt(a, b, c, d)
+    if result then return result, extra end
     n = n + 1
-    if not self:retry_after_failure(n, err, deadline, can_retry) then return nil, err end
+    if not self:retry_after_failure(n, extra, deadline, can_retry) then return nil, extra end
   end
 end
 
+local function post_once(self, path, body, opts)
+  return self:interpret(self:post(path, body, opts))
+end
+
 -- A request that is safe to repeat (task retrieval), with retries; every
--- attempt and every sleep ends by the deadline. (The loop of with_retries,
--- without a closure per call: this is every poll's path.)
+-- attempt and every sleep ends by the deadline.
 function Transport:call(path, body, deadline)
-  local n, opts = 0, deadline and { deadline = deadline } or NO_OPTS
-  while true do
-    local result, err = self:interpret(self:post(path, body, opts))
-    if result then return result end
-    n = n + 1
-    if not self:retry_after_failure(n, err, deadline, retry.retryable) then return nil, err end
-  end
+  return self:retrying(deadline, retry.retryable, post_once, self, path, body,
+    deadline and { deadline = deadline } or NO_OPTS)
 end
 
 -- Is the API token accepted? Asked once per client, with a retrieval
@@ -253,7 +249,7 @@ function Transport:download(url, path, allow_downgrade, on_progress)
   local part
   self.scheduler:on_exit(function() if part then os.remove(part) end end)
   local progress = on_progress and function(_, _, received, to_receive) on_progress(received, to_receive) end
-  return self:with_retries(function()
+  return self:retrying(nil, retry.retryable, function()
     part = files.part_path(path)
     local res = self.scheduler:transfer(self:common_options({
       url = url, output = part, follow = true, timeout = s.download_timeout,

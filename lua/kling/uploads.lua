@@ -6,6 +6,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local media = require "kling.media"
 local Recent = require "kling.recent"
+local retry = require "kling.retry"
 local validate = require "kling.validate"
 
 local uploads = {}
@@ -57,7 +58,7 @@ function uploads.upload(engine, source, opts)
   if engine.closed then return nil, errors.closed() end
   local transport = engine.transport
   local progress = opts.on_progress and function(sent, total) opts.on_progress(sent, total) end
-  local url, err = transport:with_retries(function()
+  local url, err = transport:retrying(nil, retry.retryable, function()
     local res = engine.scheduler:transfer(transport:common_options({
       url = s.platform_url .. UPLOAD_PATH, form = form, auth = "platform", decode = true,
       headers = { "Accept: application/json" }, timeout = s.upload_timeout, max_body = s.max_response_bytes,

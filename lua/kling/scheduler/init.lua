@@ -63,6 +63,7 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     runnable = queue(),   -- jobs to resume on the next step
     resuming = 0,         -- Scheduler:resume calls under way (a job is running)
     stepping = false,
+    alone = 0,            -- blocking requests that waited in libcurl directly (scheduler/transfers.lua)
   }, Scheduler)
 end
 

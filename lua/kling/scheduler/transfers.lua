@@ -51,6 +51,7 @@ function transfers.extend(Scheduler, internal)
   -- loop): nothing else can progress meanwhile, so it waits in libcurl
   -- directly (multi:run, one C call) rather than through step().
   local function transfer_alone(self, request)
+    self.alone = self.alone + 1 -- (a spec holds this path to its use: docs/design.md, "Forks kept for speed")
     local result, message, failed = self.multi:run(request)
     if result then return result end
     if failed == "setup" then return setup_failed(message) end
@@ -76,9 +77,6 @@ function transfers.extend(Scheduler, internal)
     if self.closed then return closed_result(false) end
     local slots = self.slots
     if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
-      local own = {} -- the caller may fill its request table anew meanwhile
-      for k, v in pairs(request) do own[k] = v end
-      request = own
       local slot = { kind = "event" }
       push(slots, slot)
       self:await(slot)
