@@ -183,7 +183,7 @@ lint:
 # The C engine under memcheck: the specs that drive it hardest (timing specs
 # are left out: valgrind slows everything twenty-fold).
 VALGRIND_SPECS := spec/core_spec.lua spec/motion_spec.lua spec/retry_spec.lua spec/security_spec.lua \
-                  spec/billing_spec.lua spec/journal_spec.lua spec/media_spec.lua \
+                  spec/unit/billing_spec.lua spec/journal_spec.lua spec/unit/media_spec.lua spec/unit/scheduler_spec.lua spec/unit/handover_spec.lua \
                   spec/uploads_spec.lua \
                   spec/callback_spec.lua spec/journal_file_spec.lua spec/hostile_server_spec.lua
 valgrind: $(MODULE)

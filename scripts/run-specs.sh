@@ -13,7 +13,7 @@ lua=$1 busted=$2 cpath=$3
 jobs=${4:-}
 [ -n "$jobs" ] || jobs=$(( 2 * $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) ))
 shift 3; [ $# -gt 0 ] && shift
-files=${*:-$(ls spec/*_spec.lua)}
+files=${*:-$(find spec -name "*_spec.lua" | sort)}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # the longest first (by size, a fair proxy), so that no long file starts last

@@ -1,0 +1,106 @@
+-- The scheduler against a real kling.core multi handle, with no server: jobs,
+-- timers, events, cancellation and the step's promises.
+local core = require "kling.core"
+local Scheduler = require "kling.scheduler"
+
+describe("the scheduler", function()
+  local multi, scheduler
+  before_each(function()
+    multi = core.multi()
+    scheduler = Scheduler.new(multi)
+  end)
+  after_each(function() scheduler:close(function() return { kind = "closed" } end, 0) end)
+
+  it("runs jobs, resumes a job that yields on its own at the next step, and counts the pending ones", function()
+    local trace = {}
+    local a = scheduler:spawn(function() trace[#trace + 1] = "a1"; coroutine.yield(); trace[#trace + 1] = "a2" end)
+    scheduler:spawn(function() trace[#trace + 1] = "b" end)
+    assert.equal(2, scheduler:pending())
+    scheduler:step(0)
+    assert.same({ "a1", "b" }, trace)
+    assert.equal("running", a:status())
+    scheduler:step(0)
+    assert.same({ "a1", "b", "a2" }, trace)
+    assert.equal(0, scheduler:pending())
+  end)
+
+  it("fires timers in the order they fall due, and a step with nothing to do returns at once", function()
+    local order = {}
+    for _, d in ipairs({ 0.06, 0.02, 0.04 }) do
+      scheduler:spawn(function() scheduler:sleep(d); order[#order + 1] = d end)
+    end
+    local t = core.now()
+    while scheduler:pending() > 0 do scheduler:step(1) end
+    assert.same({ 0.02, 0.04, 0.06 }, order)
+    assert.is_true(core.now() - t < 0.5)
+    t = core.now()
+    assert.equal(0, scheduler:step(5))
+    assert.is_true(core.now() - t < 0.05)
+  end)
+
+  it("wakes a job waiting on an event with the value given, and a blocking waiter too", function()
+    local waiter = { kind = "event" }
+    local job = scheduler:spawn(function() return scheduler:await(waiter) end)
+    scheduler:step(0)
+    assert.equal("running", job:status())
+    scheduler:wake_later(waiter, "ready")
+    scheduler:step(0)
+    assert.equal("ready", (job:result()))
+    -- outside a job the wait drives the steps itself
+    local other = { kind = "event" }
+    scheduler:spawn(function() scheduler:sleep(0.01); scheduler:wake_later(other, 42) end)
+    assert.equal(42, scheduler:await(other))
+  end)
+
+  it("cancel ends a sleeping job at once with the error given; on_exit runs however a job ends", function()
+    local exited = 0
+    local job = scheduler:spawn(function()
+      scheduler:on_exit(function() exited = exited + 1 end)
+      scheduler:sleep(60)
+    end)
+    scheduler:step(0)
+    assert.is_true(scheduler:cancel(job, { kind = "cancelled" }))
+    local _, err = job:result()
+    assert.equal("cancelled", err.kind)
+    assert.equal(1, exited)
+    assert.equal(0, scheduler:pending())
+  end)
+
+  it("a protected section puts a cancellation off until it returns", function()
+    local waiter = { kind = "event" }
+    local done_inside = false
+    local job = scheduler:spawn(function()
+      scheduler:protect(function()
+        scheduler:await(waiter)
+        done_inside = true
+      end)
+      scheduler:sleep(60)
+    end)
+    scheduler:step(0)
+    scheduler:cancel(job, { kind = "cancelled" })
+    assert.equal("running", job:status()) -- inside the protected section
+    scheduler:wake_later(waiter, true)
+    scheduler:step(0)
+    scheduler:step(0)
+    assert.is_true(done_inside)
+    assert.equal("failed", job:status())
+  end)
+
+  it("refuses a blocking call from inside step() (a coroutine it did not spawn)", function()
+    local co = coroutine.wrap(function() return pcall(scheduler.sleep, scheduler, 0.01) end)
+    local stray
+    scheduler:spawn(function() stray = { co() } end)
+    scheduler:step(0)
+    assert.is_false(stray[1])
+    assert.truthy(tostring(stray[2]):find("blocking call", 1, true), tostring(stray[2]))
+  end)
+
+  it("wakes a waiting step for any flusher's descriptor, and runs every flusher", function()
+    local ran = {}
+    scheduler:add_flusher(function() ran.a = (ran.a or 0) + 1 end)
+    scheduler:add_flusher(function() ran.b = (ran.b or 0) + 1 end)
+    scheduler:spawn(function() scheduler:sleep(0.01) end)
+    scheduler:step(0)
+    assert.is_true(ran.a > 0 and ran.b > 0)
+  end)
+end)
