@@ -15,10 +15,8 @@ end
 
 describe("batch", function()
   local sim, path, dir, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.2 }, function(ctx) sim = ctx.sim end)
   before_each(function()
-    sim:reset()
     path = Simulator.journal_path()
     dir = path .. ".out"
     client = sim:client({ journal = path })
@@ -164,8 +162,7 @@ end)
 
 describe("two processes running one batch on one journal", function()
   local sim, path
-  setup(function() sim = Simulator.start({ generation_time = 0.3 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.3 }, function(ctx) sim = ctx.sim end)
   after_each(function() Simulator.remove_journal(path) end)
 
   it("submit each key exactly once, and both save every video into one download_dir", function()

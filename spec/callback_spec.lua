@@ -17,10 +17,7 @@ end
 
 describe("callbacks", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.2, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("the simulator posts the final answer, and handle_callback verifies it", function()
     sim:next_task({ callback_times = 2 }) -- deliveries may repeat
@@ -103,10 +100,7 @@ end)
 
 describe("webhook tokens", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.2, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("puts 128 random bits into each job's callback URL and checks them before any request", function()
     local hook = sim.url .. "/_sim/inbox/hook?user=7"
@@ -156,10 +150,8 @@ end)
 
 describe("webhooks with a journal", function()
   local sim, path
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.2 }, function(ctx) sim = ctx.sim end)
   before_each(function()
-    sim:reset()
     path = Simulator.journal_path()
   end)
   after_each(function() Simulator.remove_journal(path) end)

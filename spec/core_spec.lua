@@ -4,8 +4,7 @@ local Simulator = require "helpers.simulator"
 
 describe("kling.core", function()
   local sim
-  setup(function() sim = Simulator.start() end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({}, function(ctx) sim = ctx.sim end)
 
   -- The result of transfer id, and the verbose output of the performs that
   -- waited for it (nil: none).

@@ -6,10 +6,7 @@ local Simulator = require "helpers.simulator"
 
 describe("the engine", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.6 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.6, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("a blocking call on an idle client waits in libcurl directly (one C call); not while jobs run", function()
     local id = assert(client:submit(Simulator.params()))
@@ -124,10 +121,7 @@ end)
 
 describe("batched polls", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.5 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.5, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   local function spawn_many(n, c)
     local jobs = {}

@@ -3,8 +3,7 @@ local Simulator = require "helpers.simulator"
 
 describe("a hostile server", function()
   local sim
-  setup(function() sim = Simulator.start() end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({}, function(ctx) sim = ctx.sim end)
 
   -- libcurl 7.82 to 8.0 free memory twice when an easy handle that served a
   -- transfer meets an answer whose first header line is folded (curl issue

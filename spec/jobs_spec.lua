@@ -4,10 +4,7 @@ local Simulator = require "helpers.simulator"
 
 describe("jobs", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.5 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.5, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("20 jobs on one client finish in about the time of one, and step(0) returns at once", function()
     local started = core.now()
@@ -263,10 +260,8 @@ end)
 -- (bounded by its HTTP timeout) so that its task id is known.
 describe("cancel and close during a submit", function()
   local sim, client, seen
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.2 }, function(ctx) sim = ctx.sim end)
   before_each(function()
-    sim:reset()
     client = sim:client()
     seen = {}
     -- the server takes the submit at once and answers 0.3 s later

@@ -21,10 +21,8 @@ end
 
 describe("the journal's owners", function()
   local sim, dir, path
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.2 }, function(ctx) sim = ctx.sim end)
   before_each(function()
-    sim:reset()
     dir = Simulator.tempdir()
     path = dir .. "/jobs.db"
   end)
@@ -148,10 +146,8 @@ end)
 
 describe("the journal file", function()
   local sim, dir
-  setup(function() sim = Simulator.start({ generation_time = 0.1 }) end)
-  teardown(function() sim:stop() end)
+  Simulator.for_each_spec({ generation_time = 0.1 }, function(ctx) sim = ctx.sim end)
   before_each(function()
-    sim:reset()
     dir = Simulator.tempdir()
   end)
   after_each(function() Simulator.remove_dir(dir) end)

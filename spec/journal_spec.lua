@@ -10,17 +10,8 @@ local MOTION, TASKS = "/kling/motion", "/kling/tasks"
 
 describe("the journal", function()
   local sim, path, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function()
-    sim:reset()
-    path = Simulator.journal_path()
-    client = sim:client({ journal = path })
-  end)
-  after_each(function()
-    client:close()
-    Simulator.remove_journal(path)
-  end)
+  Simulator.for_each_spec({ generation_time = 0.2, journal = true, client = true },
+    function(ctx) sim, client, path = ctx.sim, ctx.client, ctx.journal end)
 
   -- a handle of another "process" on the same file
   local function other()

@@ -6,10 +6,7 @@ local Simulator = require "helpers.simulator"
 
 describe("the success path", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.3 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.3, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("motion submits once, polls /kling/tasks and returns the final answer", function()
     local submitted, statuses = {}, {}

@@ -8,10 +8,7 @@ local MOTION, TASKS = "/kling/motion", "/kling/tasks"
 
 describe("submit retries", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.2, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   it("a 500 is never retried: one submit, and the error says the job may exist", function()
     sim:fault({ path = MOTION, status = 500 })
@@ -202,10 +199,7 @@ end)
 
 describe("poll retries", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.1 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
-  after_each(function() client:close() end)
+  Simulator.for_each_spec({ generation_time = 0.1, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)
 
   local polls_before
   -- a finished task, and the poll count from which a spec counts its own polls

@@ -20,9 +20,7 @@ end
 
 describe("the token", function()
   local sim
-  setup(function() sim = Simulator.start({ generation_time = 0.1 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset() end)
+  Simulator.for_each_spec({ generation_time = 0.1 }, function(ctx) sim = ctx.sim end)
 
   it("never shows in tostring, the client's fields, errors or verbose output", function()
     local log = {}

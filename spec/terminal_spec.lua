@@ -5,9 +5,8 @@ local Simulator = require "helpers.simulator"
 
 describe("terminal rules against the simulator", function()
   local sim, client
-  setup(function() sim = Simulator.start({ generation_time = 0.2 }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client({ wait_timeout = 5 }) end)
+  Simulator.for_each_spec({ generation_time = 0.2 }, function(ctx) sim = ctx.sim end)
+  before_each(function() client = sim:client({ wait_timeout = 5 }) end)
   after_each(function() client:close() end)
 
   local function run_outcome(outcome)

@@ -4,9 +4,8 @@ local Simulator = require "helpers.simulator"
 
 describe("validation", function()
   local sim, client
-  setup(function() sim = Simulator.start() end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset(); client = sim:client() end)
+  Simulator.for_each_spec({}, function(ctx) sim = ctx.sim end)
+  before_each(function() client = sim:client() end)
   after_each(function()
     client:close()
     assert.same({}, sim:stats().requests, "validation let traffic through")

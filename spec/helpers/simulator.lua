@@ -99,6 +99,44 @@ function Simulator.remove_journal(path)
   os.execute(("rm -rf '%s' '%s-wal' '%s-shm' '%s-owners'"):format(path, path, path, path))
 end
 
+-- The set-up every describe block that talks to the simulator shares: one
+-- simulator for the block (started in its setup, stopped in its teardown),
+-- reset before each spec. opts: what Simulator.start takes, and
+--   journal = true   a journal file of its own for each spec (removed after)
+--   dir = true       a directory of its own for each spec (removed after)
+--   client = true or options: a client for each spec (on that journal, if
+--                    any), closed after it
+-- use(ctx) is called before each spec with ctx.sim, ctx.client,
+-- ctx.journal, ctx.dir, so that the specs keep plain locals.
+function Simulator.for_each_spec(opts, use)
+  local busted = require "busted"
+  local ctx = {}
+  busted.setup(function() ctx.sim = Simulator.start(opts) end)
+  busted.teardown(function() ctx.sim:stop() end)
+  busted.before_each(function()
+    ctx.sim:reset()
+    ctx.journal = opts.journal and Simulator.journal_path() or nil
+    ctx.dir = opts.dir and Simulator.tempdir() or nil
+    if opts.client then
+      local options = type(opts.client) == "table" and opts.client or {}
+      if ctx.journal then
+        local with = { journal = ctx.journal }
+        for k, v in pairs(options) do with[k] = v end
+        options = with
+      end
+      ctx.client = ctx.sim:client(options)
+    end
+    use(ctx)
+  end)
+  busted.after_each(function()
+    if ctx.client then ctx.client:close() end
+    if ctx.journal then Simulator.remove_journal(ctx.journal) end
+    if ctx.dir then Simulator.remove_dir(ctx.dir) end
+    ctx.client, ctx.journal, ctx.dir = nil, nil, nil
+  end)
+  return ctx
+end
+
 function Simulator.params(extra)
   local p = {}
   for k, v in pairs(Simulator.PARAMS) do p[k] = v end
