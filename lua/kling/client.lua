@@ -26,16 +26,17 @@ end
 function Client.new(options)
   local settings, token, platform_token = config.build(options)
   if not settings then return nil, token end
-  local self = setmetatable({
-    settings = settings,
-    verbose_error = nil, -- what a verbose function that raised said (it is switched off then)
-    _valid_id = nil,     -- the last task id client:task found valid
-  }, Client)
+  local self -- made once the engine is: a client without one is never collected as one
   local engine, err = Engine.new(settings, token, platform_token,
     function(e) self.verbose_error = e end)
   if not engine then return nil, err end
-  self.engine = engine
-  self.journal = engine.journal -- nil without the journal option
+  self = setmetatable({
+    settings = settings,
+    engine = engine,
+    journal = engine.journal, -- nil without the journal option
+    verbose_error = nil,      -- what a verbose function that raised said (it is switched off then)
+    _valid_id = nil,          -- the last task id client:task found valid
+  }, Client)
   return self
 end
 
