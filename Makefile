@@ -9,7 +9,7 @@
 #   make install     the modules and both commands: PREFIX=/usr/local (or LUADIR, LIBDIR, BINDIR)
 #   make simulator   the simulator in the foreground (SIMULATOR_ARGS="--port 8080")
 #   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-love
-#   make bench, bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
+#   make bench [MODE=paced], bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
 # Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
 #            SQLITE_CFLAGS, SQLITE_LIBS, CRYPTO_CFLAGS, CRYPTO_LIBS, CC, CFLAGS.
 
@@ -136,10 +136,21 @@ GC_STEPMUL ?=
 # it. The client is left free, so that the journal's writer thread may use
 # the other CPU.
 BENCH_PIN := $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v taskset >/dev/null 2>&1 && echo yes)
+# MODE=paced: a game's loop instead (bench/paced.lua): step(0) once per
+# FPS frame, the rest of the frame slept, 5 s generation; BUDGET=seconds
+# passes step(0, budget).
+MODE ?=
+FPS ?= 60
+BUDGET ?=
 bench: deps-test
 	@$(MAKE) --no-print-directory $(MODULE)
+ifeq ($(MODE),paced)
+	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
+	  "$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) $(BUDGET)" 5
+else
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
 	  "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS) $(CONFIGS) $(GC_STEPMUL)" 3
+endif
 
 # kling against raw libcurl on one request (client:task(id) in a row), same
 # CPU, nginx answering: see bench/engine.lua. Prints; never fails the build.

@@ -54,6 +54,25 @@ int kl_create_new(const char *path)
     return fd;
 }
 
+int kl_pipe(int fds[2])
+{
+    int i;
+    if (pipe(fds) != 0)
+        return -1;
+    for (i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0 || fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0) {
+            int e = errno;
+            close(fds[0]);
+            close(fds[1]);
+            fds[0] = fds[1] = -1;
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static const char *type_of(mode_t m)
 {
     if (S_ISREG(m))

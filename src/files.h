@@ -17,6 +17,10 @@ int kl_open_regular(const char *path, long long *size, char *err, size_t errlen)
  * 0666 less the umask. -1 with errno. */
 int kl_create_new(const char *path);
 
+/* A pipe whose ends are non-blocking and close-on-exec (pipe(2) and
+ * fcntl: pipe2 is not on every system kling builds for). 0, or -1 with errno. */
+int kl_pipe(int fds[2]);
+
 /* Pushes kling.core's file functions into the table on top: stat,
  * writable_dir. */
 void kl_files_open(lua_State *L);

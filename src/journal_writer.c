@@ -1,7 +1,5 @@
-/* pipe2(2) and O_CLOEXEC are Linux/BSD: glibc shows them with _GNU_SOURCE. */
-#define _GNU_SOURCE 1
-
 #include "journal_writer.h"
+#include "files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -204,7 +202,7 @@ kl_writer *kl_writer_start(const char *path, const char *setup_sql, int busy_tim
         snprintf(err, errlen, "cannot open %s for writing: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
         goto fail;
     }
-    if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (kl_pipe(w->wake) != 0) {
         snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
         goto fail;
     }

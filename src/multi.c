@@ -3,14 +3,17 @@
  * perform(), and every callback only fills C buffers. */
 #include "multi.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <lauxlib.h>
 
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
+#include "files.h"
 #include "keys.h"
 #include "process.h"
 #include "profile.h"
@@ -38,6 +41,11 @@ typedef struct kl_multi {
     kl_sockets sockets;    /* what libcurl asks us to watch, and its timer */
     kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
     int profile_count;
+    /* A pollable client (pollfd): a pipe whose read end is in the pollable
+     * set, written to when the Lua layer has work due (wake), drained by
+     * the next perform. -1: not made yet. */
+    int wake[2];
+    int wake_pending;
 } kl_multi;
 
 static void unlink_transfer(kl_transfer **list, kl_transfer *t)
@@ -97,6 +105,7 @@ static int multi_new(lua_State *L)
     memset(m, 0, sizeof *m);
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
     m->log.secrets = &m->credentials.secrets;
+    m->wake[0] = m->wake[1] = -1;
     kl_transfer_pool_init(&m->pool);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
@@ -300,10 +309,22 @@ static const int NO_FDS[1] = {-1};
  * writers with outcomes) is readable. With no transfer at all, it simply
  * sleeps: the Lua layer's timers rely on that. libcurl acts only on its due
  * timer and on the descriptors that are ready (sockets.c). */
+/* What wake() wrote is read here: the work it announced is the step's now. */
+static void drain_wake(kl_multi *m)
+{
+    char buf[64];
+    if (!m->wake_pending)
+        return;
+    while (read(m->wake[0], buf, sizeof buf) > 0)
+        ;
+    m->wake_pending = 0;
+}
+
 static CURLMcode drive(kl_multi *m, double wait, const int *fds, int n_fds, double budget, lua_Integer only)
 {
     double deadline = kl_now() + wait;
     int extra_ready = 0;
+    drain_wake(m);
     for (;;) {
         double left;
         CURLMcode mc = kl_sockets_timeout(&m->sockets);
@@ -549,6 +570,11 @@ static int multi_close(lua_State *L)
     kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     kl_sockets_free(&m->sockets);
+    if (m->wake[0] >= 0) {
+        close(m->wake[0]);
+        close(m->wake[1]);
+        m->wake[0] = m->wake[1] = -1;
+    }
     m->multi = NULL;
     while (m->profile_count > 0)
         kl_profile_free(m->profiles[--m->profile_count]);
@@ -567,7 +593,68 @@ static int multi_tostring(lua_State *L)
     return 1;
 }
 
+/* pollfd([fds]) -> descriptor | nil, message: readable whenever perform()
+ * has work: a transfer's socket is ready, one of the extra descriptors fds
+ * (a number or a list: journals' writers) is readable, or wake() was
+ * called. For a host's event loop (a pollable client, docs/design.md). */
+static int multi_pollfd(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    int fds[KL_MAX_EXTRA_FDS], n = read_fds(L, 2, fds), i;
+    int pfd = kl_sockets_pollfd(&m->sockets);
+    if (pfd < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "no pollable descriptor on this system (kling makes one with epoll, on Linux)");
+        return 2;
+    }
+    if (m->wake[0] < 0) {
+        if (kl_pipe(m->wake) != 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot make a pipe: %s", strerror(errno));
+            return 2;
+        }
+        kl_sockets_watch(&m->sockets, m->wake[0]);
+    }
+    for (i = 0; i < n; i++)
+        if (kl_sockets_watch(&m->sockets, fds[i]) != 0)
+            return luaL_error(L, "too many descriptors to watch");
+    lua_pushinteger(L, pfd);
+    return 1;
+}
+
+/* wake(): makes pollfd() readable until the next perform (the Lua layer has
+ * a job to run); once, however often it is called meanwhile. */
+static int multi_wake(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    if (m->wake[1] >= 0 && !m->wake_pending) {
+        char one = 1;
+        if (write(m->wake[1], &one, 1) == 1)
+            m->wake_pending = 1;
+    }
+    return 0;
+}
+
+/* timer() -> seconds until libcurl must be driven even if no socket is
+ * ready (0: now; a finished transfer waits too), or nil when it waits for
+ * nothing but its sockets. */
+static int multi_timer(lua_State *L)
+{
+    kl_multi *m = check_multi(L);
+    double left = kl_sockets_timer_in(&m->sockets);
+    if (m->done != NULL)
+        left = 0;
+    if (left < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, left);
+    return 1;
+}
+
 static const luaL_Reg methods[] = {
+    {"pollfd", multi_pollfd},
+    {"wake", multi_wake},
+    {"timer", multi_timer},
     {"set_token", multi_set_token},
     {"redact", multi_redact},
     {"held", multi_held},

@@ -1,9 +1,44 @@
 #include "sockets.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "clock.h"
+
+/* Mirrors one descriptor's interest into the pollable set (op: add, change
+ * or remove; events: POLLIN and POLLOUT as poll(2) has them). */
+static void mirror(kl_sockets *s, int fd, int op, short events)
+{
+#ifdef __linux__
+    struct epoll_event ev;
+    if (s->poll_fd < 0)
+        return;
+    ev.events = ((events & POLLIN) ? EPOLLIN : 0) | ((events & POLLOUT) ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (op == 2) {
+        epoll_ctl(s->poll_fd, EPOLL_CTL_DEL, fd, &ev); /* a closed descriptor has left the set already */
+        return;
+    }
+    /* A descriptor number closed and reused without a removal in between is
+     * still (or no longer) in the set: add and change fall back on each other. */
+    if (epoll_ctl(s->poll_fd, op == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0) {
+        if (errno == EEXIST)
+            epoll_ctl(s->poll_fd, EPOLL_CTL_MOD, fd, &ev);
+        else if (errno == ENOENT)
+            epoll_ctl(s->poll_fd, EPOLL_CTL_ADD, fd, &ev);
+    }
+#else
+    (void)s;
+    (void)fd;
+    (void)op;
+    (void)events;
+#endif
+}
 
 static int find(const kl_sockets *s, curl_socket_t fd)
 {
@@ -41,8 +76,10 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     (void)easy;
     (void)socketp;
     if (what == CURL_POLL_REMOVE) {
-        if (i >= 0)
+        if (i >= 0) {
+            mirror(s, fd, 2, 0);
             s->fds[i] = s->fds[--s->count];
+        }
         return 0;
     }
     if (i < 0) {
@@ -50,8 +87,12 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             return -1; /* libcurl fails the transfer that asked */
         i = s->count++;
         s->fds[i].fd = fd;
+        s->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+        mirror(s, fd, 0, s->fds[i].events);
+    } else {
+        s->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+        mirror(s, fd, 1, s->fds[i].events);
     }
-    s->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
     s->fds[i].revents = 0;
     return 0;
 }
@@ -70,6 +111,8 @@ int kl_sockets_init(kl_sockets *s, CURLM *multi)
     s->fds = s->ready = NULL;
     s->count = s->cap = s->next = 0;
     s->timer_at = -1;
+    s->poll_fd = -1;
+    s->extra_count = 0;
     if (!reserve(s))
         return 0;
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -81,10 +124,55 @@ int kl_sockets_init(kl_sockets *s, CURLM *multi)
 
 void kl_sockets_free(kl_sockets *s)
 {
+    if (s->poll_fd >= 0)
+        close(s->poll_fd);
+    s->poll_fd = -1;
     free(s->fds);
     free(s->ready);
     s->fds = s->ready = NULL;
     s->count = s->cap = 0;
+}
+
+int kl_sockets_pollfd(kl_sockets *s)
+{
+#ifdef __linux__
+    int i;
+    if (s->poll_fd >= 0)
+        return s->poll_fd;
+    s->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->poll_fd < 0)
+        return -1;
+    for (i = 0; i < s->count; i++)
+        mirror(s, s->fds[i].fd, 0, s->fds[i].events);
+    for (i = 0; i < s->extra_count; i++)
+        mirror(s, s->extra[i], 0, POLLIN);
+    return s->poll_fd;
+#else
+    (void)s;
+    return -1;
+#endif
+}
+
+int kl_sockets_watch(kl_sockets *s, int fd)
+{
+    int i;
+    for (i = 0; i < s->extra_count; i++)
+        if (s->extra[i] == fd)
+            return 0;
+    if (s->extra_count >= (int)(sizeof s->extra / sizeof s->extra[0]))
+        return -1;
+    s->extra[s->extra_count++] = fd;
+    mirror(s, fd, 0, POLLIN);
+    return 0;
+}
+
+double kl_sockets_timer_in(const kl_sockets *s)
+{
+    double left;
+    if (s->timer_at < 0)
+        return -1;
+    left = s->timer_at - kl_now();
+    return left > 0 ? left : 0;
 }
 
 CURLMcode kl_sockets_timeout(kl_sockets *s)

@@ -21,6 +21,11 @@ typedef struct kl_sockets {
     int count, cap;
     int next;             /* where acting on ready descriptors starts next time (round robin) */
     double timer_at;      /* when libcurl wants CURL_SOCKET_TIMEOUT (kl_now seconds); < 0: never */
+    /* The pollable descriptor (kl_sockets_pollfd): an epoll set mirroring the
+     * watched descriptors and the caller's extra ones; -1 until asked for. */
+    int poll_fd;
+    int extra[KL_MAX_EXTRA_FDS + 1]; /* extra descriptors in the pollable set */
+    int extra_count;
 } kl_sockets;
 
 /* Installs the callbacks on multi; 0 when out of memory. */
@@ -28,6 +33,21 @@ int kl_sockets_init(kl_sockets *s, CURLM *multi);
 
 /* After curl_multi_cleanup (which may still call back). */
 void kl_sockets_free(kl_sockets *s);
+
+/* A descriptor that is readable whenever one of the watched descriptors
+ * (libcurl's, with the events libcurl asks for) or of the extra ones added
+ * with kl_sockets_watch is ready: what a host's event loop waits on (a
+ * pollable client). Linux: an epoll set kept in step with libcurl's socket
+ * callbacks. -1 where the system has no epoll (the BSDs and macOS would use
+ * kqueue the same way: docs/design.md). */
+int kl_sockets_pollfd(kl_sockets *s);
+
+/* Adds fd (readable) to the pollable set, once. 0, or -1 when the set is
+ * full (KL_MAX_EXTRA_FDS + 1) or cannot take it. */
+int kl_sockets_watch(kl_sockets *s, int fd);
+
+/* Seconds until libcurl wants its timer, or -1 when it wants none. */
+double kl_sockets_timer_in(const kl_sockets *s);
 
 /* Lets libcurl act on its timer if it is due. */
 CURLMcode kl_sockets_timeout(kl_sockets *s);

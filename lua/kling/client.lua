@@ -20,7 +20,8 @@ Client.__index = Client
 Client.__name = "kling.client"
 
 local function arg_error(n, fname, expected, got)
-  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(got)), 3)
+  local what = type(got) == "number" and tostring(got) or type(got) -- a number out of range: say which
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, what), 3)
 end
 
 function Client.new(options)
@@ -197,13 +198,44 @@ function Client:spawn(fn, ...)
   return self.engine:spawn(fn, ...)
 end
 
-function Client:step(max_wait)
-  if max_wait ~= nil and (type(max_wait) ~= "number" or max_wait < 0) then
+-- Advances every job: blocks at most max_wait seconds (default 0) for
+-- something to happen, and works at most budget seconds (default: from
+-- 0.3 ms in a busy loop to 0.6 ms for a host that steps once per frame).
+function Client:step(max_wait, budget)
+  if max_wait ~= nil and (type(max_wait) ~= "number" or max_wait < 0 or max_wait ~= max_wait) then
     arg_error(1, "step", "non-negative number", max_wait)
+  end
+  if budget ~= nil and (type(budget) ~= "number" or not (budget > 0 and budget <= 1)) then
+    arg_error(2, "step", "budget in seconds, more than 0 and at most 1", budget)
   end
   local engine = self.engine
   if engine.closed then return 0 end
-  return engine.scheduler:step(max_wait or 0)
+  return engine.scheduler:step(max_wait or 0, budget)
+end
+
+-- ---- inside a host's event loop (cqueues' convention; kling.loop) ----
+
+-- A descriptor that becomes readable whenever step() has work due now (a
+-- transfer's socket is ready, a journal commit finished, a job became
+-- runnable): wait for it, or for timeout() seconds, then call step(0).
+-- nil and an error where the system offers none (Linux has epoll).
+function Client:pollfd()
+  local engine = self.engine
+  if engine.closed then return nil, errors.closed() end
+  local fd, err = engine.scheduler:pollfd()
+  if not fd then return nil, errors.new("network", err) end
+  return fd
+end
+
+-- What to wait for on pollfd(): readable.
+function Client:events() -- luacheck: ignore 212 (cqueues calls it as a method)
+  return "r"
+end
+
+-- Seconds until step() must run even if pollfd() stays quiet; 0 when work
+-- is due now; nil when the client has nothing pending.
+function Client:timeout()
+  return self.engine.scheduler:timeout()
 end
 
 -- Steps until every spawned job has ended.

@@ -142,14 +142,14 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
   end
   local state, last_err = "unknown", nil
   while true do
-    if delay > 0 then
-      local left = deadline - now()
-      if left <= 0 then break end
-      self.scheduler:sleep(math.min(delay, left))
-      if now() >= deadline then break end
+    local left = deadline - now()
+    if delay > 0 and delay >= left then -- no poll falls due before the deadline
+      if left > 0 then self.scheduler:sleep(left) end
+      break
     end
     if self.closed then return nil, errors.closed() end
-    local t, err = self.poller:poll(task_id, deadline)
+    -- the poller sleeps the delay (and may poll a little early, to fill a batch)
+    local t, err = self.poller:poll(task_id, deadline, delay)
     if t then
       state, last_err = t.state, nil
       local ok, herr = self:call_hook("on_status", on_status, t, task_id)

@@ -27,7 +27,10 @@ describe("the poller", function()
         end
         return { items = items }
       end },
-      retrieve = function(_, id) return task.normalize(record(id, "processing"), id) end,
+      retrieve = function(_, id) -- one id goes as a plain retrieve
+        requests[#requests + 1] = { action = "retrieve", ids = { id } }
+        return task.normalize(record(id, "processing"), id)
+      end,
     }
   end)
   after_each(function() scheduler:close(function() return { kind = "closed" } end, 0) end)
@@ -71,5 +74,47 @@ describe("the poller", function()
     local t = core.now()
     while core.now() - t < 0.1 do scheduler:step(0.02) end
     assert.equal(0, #requests)
+  end)
+  -- Spawns a job per { id, delay } that polls once after its delay.
+  local function poll_later(poller, list)
+    local got = {}
+    for i, p in ipairs(list) do
+      scheduler:spawn(function() got[i] = { poller:poll(p[1], nil, p[2]) } end)
+    end
+    while scheduler:pending() > 0 do scheduler:step(1) end
+    return got
+  end
+
+  it("fills a batch going out with polls due later (at most half their delay early), soonest first", function()
+    local poller = Poller.new(engine, 0.01)
+    -- b and c fall due after a, but within half their delay of a's time:
+    -- they go with a; d is due too late to be polled that early
+    local got = poll_later(poller, { { "a", 0.1 }, { "b", 0.16 }, { "c", 0.19 }, { "d", 0.6 } })
+    assert.equal(2, #requests)
+    assert.same({ "a", "b", "c" }, requests[1].ids)
+    assert.same({ "d" }, requests[2].ids) -- d alone: nothing else waits
+    for i, id in ipairs({ "a", "b", "c", "d" }) do assert.equal(id, got[i][1].id) end
+  end)
+
+  it("takes the 50 polls due soonest when more are eligible, and the rest go in the next batch", function()
+    local poller = Poller.new(engine, 0.01)
+    local list = {}
+    for i = 1, 70 do list[i] = { ("t%02d"):format(i), 0.05 + i * 0.001 } end
+    poll_later(poller, list)
+    assert.equal(2, #requests)
+    assert.equal(50, #requests[1].ids)
+    assert.equal("t01", requests[1].ids[1])
+    assert.equal("t50", requests[1].ids[50])
+    assert.equal(20, #requests[2].ids)
+  end)
+
+  it("sleeps until the first poll falls due, however the polls were asked for", function()
+    local poller = Poller.new(engine, 0.01)
+    local t = core.now()
+    poll_later(poller, { { "late", 0.3 }, { "early", 0.05 } })
+    -- the early poll re-armed the batch job: it did not wait for the late one
+    assert.same({ "early" }, requests[1].ids)
+    assert.same({ "late" }, requests[2].ids)
+    assert.is_true(core.now() - t >= 0.25)
   end)
 end)

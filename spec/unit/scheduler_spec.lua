@@ -103,4 +103,38 @@ describe("the scheduler", function()
     scheduler:step(0)
     assert.is_true(ran.a > 0 and ran.b > 0)
   end)
+  -- A job that keeps the CPU busy for `seconds` (the work a step budgets).
+  local function busy_job(seconds, ran)
+    return function()
+      local t = core.now()
+      while core.now() - t < seconds do end
+      ran[1] = ran[1] + 1
+    end
+  end
+
+  it("works for the budget a step is given, not a fixed amount: a paced host passes a larger one", function()
+    local ran = { 0 }
+    for _ = 1, 200 do scheduler:spawn(busy_job(0.0001, ran)) end
+    scheduler:step(0, 0.0003) -- the busy loop's budget: a job or two
+    local small = ran[1]
+    assert.is_true(small >= 1 and small <= 4, small .. " jobs ran in a 0.3 ms step")
+    ran[1] = 0
+    scheduler:step(0, 0.01)
+    -- 60% of 10 ms for jobs of 0.1 ms: about 60 (a busy machine gives fewer)
+    assert.is_true(ran[1] >= 20 and ran[1] <= 70, ran[1] .. " jobs ran in a 10 ms step")
+  end)
+
+  it("gives a host that steps once per frame a larger budget than a host that steps in a busy loop", function()
+    local ran = { 0 }
+    for _ = 1, 200 do scheduler:spawn(busy_job(0.0001, ran)) end
+    scheduler:step(0)
+    ran[1] = 0
+    scheduler:step(0) -- right after the last one: the least budget
+    local busy_loop = ran[1]
+    ran[1] = 0
+    local t = core.now()
+    while core.now() - t < 0.02 do end -- a frame of the host's own work
+    scheduler:step(0)
+    assert.is_true(ran[1] > busy_loop, ("%d jobs after a frame, %d in a busy loop"):format(ran[1], busy_loop))
+  end)
 end)

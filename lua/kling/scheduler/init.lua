@@ -25,13 +25,21 @@ local internal = {}
 
 local queue, push, pop = fifo.new, fifo.push, fifo.pop
 
--- Work per step: jobs resumed, timers fired and finished transfers handed
--- over stop once the step has run this long (at least one of each is done);
--- the rest waits, in order, for the next step, which then does not sleep. A
--- step(0) stays short however many jobs run (a 60 fps frame is 16.7 ms; with
--- libcurl's own work a step stays under 1 ms, make bench), and
--- nothing starves.
+-- Work per step: jobs resumed, timers fired, transfers acted on and
+-- finished transfers handed over stop once the step has run for its budget
+-- (at least one of each is done); the rest waits, in order, for the next
+-- step, which then does not sleep. The budget bounds the latency of one
+-- step, not the rate of work: a host that steps rarely (a game, once per
+-- 16.7 ms frame) gets a larger share per step than one that steps in a busy
+-- loop, so that a paced loop keeps up with the same work (make bench
+-- MODE=paced). Without a budget from the caller (step(0, budget)), a step
+-- may use PACED_SHARE of the time since the previous step ended, from
+-- STEP_BUDGET up to MAX_AUTO_BUDGET: 0.3 ms in a busy loop, 0.6 ms at 60 Hz.
+-- With libcurl's own work and the collector, a step(0) then stays under
+-- 1 ms at the 99th percentile with 1,000 jobs (docs/design.md).
 local STEP_BUDGET = 0.0003
+local MAX_AUTO_BUDGET = 0.0006
+local PACED_SHARE = 0.04
 
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
@@ -105,14 +113,14 @@ end
 local step -- one step of the engine, below
 
 local function step_until(self, waiter)
-  while not waiter.done and not self.closed do step(self, 3600) end
+  while not waiter.done and not self.closed do step(self, 3600, STEP_BUDGET) end
 end
 
 -- Runs fn(self, arg) as the engine's stepping: a blocking call from inside
 -- it is refused (wait_for), and an error leaves the engine able to step again.
-local function stepping(self, fn, arg)
+local function stepping(self, fn, arg, arg2)
   self.stepping = true
-  local ok, err = pcall(fn, self, arg)
+  local ok, err = pcall(fn, self, arg, arg2)
   self.stepping = false
   if not ok then error(err, 0) end
 end
@@ -165,6 +173,7 @@ local function start(self, job)
   self.live[job] = true
   if not job.internal then self.live_count = self.live_count + 1 end
   push(self.runnable, job)
+  if self.pollable and not self.stepping then self.multi:wake() end -- a host waits on pollfd()
   return job
 end
 
@@ -188,7 +197,10 @@ end
 -- number of flushers (up to kling.core's 8 descriptors) may be added.
 function Scheduler:add_flusher(fn, fd, busy)
   self.flushers[#self.flushers + 1] = fn
-  if fd then self.wake_fds[#self.wake_fds + 1] = fd end
+  if fd then
+    self.wake_fds[#self.wake_fds + 1] = fd
+    if self.pollable then self.multi:pollfd(self.wake_fds) end
+  end
   if busy then self.busy[#self.busy + 1] = busy end
 end
 
@@ -316,6 +328,7 @@ function Scheduler:wake_later(waiter, value)
   if job then
     job.woken_by = waiter
     push(self.runnable, job)
+    if self.pollable and not self.stepping then self.multi:wake() end -- a host waits on pollfd()
   end
 end
 
@@ -350,6 +363,37 @@ function Scheduler:run_runnable(deadline)
   end
 end
 
+-- ---- a host's event loop (client:pollfd) ----
+-- A host waits for pollfd() to be readable or for timeout() seconds, then
+-- steps. See docs/design.md, "Inside an event loop".
+
+-- The descriptor that is readable whenever step() has work due now (a
+-- transfer's socket is ready, a journal commit finished, a job became
+-- runnable), or nil and why there is none.
+function Scheduler:pollfd()
+  local fd, err = self.multi:pollfd(self.wake_fds)
+  if fd then self.pollable = true end
+  return fd, err
+end
+
+-- Seconds until step() must run even if pollfd() stays quiet (the next
+-- timer of kling's or libcurl's); 0 when work is due now; nil when nothing
+-- is pending at all, so that nothing wakes the host.
+function Scheduler:timeout()
+  if self.closed then return nil end
+  local runnable, finished, slots = self.runnable, self.finished, self.slots
+  if runnable.first <= runnable.last or finished.first <= finished.last or self.flush_more then return 0 end
+  if slots.first <= slots.last and self.multi:count() + self.granted_count < self.max_in_flight then return 0 end
+  local t = self.multi:timer()
+  local first = self.timers[1]
+  if first then
+    local due = math.max(0, first.due - now())
+    if t == nil or due < t then t = due end
+  end
+  if next(self.reporting) and (t == nil or t > 0.1) then t = 0.1 end -- progress reports, 10 a second
+  return t
+end
+
 function Scheduler:pending()
   return self.live_count
 end
@@ -357,22 +401,26 @@ end
 -- A job may close the client at any point of a step: each phase checks.
 -- (Every call passes here at least once: the phases with nothing to do are
 -- skipped inline.)
-function step(self, max_wait)
-  local deadline = now() + STEP_BUDGET
+function step(self, max_wait, budget)
+  local deadline = now() + budget
+  -- the jobs stop at 60% of the budget: the transfers they add are started
+  -- by libcurl in perform below, in the same step
+  local jobs_deadline = deadline - budget * 0.4
   local slots, finished, runnable, timers = self.slots, self.finished, self.runnable, self.timers
   if slots.first <= slots.last then self:grant_slots() end
-  if finished.first <= finished.last then self:hand_over(deadline) end -- what the last step left
+  if finished.first <= finished.last then self:hand_over(jobs_deadline) end -- what the last step left
   if self.closed then return end
   if runnable.first <= runnable.last then
-    self:run_runnable(deadline)
+    self:run_runnable(jobs_deadline)
     if self.closed then return end
   end
   if timers[1] then
-    self:fire_timers(deadline)
+    self:fire_timers(jobs_deadline)
     if self.closed then return end
   end
   local flushing = self.flushers[1] ~= nil
   local more = flushing and self:flush()
+  self.flush_more = more
   if self.closed then return end
   local wait
   if runnable.first <= runnable.last or finished.first <= finished.last or more then
@@ -387,10 +435,10 @@ function step(self, max_wait)
   local reporting = next(self.reporting) ~= nil
   if reporting then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
   -- finished transfers past the budget stay in kling.core for the next step;
-  -- building results gets half a budget at least, so that they never pile
-  -- up behind the other work of busy steps
+  -- acting on sockets and building results get a quarter of the budget at
+  -- least, so that they never pile up behind the other work of busy steps
   local left = deadline - now()
-  local results, log = self.multi:perform(wait, self.wake_fds, left > STEP_BUDGET / 2 and left or STEP_BUDGET / 2)
+  local results, log = self.multi:perform(wait, self.wake_fds, left > budget / 4 and left or budget / 4)
   if not results then internal.perform_failed(log) end
   if results[1] or reporting or log then
     self:dispatch(results, log, deadline)
@@ -401,16 +449,26 @@ function step(self, max_wait)
     self:fire_timers(deadline)
     if self.closed then return end
   end
-  if flushing then self:flush() end
+  if flushing then self.flush_more = self:flush() end
 end
 
 -- Advances every transfer, timer and job; blocks at most max_wait seconds.
-function Scheduler:step(max_wait)
+-- budget: seconds of work at most (see STEP_BUDGET); nil: as the host's pace allows.
+function Scheduler:step(max_wait, budget)
   if self.closed then return 0 end
   if self.stepping then
     error("kling: client:step() called from inside a job or a hook", 3)
   end
-  stepping(self, step, max_wait or 0)
+  local started = now()
+  if not budget then
+    local since = started - (self.step_ended or started)
+    budget = math.min(math.max(since * PACED_SHARE, STEP_BUDGET), MAX_AUTO_BUDGET)
+  end
+  stepping(self, step, max_wait or 0, budget)
+  self.step_ended = now()
+  -- work left for the next step (over this one's budget) keeps a host that
+  -- waits on pollfd() coming back
+  if self.pollable and self:timeout() == 0 then self.multi:wake() end
   return self.live_count
 end
 
