@@ -549,7 +549,10 @@ static int multi_count(lua_State *L)
     return 1;
 }
 
-/* close, __gc and __close: idempotent */
+/* close and __close: idempotent. The pollable descriptor (pollfd) and the
+ * wake pipe outlive close, quiet, until __gc: a host loop may still be
+ * watching the descriptor when the client closes, and it must never see
+ * EBADF, or a reused descriptor number, before it stops. */
 static int multi_close(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
@@ -570,16 +573,26 @@ static int multi_close(lua_State *L)
     kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     kl_sockets_free(&m->sockets);
-    if (m->wake[0] >= 0) {
-        close(m->wake[0]);
-        close(m->wake[1]);
-        m->wake[0] = m->wake[1] = -1;
-    }
+    drain_wake(m);
     m->multi = NULL;
     while (m->profile_count > 0)
         kl_profile_free(m->profiles[--m->profile_count]);
     kl_credentials_forget_all(&m->credentials);
     kl_buffer_free(&m->log.text);
+    return 0;
+}
+
+/* __gc: close, then the pollable descriptor and the wake pipe. */
+static int multi_gc(lua_State *L)
+{
+    kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
+    multi_close(L);
+    kl_sockets_close_pollfd(&m->sockets);
+    if (m->wake[0] >= 0) {
+        close(m->wake[0]);
+        close(m->wake[1]);
+        m->wake[0] = m->wake[1] = -1;
+    }
     return 0;
 }
 
@@ -672,7 +685,7 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    {"__gc", multi_close},
+    {"__gc", multi_gc},
 #if LUA_VERSION_NUM >= 504
     {"__close", multi_close},
 #endif

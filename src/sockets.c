@@ -124,13 +124,17 @@ int kl_sockets_init(kl_sockets *s, CURLM *multi)
 
 void kl_sockets_free(kl_sockets *s)
 {
-    if (s->poll_fd >= 0)
-        close(s->poll_fd);
-    s->poll_fd = -1;
     free(s->fds);
     free(s->ready);
     s->fds = s->ready = NULL;
     s->count = s->cap = 0;
+}
+
+void kl_sockets_close_pollfd(kl_sockets *s)
+{
+    if (s->poll_fd >= 0)
+        close(s->poll_fd);
+    s->poll_fd = -1;
 }
 
 int kl_sockets_pollfd(kl_sockets *s)

@@ -31,8 +31,12 @@ typedef struct kl_sockets {
 /* Installs the callbacks on multi; 0 when out of memory. */
 int kl_sockets_init(kl_sockets *s, CURLM *multi);
 
-/* After curl_multi_cleanup (which may still call back). */
+/* After curl_multi_cleanup (which may still call back). The pollable
+ * descriptor stays open (kl_sockets_close_pollfd). */
 void kl_sockets_free(kl_sockets *s);
+
+/* Closes the pollable descriptor, if one was made. */
+void kl_sockets_close_pollfd(kl_sockets *s);
 
 /* A descriptor that is readable whenever one of the watched descriptors
  * (libcurl's, with the events libcurl asks for) or of the extra ones added

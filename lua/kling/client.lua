@@ -168,6 +168,9 @@ end
 -- is then re-read from /kling/tasks; its own content is never trusted.
 -- Returns the task, with first_delivery = true the first time a finished
 -- task is reported (once per task across processes, with a journal).
+-- opts.spawn = true: the checks (which send nothing) now, the re-read in a
+-- job, returned at once: a server answers the POST without waiting on the
+-- network, and the job's result is the task.
 function Client:handle_callback(payload, opts)
   if opts ~= nil and type(opts) ~= "table" then arg_error(2, "handle_callback", "table or nil", opts) end
   if type(payload) ~= "string" and type(payload) ~= "table" then
@@ -233,9 +236,36 @@ function Client:events() -- luacheck: ignore 212 (cqueues calls it as a method)
 end
 
 -- Seconds until step() must run even if pollfd() stays quiet; 0 when work
--- is due now; nil when the client has nothing pending.
-function Client:timeout()
-  return self.engine.scheduler:timeout()
+-- is due now; nil when the client has nothing pending. blind = true: for a
+-- host that cannot watch pollfd() (OpenResty), which must then look every
+-- 2 ms while a transfer is under way.
+function Client:timeout(blind)
+  return self.engine.scheduler:timeout(blind == true)
+end
+
+-- fn() is called whenever work falls due outside a step (a job spawned
+-- from elsewhere): how a host that cannot watch pollfd() learns of it. It
+-- must only arrange a step soon (post a semaphore, start a timer).
+function Client:on_ready(fn)
+  if fn ~= nil and type(fn) ~= "function" then arg_error(1, "on_ready", "function or nil", fn) end
+  self.engine.scheduler:set_on_ready(fn)
+end
+
+-- fn() runs when the client closes, before pollfd()'s descriptor does: a
+-- host loop stops watching it there (kling.loop does).
+function Client:on_close(fn)
+  if type(fn) ~= "function" then arg_error(1, "on_close", "function", fn) end
+  if self.engine.closed then pcall(fn) return end
+  self.engine:add_on_close(fn)
+end
+
+-- From now on only the coroutine `thread` steps this client, and no call on
+-- it blocks (each raises a clear error instead): for a host whose coroutines
+-- belong to the request or timer that made them (kling.loop.ngx). name: the
+-- loop, for those errors.
+function Client:drive_from(thread, name)
+  if type(thread) ~= "thread" then arg_error(1, "drive_from", "coroutine", thread) end
+  self.engine.scheduler:set_owner(thread, tostring(name or "its host loop"))
 end
 
 -- Steps until every spawned job has ended.
@@ -263,7 +293,8 @@ function Client:close(grace)
 end
 
 Client.__close = function(self) self:close() end
--- a finalizer must not wait on the network
-Client.__gc = function(self) self:close(0) end
+-- A finalizer must not wait on the network, nor call a host loop's
+-- on_close hooks: at exit the loop's own objects may be finalized already.
+Client.__gc = function(self) if self.engine then self.engine:close(0, "collected") end end
 
 return Client

@@ -189,12 +189,25 @@ function Engine:spawn(fn, ...)
   return job
 end
 
+-- fn() runs when the client closes, before its descriptors do (a host
+-- loop's handle stops watching pollfd()).
+function Engine:add_on_close(fn)
+  self.on_close = self.on_close or {}
+  self.on_close[#self.on_close + 1] = fn
+end
+
 -- Ends every job (they report kind "closed"), every transfer, and libcurl.
 -- A submit already on the wire may be billed, so close first lets it finish
 -- (up to grace seconds; by default its own HTTP timeout). Idempotent.
-function Engine:close(grace)
+-- collected: by the client's finalizer, which runs no on_close hook.
+function Engine:close(grace, collected)
   if self.closed then return end
   self.closed = true
+  -- a host loop stops watching pollfd() before the descriptor goes
+  if not collected then
+    for _, fn in ipairs(self.on_close or {}) do pcall(fn) end
+  end
+  self.on_close = nil
   self.scheduler:close(errors.closed, grace)
   -- after libcurl: a submit finishing in the grace period is still recorded
   local store = self.store

@@ -8,11 +8,24 @@ local Job = {}
 Job.__index = Job
 Job.__name = "kling.job"
 
+-- The coroutine is made when the job first runs, inside a step, not where
+-- spawn was called: a host whose coroutines belong to the request or timer
+-- that made them (OpenResty) may spawn from anywhere, and the job's
+-- coroutine is still the stepping loop's own.
 function Job.new(scheduler, fn, args)
   -- protected > 0: inside a section a cancellation waits for (see Scheduler:protect)
-  local self = setmetatable({ scheduler = scheduler, state = "running", protected = 0 }, Job)
-  self.co = coroutine.create(function() return fn(compat.unpack(args, 1, args.n)) end)
-  return self
+  return setmetatable({ scheduler = scheduler, state = "running", protected = 0, fn = fn, args = args }, Job)
+end
+
+-- The job's coroutine, made on first use.
+function Job:thread()
+  local co = self.co
+  if not co then
+    local fn, args = self.fn, self.args
+    co = coroutine.create(function() return fn(compat.unpack(args, 1, args.n)) end)
+    self.co, self.fn, self.args = co, nil, nil
+  end
+  return co
 end
 
 function Job:succeed(results)

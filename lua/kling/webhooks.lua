@@ -62,12 +62,13 @@ local function lookup(engine, task_id)
   return nil, engine.callback_tokens:get(task_id)
 end
 
--- See Client:handle_callback.
-function webhooks.handle(engine, payload, opts)
+-- The callback's checks, which send nothing: the task id it names and the
+-- journal row of that task (or nil), or nil and an error.
+local function check(engine, payload, opts)
   local task_id, err = task_id_of(engine, payload)
-  if not task_id then return nil, err end
+  if not task_id then return nil, nil, err end
   local row, expected, jerr = lookup(engine, task_id)
-  if jerr then return nil, jerr end
+  if jerr then return nil, nil, jerr end
   local known = row ~= nil or engine.submitted:has(task_id)
   -- A task kling submitted is called back only with the token kling put in
   -- its callback URL; one submitted without a callback_url has no token, so
@@ -77,26 +78,30 @@ function webhooks.handle(engine, payload, opts)
   if known or expected then
     local got = type(opts.url) == "string" and webhooks.token_of(opts.url) or nil
     if not expected then
-      return nil, errors.new("auth", ("task %s was submitted without a callback_url, so no callback for it is "
+      return nil, nil, errors.new("auth", ("task %s was submitted without a callback_url, so no callback for it is "
         .. "genuine"):format(task_id), { task_id = task_id })
     end
     if not got or not core.secret_equal(got, expected) then
-      return nil, errors.new("auth", ("the callback for task %s does not carry its %s (pass the URL it was "
+      return nil, nil, errors.new("auth", ("the callback for task %s does not carry its %s (pass the URL it was "
         .. "POSTed to as opts.url)"):format(task_id, webhooks.TOKEN_PARAM), { task_id = task_id })
     end
   end
   if not known and opts.accept then
     local ok, accepted = engine.scheduler:pcall(opts.accept, task_id)
     if not ok then
-      return nil, errors.hook("accept", accepted, task_id)
+      return nil, nil, errors.hook("accept", accepted, task_id)
     end
     known = accepted
   end
   if not known then
-    return nil, errors.new("not_found", "a callback for a task this client did not submit", { task_id = task_id })
+    return nil, nil, errors.new("not_found", "a callback for a task this client did not submit", { task_id = task_id })
   end
-  local t
-  t, err = engine:retrieve(task_id)
+  return task_id, row
+end
+
+-- The task re-read from the API, with first_delivery.
+local function reread(engine, task_id, row)
+  local t, err = engine:retrieve(task_id)
   if not t then return nil, err end
   t.first_delivery = false
   if t.done then
@@ -110,6 +115,15 @@ function webhooks.handle(engine, payload, opts)
     end
   end
   return t
+end
+
+-- See Client:handle_callback. opts.spawn: the checks now, the re-read in a
+-- job, which is returned (a server answers the POST at once).
+function webhooks.handle(engine, payload, opts)
+  local task_id, row, err = check(engine, payload, opts)
+  if not task_id then return nil, err end
+  if opts.spawn then return engine:spawn(reread, engine, task_id, row) end
+  return reread(engine, task_id, row)
 end
 
 return webhooks

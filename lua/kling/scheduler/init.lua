@@ -137,6 +137,10 @@ local function wait_for(self, job, waiter, closed_value)
     error("kling: a blocking call from inside client:step() (in a coroutine the client did not "
       .. "spawn?); make the call from the spawned job itself", 4)
   end
+  if self.owner then
+    error(("kling: a blocking call on a client stepped by %s; spawn a job that makes the call "
+      .. "and wait for the job through %s"):format(self.owner_name, self.owner_name), 4)
+  end
   -- the steps of one blocking wait run in one protected call (as step() does)
   stepping(self, step_until, waiter)
   if waiter.done then return waiter.value end
@@ -168,12 +172,21 @@ end
 
 -- ---- jobs ----
 
+-- Work fell due outside a step (a job spawned or woken from elsewhere): a
+-- host waiting on pollfd() sees the descriptor readable, and one that cannot
+-- watch it is told through on_ready (see Scheduler:set_on_ready).
+local function announce(self)
+  if self.stepping then return end -- the step sees it
+  if self.pollable then self.multi:wake() end
+  local on_ready = self.on_ready
+  if on_ready then pcall(on_ready) end -- a host's wake-up must not break a spawn
+end
+
 local function start(self, job)
-  self.jobs[job.co] = job
   self.live[job] = true
   if not job.internal then self.live_count = self.live_count + 1 end
   push(self.runnable, job)
-  if self.pollable and not self.stepping then self.multi:wake() end -- a host waits on pollfd()
+  announce(self)
   return job
 end
 
@@ -235,7 +248,7 @@ function Scheduler:finish(job)
     self.live[job] = nil
     if not job.internal then self.live_count = self.live_count - 1 end
   end
-  self.jobs[job.co] = nil
+  if job.co then self.jobs[job.co] = nil end
   for _, fn in ipairs(job.exits or {}) do pcall(fn) end
   job.exits = nil
   for _, waiter in ipairs(job.watchers or {}) do
@@ -256,8 +269,13 @@ end
 
 function Scheduler:resume(job, ...)
   if job.state ~= "running" then return end
+  local co = job.co
+  if not co then -- its first run: the coroutine is made here, in the step
+    co = job:thread()
+    self.jobs[co] = job
+  end
   self.resuming = self.resuming + 1
-  local r = pack(coroutine.resume(job.co, ...))
+  local r = pack(coroutine.resume(co, ...))
   self.resuming = self.resuming - 1
   if not r[1] then
     job:fail(job.cancel_error or r[2], debug.traceback(job.co, tostring(r[2])))
@@ -294,7 +312,7 @@ function Scheduler:stop(job, err)
   if job.waiter then self:drop(job.waiter) end
   job:fail(err)
   self:finish(job)
-  if coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
+  if job.co and coroutine.running() ~= job.co then compat.close_coroutine(job.co) end
 end
 
 -- pcall that a job may yield through, even on PUC Lua 5.1.
@@ -328,7 +346,7 @@ function Scheduler:wake_later(waiter, value)
   if job then
     job.woken_by = waiter
     push(self.runnable, job)
-    if self.pollable and not self.stepping then self.multi:wake() end -- a host waits on pollfd()
+    announce(self)
   end
 end
 
@@ -376,10 +394,28 @@ function Scheduler:pollfd()
   return fd, err
 end
 
+-- A host that cannot watch pollfd() (OpenResty) looks this often while a
+-- transfer or a journal commit is under way.
+local BLIND_INTERVAL = 0.002
+
+-- fn() is called whenever work falls due outside a step (a job spawned or
+-- woken from elsewhere): for a host loop that cannot watch pollfd().
+function Scheduler:set_on_ready(fn)
+  self.on_ready = fn
+end
+
+-- From now on only the coroutine `thread` may step, and no call may block:
+-- for a host whose coroutines belong to the request or timer that made them
+-- (OpenResty), the jobs must all run in its loop. name: the loop, for errors.
+function Scheduler:set_owner(thread, name)
+  self.owner, self.owner_name = thread, name
+end
+
 -- Seconds until step() must run even if pollfd() stays quiet (the next
 -- timer of kling's or libcurl's); 0 when work is due now; nil when nothing
--- is pending at all, so that nothing wakes the host.
-function Scheduler:timeout()
+-- is pending at all, so that nothing wakes the host. blind: for a host that
+-- cannot watch pollfd(), at most BLIND_INTERVAL while sockets are in use.
+function Scheduler:timeout(blind)
   if self.closed then return nil end
   local runnable, finished, slots = self.runnable, self.finished, self.slots
   if runnable.first <= runnable.last or finished.first <= finished.last or self.flush_more then return 0 end
@@ -391,6 +427,9 @@ function Scheduler:timeout()
     if t == nil or due < t then t = due end
   end
   if next(self.reporting) and (t == nil or t > 0.1) then t = 0.1 end -- progress reports, 10 a second
+  if blind and (t == nil or t > BLIND_INTERVAL) and (self.multi:count() > 0 or flushers_busy(self)) then
+    t = BLIND_INTERVAL
+  end
   return t
 end
 
@@ -458,6 +497,9 @@ function Scheduler:step(max_wait, budget)
   if self.closed then return 0 end
   if self.stepping then
     error("kling: client:step() called from inside a job or a hook", 3)
+  end
+  if self.owner and coroutine.running() ~= self.owner then
+    error(("kling: this client is stepped by %s only (its jobs must all run there)"):format(self.owner_name), 3)
   end
   local started = now()
   if not budget then
