@@ -7,3 +7,4 @@ files["scripts/nvim-example.lua"] = { globals = { "vim" } }
 files["scripts/love-example/*.lua"] = { globals = { "love" } }
 exclude_files = { "lua/kling/simulator/sample_video.lua", "build/**" }
 files["lua/kling/loop/ngx.lua"] = { read_globals = { "ngx" } }
+files["examples/openresty/*.lua"] = { globals = { "ngx" } }

@@ -5,10 +5,11 @@
 #   make test        make deps-test, build, run the busted suite (Lua 5.4)
 #   make demo        make deps, build, run the kling command on the simulator with local files
 #   make test-all    the suite on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT
+#   make nvim        kling.core for Neovim's LuaJIT in lua/kling/core.so (a plugin manager's build step)
 #   make env         print the exports that use this checkout without installing
 #   make install     the modules and both commands: PREFIX=/usr/local (or LUADIR, LIBDIR, BINDIR)
 #   make simulator   the simulator in the foreground (SIMULATOR_ARGS="--port 8080")
-#   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-love
+#   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-openresty, example-love
 #   make bench [MODE=paced], bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
 # Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
 #            SQLITE_CFLAGS, SQLITE_LIBS, CRYPTO_CFLAGS, CRYPTO_LIBS, CC, CFLAGS.
@@ -72,7 +73,7 @@ WITH_SIMULATOR = $(RUN_ENV) $(LUA) scripts/with-simulator.lua
 
 .PHONY: all deps deps-test deps-all test check test-all demo simulator lint rock-check valgrind asan fuzz fuzz-probe fuzz-corpus \
         bench bench-engine crash-test example-batch \
-        example-nvim example-love install uninstall env help clean run-example-nvim run-example-love
+        example-nvim example-openresty example-love nvim install uninstall env help clean run-example-love
 
 all: $(MODULE)
 
@@ -84,6 +85,18 @@ $(MODULE): $(OBJECTS) | $(BUILD)/kling
 
 $(BUILD)/obj $(BUILD)/kling:
 	mkdir -p $@
+
+# Neovim: kling.core for LuaJIT where Neovim looks for C modules on its
+# runtimepath (lua/kling/core.so, git-ignored), so that a plugin manager's
+# { "<repo>", build = "make nvim" } gives a working require "kling". It needs
+# LuaJIT's headers (make deps LUA_VERSION=luajit installs them on Debian).
+NVIM_MODULE := lua/kling/core.so
+nvim: $(NVIM_MODULE)
+$(NVIM_MODULE): $(SOURCES) $(wildcard src/*.h)
+	@$(PKG_CONFIG) --exists luajit || [ -n "$(LUA_INCDIR)" ] || { echo "make nvim: LuaJIT's headers are missing" \
+	  "(Debian: make deps LUA_VERSION=luajit; elsewhere LUA_INCDIR=...)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit
+	cp build/luajit/kling/core.so $@
 
 # What kling needs at run time (a user's install), and what its tests need too.
 deps:
@@ -253,16 +266,27 @@ fuzz-corpus: $(FUZZ_BIN) $(PROBE_FUZZ_BIN)
 	$(PROBE_FUZZ_BIN) -runs=0 fuzz/probe-corpus
 
 # The examples, unchanged, in their real hosts on the simulator (LuaJIT builds):
-#   example-nvim  examples/nvim/kling_motion.lua in a headless Neovim
+#   example-nvim  examples/nvim/kling_motion.lua in a headless Neovim (spec/nvim_spec.lua)
+#   example-openresty  examples/openresty in nginx with its Lua module (spec/openresty_spec.lua)
 #   example-love  examples/love/main.lua in LOVE under Xvfb; the harness reports
 #                 frames and the slowest love.update
-EXAMPLE_nvim := "nvim --headless --clean -c 'luafile scripts/nvim-example.lua'"
 EXAMPLE_love := "xvfb-run -a love scripts/love-example"
-example-nvim example-love:
+example-nvim:
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh test luajit $(LUA_VERSION)
+	@$(MAKE) --no-print-directory nvim
+	@KLING_HOST_SPECS=required $(MAKE) --no-print-directory check SPECS=spec/nvim_spec.lua
+
+# nginx with its Lua module (OpenResty's LuaJIT) running examples/openresty
+example-openresty:
+	@KLING_EXTRAS=1 sh scripts/install-deps.sh test luajit $(LUA_VERSION)
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit
+	@KLING_HOST_SPECS=required $(MAKE) --no-print-directory check SPECS=spec/openresty_spec.lua
+
+example-love:
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh luajit
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit run-$@
 
-run-example-nvim run-example-love: run-example-%: $(MODULE)
+run-example-love: run-example-%: $(MODULE)
 	KLING_EXAMPLE_DIR="$(CURDIR)/examples/$*" $(WITH_SIMULATOR) $(EXAMPLE_$*) 1
 
 # Installs the rockspec into a scratch tree and loads it from there.
@@ -323,4 +347,4 @@ help:
 	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 clean:
-	rm -rf build
+	rm -rf build $(NVIM_MODULE)

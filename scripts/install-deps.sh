@@ -19,14 +19,21 @@ runtimes=${*:-5.4}
 # run time: a C compiler and the libraries kling.core links (libcurl, SQLite,
 # OpenSSL's libcrypto), LuaRocks, and the Lua modules kling requires
 packages="gcc make pkg-config libcurl4-openssl-dev libsqlite3-dev libssl-dev ca-certificates luarocks lua-cjson lua-socket lua-argparse"
-# the tests: busted, nginx and openssl (a private CA, TLS and HTTP/2 in front of the simulator)
-[ "$set_name" = test ] && packages="$packages lua-busted nginx openssl"
-[ -n "${KLING_EXTRAS:-}" ] && packages="$packages lua-busted nginx openssl lua-check valgrind clang libclang-rt-dev neovim love xvfb xauth"
+# the tests: busted, nginx and openssl (a private CA, TLS and HTTP/2 in front
+# of the simulator), and the event loop libraries kling.loop is tested on
+tests="lua-busted nginx openssl lua-luv lua-cqueues"
+[ "$set_name" = test ] && packages="$packages $tests"
+# CI's extras: the hosts (Neovim, LOVE, nginx's Lua module, which needs
+# OpenResty's LuaJIT: the luajit runtime below is luajit2 for it) and the checkers
+[ -n "${KLING_EXTRAS:-}" ] && packages="$packages $tests lua-check valgrind clang libclang-rt-dev neovim love xvfb xauth \
+  libnginx-mod-http-lua"
 for v in $runtimes; do
   case $v in
     5.1) packages="$packages lua5.1 liblua5.1-0-dev" ;;
     5.2|5.3|5.4) packages="$packages lua$v liblua$v-dev" ;;
-    luajit) packages="$packages luajit libluajit-5.1-dev" ;;
+    # OpenResty's LuaJIT 2.1 (Debian's luajit2): the one nginx's Lua module
+    # takes; Neovim and LOVE take it as well as Debian's luajit, which it replaces
+    luajit) packages="$packages luajit2 libluajit2-5.1-dev" ;;
     *) echo "install-deps: unknown Lua runtime '$v' (use 5.1 5.2 5.3 5.4 luajit)" >&2; exit 2 ;;
   esac
 done

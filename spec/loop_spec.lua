@@ -1,3 +1,4 @@
+-- run-specs: long (a 10 s measurement of an idle loop)
 -- kling.loop: the client driven by a real event loop library (luv, cqueues),
 -- waking only when it has work, and answering as soon as an answer arrives.
 local core = require "kling.core"

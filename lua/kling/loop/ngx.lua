@@ -6,8 +6,9 @@
 -- jobs' coroutines are made there (a job's coroutine is made when it first
 -- runs), and between steps it yields to nginx on a semaphore: posted when a
 -- request spawns a job (client:on_ready), or timed from client:timeout(true)
--- (every 2 ms while a transfer is under way). Each wake runs one step,
--- bounded by its budget, so the worker never stalls on kling.
+-- (every 2 ms while a transfer is under way; nginx's timers count whole
+-- milliseconds). Each wake runs one step, bounded by its budget, so the
+-- worker never stalls on kling.
 --
 -- Call it once per worker, in init_worker_by_lua*. Returns a loop:
 --   loop:wait(job [, timeout]) in a request handler: yields that request
@@ -48,11 +49,15 @@ return function(client)
       client:step(0)
       release()
       if ngx.worker.exiting() then break end
+      -- nginx's timers count whole milliseconds: a shorter wait would
+      -- come back at once, and spin until the work falls due
       local t = client:timeout(true)
       if t == 0 then
-        ngx.sleep(0) -- more work now: let nginx serve its requests first
+        -- more work now: nginx serves its requests first (ngx.sleep(0)
+        -- needs OpenResty's own nginx; Debian's warns on each call)
+        ngx.sleep(0.001)
       else
-        ready:wait(math.min(t or IDLE_WAKE, IDLE_WAKE))
+        ready:wait(t and math.min(math.ceil(t * 1000) / 1000, IDLE_WAKE) or IDLE_WAKE)
       end
     end
     client:close(0)
