@@ -10,7 +10,7 @@
 #   make install     the modules and both commands: PREFIX=/usr/local (or LUADIR, LIBDIR, BINDIR)
 #   make simulator   the simulator in the foreground (SIMULATOR_ARGS="--port 8080")
 #   make lint, valgrind, asan, rock-check, example-batch, example-nvim, example-openresty, example-love
-#   make bench [MODE=paced], bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
+#   make bench [MODE=paced|upload], bench-engine, crash-test, fuzz, fuzz-probe   (harnesses: they print; not part of CI)
 # Overrides: LUA=interpreter, LUA_INCDIR=dir, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
 #            SQLITE_CFLAGS, SQLITE_LIBS, CRYPTO_CFLAGS, CRYPTO_LIBS, CC, CFLAGS.
 
@@ -152,7 +152,11 @@ BENCH_PIN := $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v t
 # MODE=paced: a game's loop instead (bench/paced.lua): step(0) once per
 # FPS frame, the rest of the frame slept, 5 s generation; BUDGET=seconds
 # passes step(0, budget).
+# MODE=upload: one MB-megabyte upload stepped every PERIOD seconds, then
+# from a loop on pollfd() (bench/paced_upload.lua).
 MODE ?=
+PERIOD ?= 0.1
+MB ?= 20
 FPS ?= 60
 BUDGET ?=
 bench: deps-test
@@ -160,6 +164,8 @@ bench: deps-test
 ifeq ($(MODE),paced)
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
 	  "$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) $(BUDGET)" 5
+else ifeq ($(MODE),upload)
+	@$(WITH_SIMULATOR) "$(LUA) bench/paced_upload.lua $(PERIOD) $(ROUNDS) $(MB)" 1
 else
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
 	  "$(LUA) bench/many_jobs.lua $(JOBS) $(ROUNDS) $(CONFIGS) $(GC_STEPMUL)" 3

@@ -320,13 +320,19 @@ static void drain_wake(kl_multi *m)
     m->wake_pending = 0;
 }
 
+/* Once its wait is over, drive() goes on acting on ready sockets while its
+ * budget lasts: a transfer streaming to or from a host that steps rarely
+ * (every 100 ms) moves as much per step as the budget allows, not one
+ * buffer of libcurl's. */
 static CURLMcode drive(kl_multi *m, double wait, const int *fds, int n_fds, double budget, lua_Integer only)
 {
-    double deadline = kl_now() + wait;
+    double started = kl_now();
+    double deadline = started + wait;
     int extra_ready = 0;
     drain_wake(m);
     for (;;) {
         double left;
+        int acted;
         CURLMcode mc = kl_sockets_timeout(&m->sockets);
         if (mc != CURLM_OK)
             return mc;
@@ -336,11 +342,13 @@ static CURLMcode drive(kl_multi *m, double wait, const int *fds, int n_fds, doub
         left = deadline - kl_now();
         /* the descriptors found ready are acted on for budget seconds at most */
         mc = kl_sockets_wait(&m->sockets, left > 0 ? left : 0, fds, n_fds, &extra_ready,
-                             budget >= 0 ? kl_now() + budget : deadline + 3600);
+                             budget >= 0 ? kl_now() + budget : deadline + 3600, &acted);
         if (mc != CURLM_OK)
             return mc;
         collect_finished(m);
-        if (left <= 0 || worth_returning(m, extra_ready, only))
+        if (worth_returning(m, extra_ready, only))
+            return CURLM_OK;
+        if (left <= 0 && (budget < 0 || acted == 0 || kl_now() >= started + budget))
             return CURLM_OK;
     }
 }

@@ -199,9 +199,10 @@ static int poll_ms(double seconds)
 }
 
 CURLMcode kl_sockets_wait(kl_sockets *s, double wait, const int *extra, int n_extra, int *extra_ready,
-                          double until)
+                          double until, int *acted)
 {
     int n = s->count, found = 0, i, rc, running, start;
+    *acted = 0;
     if (s->timer_at >= 0) {
         double until_timer = s->timer_at - kl_now();
         if (until_timer < wait)
@@ -240,6 +241,7 @@ CURLMcode kl_sockets_wait(kl_sockets *s, double wait, const int *extra, int n_ex
         mc = curl_multi_socket_action(s->multi, s->ready[i].fd, ev, &running);
         if (mc != CURLM_OK)
             return mc;
+        (*acted)++;
     }
     /* the positions shift as sockets come and go: close enough to fair */
     s->next = s->count > 0 ? (start + i) % s->count : 0;

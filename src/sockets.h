@@ -62,8 +62,8 @@ CURLMcode kl_sockets_timeout(kl_sockets *s);
  * libcurl act on the descriptors that are ready, until the clock passes
  * until (kl_now seconds; at least one is acted on). The others stay ready
  * for the next call, which starts after the last one acted on, so none
- * starves. A signal ends the wait early. */
+ * starves. A signal ends the wait early. *acted: how many were acted on. */
 CURLMcode kl_sockets_wait(kl_sockets *s, double wait, const int *extra, int n_extra, int *extra_ready,
-                          double until);
+                          double until, int *acted);
 
 #endif
