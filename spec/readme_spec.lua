@@ -2,7 +2,9 @@
 -- Lua blocks in the runtime under test, one after the other in one new
 -- directory, with the environment the README's offline block exports (the
 -- simulator it starts on port 8080). Only the set-up blocks (make,
--- luarocks: what new-machine-test runs on a fresh Debian) are left out.
+-- luarocks: what new-machine-test runs on a fresh Debian) are left out. A
+-- block whose fence names a file (```lua examples/love/main.lua) must be that
+-- file as it is: its host runs it (Neovim, nginx, LOVE), through its own spec.
 local function read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("*a")
@@ -17,9 +19,9 @@ local function blocks(text)
   local list, current, n = {}, nil, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    local fence = line:match("^```(%w*)%s*$")
+    local fence, source = line:match("^```(%w*)%s*(%S*)%s*$")
     if fence and not current then
-      current = { lang = fence, lines = {}, line = n }
+      current = { lang = fence, source = source ~= "" and source or nil, lines = {}, line = n }
     elseif fence ~= nil and current then
       current.code = table.concat(current.lines, "\n") .. "\n"
       list[#list + 1] = current
@@ -53,7 +55,7 @@ describe("README.md", function()
       .. "KLING_MAX_POLL_INTERVAL=0.2 && "):format(quote(dir), quote(bin), quote(os.getenv("LUA_PATH") or ""),
       quote(os.getenv("LUA_CPATH") or ""))
     local exports = "" -- what the shell blocks export, for the blocks after them
-    local ran = 0
+    local ran, from_files = 0, 0
     local ok, failure = pcall(function()
       -- the offline block first: it starts the simulator and exports what the others use
       local list, ordered = blocks(read(root .. "/README.md")), {}
@@ -62,7 +64,13 @@ describe("README.md", function()
         else ordered[#ordered + 1] = block end
       end
       for _, block in ipairs(ordered) do
-        if (block.lang == "sh" or block.lang == "lua") and not is_setup(block) then
+        if block.source then
+          -- ```lua examples/x.lua: the file as it is, which its host's spec
+          -- runs (spec/nvim_spec.lua, spec/openresty_spec.lua, make example-love)
+          assert(read(root .. "/" .. block.source) == block.code,
+            ("README.md line %d is not %s as it is"):format(block.line, block.source))
+          from_files = from_files + 1
+        elseif (block.lang == "sh" or block.lang == "lua") and not is_setup(block) then
           local file = ("%s/.block-%d.%s"):format(dir, block.line, block.lang)
           local f = assert(io.open(file, "w"))
           f:write(block.code)
@@ -100,6 +108,7 @@ describe("README.md", function()
       .. "Content-Length: 0\\r\\n\\r\\n\" >&3' 2>/dev/null")
     require("helpers.simulator").remove_dir(dir)
     assert(ok, failure)
-    assert.is_true(ran >= 6, "only " .. ran .. " snippets ran")
+    assert.is_true(ran >= 8, "only " .. ran .. " snippets ran")
+    assert.is_true(from_files >= 4, "only " .. from_files .. " snippets are the examples' files")
   end)
 end)

@@ -17,7 +17,9 @@ return function(client, cq)
   local stopped = false
 
   cq:wrap(function()
-    while true do
+    -- (a stop or a close from inside a step is seen before the next wait:
+    -- a condition signalled before it is waited on does not wake it)
+    while not stopped and not client:is_closed() do
       cqueues.poll(client, stop)
       if stopped or client:is_closed() then return end
       handle.steps = handle.steps + 1
