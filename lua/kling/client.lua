@@ -14,6 +14,7 @@ local validate = require "kling.validate"
 local webhooks = require "kling.webhooks"
 
 local MOTION = endpoints.get("motion")
+local VIDEOS = endpoints.get("videos")
 
 local Client = {}
 Client.__index = Client
@@ -85,6 +86,17 @@ end
 -- client:motion(params): a motion job, submitted and followed to its end.
 function Client:motion(params)
   return request(self, MOTION, params, "motion")
+end
+
+-- client:video(params): a /kling/videos job (text2video, image2video or
+-- extend: endpoints/videos.lua), submitted and followed to its end;
+-- client:submit_video(params), its submit alone.
+function Client:video(params)
+  return request(self, VIDEOS, params, "video")
+end
+
+function Client:submit_video(params)
+  return submit(self, VIDEOS, params, "submit_video")
 end
 
 -- The same for any endpoint, by name (kling.endpoints): client:request(

@@ -34,7 +34,7 @@ function kling.new(options)
   return Client.new(options)
 end
 
--- The client behind kling.motion/submit/task/tasks/wait: built on first use
+-- The client behind kling.motion/submit/video/submit_video/task/tasks/wait: built on first use
 -- from ACEDATACLOUD_API_TOKEN and ACEDATACLOUD_API_BASE_URL.
 local default_client
 
@@ -47,7 +47,7 @@ function kling.default()
   return default_client
 end
 
-for _, name in ipairs({ "motion", "submit", "task", "tasks", "wait", "download", "upload" }) do
+for _, name in ipairs({ "motion", "submit", "video", "submit_video", "task", "tasks", "wait", "download", "upload" }) do
   kling[name] = function(...)
     local client, err = kling.default()
     if not client then return nil, err end

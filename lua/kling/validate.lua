@@ -79,6 +79,20 @@ local function check_endpoint_field(name, value, rule)
     for k in next, value do
       if not rule.shape[k] then return errors.invalid(name .. "." .. tostring(k), "is not a field of " .. name) end
     end
+  elseif rule.type then
+    if type(value) ~= rule.type then return errors.invalid(name, "must be a " .. rule.type) end
+  elseif rule.number then
+    local n = rule.number
+    if type(value) ~= "number" or value ~= value then return errors.invalid(name, "must be a number") end
+    if (n.integer and value % 1 ~= 0) or value < n.min or value > n.max then
+      return errors.invalid(name, ("must be %s from %s to %s, got %s"):format(n.integer and "an integer" or "a number",
+        tostring(n.min), tostring(n.max), tostring(value)))
+    end
+  end
+  -- a rule of the endpoint's own for a structured value: (field, message) or nil
+  if rule.check then
+    local field, message = rule.check(value, name)
+    if field then return errors.invalid(field, message) end
   end
 end
 
@@ -150,12 +164,19 @@ function validate.request(endpoint, params, fname)
     end
     if err then return nil, err end
   end
+  -- the rules between fields (endpoint.check: a field at fault and why)
+  if endpoint.check then
+    local field, message = endpoint.check(body, own)
+    if field then return nil, errors.invalid(field, message) end
+  end
   -- a table the caller may change later is copied as it was checked
   for name, rule in pairs(endpoint.fields) do
     if rule.shape and body[name] then
       local copy = {}
       for k in pairs(rule.shape) do copy[k] = rawget(body[name], k) end
       body[name] = copy
+    elseif rule.copy and body[name] ~= nil then
+      body[name] = rule.copy(body[name])
     end
   end
   body.async = true

@@ -36,7 +36,10 @@ end
 
 local function endpoint_names()
   local names = {}
-  for name in pairs(endpoints.by_name) do names[#names + 1] = name end
+  -- (an endpoint without a command description has no subcommand yet)
+  for name, endpoint in pairs(endpoints.by_name) do
+    if endpoint.command then names[#names + 1] = name end
+  end
   table.sort(names)
   return names
 end

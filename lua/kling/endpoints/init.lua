@@ -5,6 +5,7 @@ local endpoints = {}
 
 endpoints.by_name = {
   motion = require "kling.endpoints.motion",
+  videos = require "kling.endpoints.videos",
 }
 
 -- The endpoint of a batch item or a command that names none.

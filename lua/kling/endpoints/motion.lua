@@ -6,7 +6,7 @@
 -- job by default, and the command's subcommand. Validation, uploads,
 -- submission, batches, the journal and the command are generic over an
 -- endpoint (endpoints/init.lua says which exist).
-local MB = 1024 * 1024
+local limits = require "kling.endpoints.limits"
 
 return {
   name = "motion",
@@ -36,15 +36,9 @@ return {
   -- limits that depend on it (the longest video depends on whose orientation
   -- the character follows).
   limits = function(kind, body)
-    if kind == "image" then
-      return { kind = "image", what = "a PNG or JPEG image", formats = { png = true, jpeg = true },
-               max_bytes = 10 * MB, min_side = 300, max_aspect = 2.5 }
-    end
+    if kind == "image" then return limits.image() end
     local orientation = body and body.character_orientation or "video"
-    return { kind = "video", what = "an MP4 or MOV video", formats = { mp4 = true, mov = true },
-             max_bytes = 100 * MB, min_side = 340, max_side = 3850, min_seconds = 3,
-             max_seconds = orientation == "image" and 10 or 30,
-             seconds_because = ("with character_orientation = %q"):format(orientation) }
+    return limits.video(orientation == "image" and 10 or 30, ("with character_orientation = %q"):format(orientation))
   end,
 
   -- The command's subcommand: `kling motion IMAGE VIDEO [options]`. Every

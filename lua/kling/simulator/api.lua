@@ -1,11 +1,13 @@
--- The behaviour of AceData's Kling Motion API as the simulator plays it:
--- /kling/motion (sync, async, callbacks), /kling/tasks (retrieve, batch), the
+-- The behaviour of AceData's Kling API as the simulator plays it:
+-- /kling/motion and /kling/videos (sync, async, callbacks; videos' checks in
+-- simulator/videos.lua), /kling/tasks (retrieve, batch), the
 -- bearer-token check with the API's own error bodies, request validation from
 -- docs/api.md, and the /_sim/ control endpoints that let a test
 -- inject faults, shape task outcomes and read request counts.
 local cjson = require "cjson"
 local http = require "kling.simulator.http"
 local sample_video = require "kling.simulator.sample_video"
+local videos = require "kling.simulator.videos"
 
 local Api = {}
 Api.__index = Api
@@ -19,6 +21,10 @@ local DEFAULTS = {
   platform_token = "sim-platform-token", -- the upload credential (apart from the API token)
   upload_answer = "file_url", -- how an upload answers: "file_url", "url" or "data" (file_url inside data)
 }
+
+-- The submits: /kling/motion and /kling/videos (the same tasks, polled
+-- through /kling/tasks); each checks its body its own way (Api:problem).
+local SUBMITS = { ["/kling/motion"] = "motion", ["/kling/videos"] = "videos" }
 
 local ERROR_CODES = {
   [400] = { "bad_request", "Bad request." },
@@ -117,11 +123,11 @@ end
 
 -- ---- tasks ----
 
-function Api:create_task(request)
+function Api:create_task(request, kind)
   local spec = table.remove(self.next_tasks, 1) or {}
   local now = self.loop.now()
   local task = {
-    id = uuid(), created_at = now, trace_id = uuid(), request = request,
+    id = uuid(), created_at = now, trace_id = uuid(), request = request, kind = kind or "motion",
     generation_time = spec.generation_time or self.config.generation_time,
     outcome = spec.outcome or "succeed",
     error_code = spec.error_code or "generation_failed",
@@ -163,7 +169,7 @@ end
 function Api:record(task)
   local now = self.loop.now()
   local rec = { id = task.id, created_at = task.created_at, started_at = task.created_at + 0.01,
-                type = "motion", request = task.request, trace_id = task.trace_id }
+                type = task.kind, request = task.request, trace_id = task.trace_id }
   if self:is_finished(task, now) then
     rec.response = self:final_response(task)
     if task.outcome ~= "failed_unfinished" then
@@ -246,8 +252,8 @@ local BROKEN_BODIES = {
 
 function Api:fault_response(f, req, body)
   local extra = {}
-  if f.create_task and req.path == "/kling/motion" and not validate_motion(body) then
-    local task = self:create_task(body)
+  if f.create_task and SUBMITS[req.path] and not self:problem(req.path, body) then
+    local task = self:create_task(body, SUBMITS[req.path])
     if f.with_task_id ~= false then
       extra.task_id, extra.started_at = task.id, task.created_at
     end
@@ -293,14 +299,24 @@ function Api:check_token(req)
   if token ~= self.config.token then return api_error(401, "invalid_token") end
 end
 
-function Api:submit(body)
-  local problem = validate_motion(body)
+function Api:problem(path, body)
+  if path == "/kling/motion" then return validate_motion(body) end
+  return videos.problem(body, function(id)
+    for _, task in pairs(self.tasks) do
+      if task.video_id == id and self:is_finished(task) then return true end
+    end
+    return false
+  end)
+end
+
+function Api:submit(body, path)
+  local problem = self:problem(path, body)
   if problem then return api_error(400, "bad_request", problem) end
   if self.config.credits and self.used_credits >= self.config.credits then
     return api_error(403, "used_up")
   end
   self.used_credits = self.used_credits + 1
-  local task = self:create_task(body)
+  local task = self:create_task(body, SUBMITS[path])
   if body.async or body.callback_url then
     -- the task exists (and is billed) before its answer leaves
     if self.config.submit_delay > 0 then self.loop:sleep(math.random() * self.config.submit_delay) end
@@ -482,10 +498,12 @@ function Api:handle(req, conn)
     self.counts.connections = self.counts.connections + 1
   end
   self:remember(req)
-  if req.path == "/kling/motion" then
-    -- per image_url, so a harness can tell submits of the same job apart
+  if SUBMITS[req.path] then
+    -- per image_url (or prompt), so a harness can tell submits of the same job apart
     self.counts.submits = self.counts.submits + 1
-    local image = type(body) == "table" and type(body.image_url) == "string" and body.image_url or "?"
+    local image = type(body) == "table" and (type(body.image_url) == "string" and body.image_url
+      or type(body.start_image_url) == "string" and body.start_image_url
+      or type(body.prompt) == "string" and body.prompt) or "?"
     self.counts.submits_by_image[image] = (self.counts.submits_by_image[image] or 0) + 1
     self.counts.submits_open = self.counts.submits_open + 1
     local res = self:answer(req, body, ok)
@@ -507,7 +525,7 @@ function Api:answer(req, body, ok)
   local denied = self:check_token(req)
   if denied then return denied end
   if not ok then return api_error(400, "bad_request", "request body is not valid JSON") end
-  if req.path == "/kling/motion" then return self:submit(body) end
+  if SUBMITS[req.path] then return self:submit(body, req.path) end
   if req.path == "/kling/tasks" then return self:retrieve(body) end
   return api_error(404, "no_api")
 end
