@@ -239,3 +239,99 @@ describe("videos and the journal", function()
     assert.equal("videos", client.journal:get("v2").endpoint)
   end)
 end)
+
+describe("kling video (the command)", function()
+  local LUA = os.getenv("KLING_LUA") or "lua5.4"
+  local KLING = LUA .. " " .. (os.getenv("PWD") or ".") .. "/bin/kling"
+  local sim, dir
+
+  local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  setup(function()
+    sim = Simulator.start({ generation_time = 0.2 })
+    dir = Simulator.tempdir()
+    samples.write(dir .. "/first.png", samples.png(640, 800))
+    samples.write(dir .. "/last.png", samples.png(600, 800)) -- not first.png's bytes (uploads go by content)
+  end)
+  teardown(function()
+    sim:stop()
+    Simulator.remove_dir(dir)
+  end)
+  before_each(function() sim:reset() end)
+
+  -- Runs `kling args` in dir; returns the exit status, stdout and stderr.
+  local function kling(args)
+    os.execute(("cd '%s' && ACEDATACLOUD_API_TOKEN=%s ACEDATACLOUD_API_BASE_URL=%s ACEDATACLOUD_PLATFORM_TOKEN=%s "
+      .. "ACEDATACLOUD_PLATFORM_BASE_URL=%s XDG_STATE_HOME=state KLING_POLL_INTERVAL=0.05 "
+      .. "KLING_MAX_POLL_INTERVAL=0.2 %s %s >out 2>err; echo $? >code"):format(dir, Simulator.TOKEN, sim.url,
+      PLATFORM_TOKEN, sim.url, KLING, args))
+    return tonumber(read(dir .. "/code")), read(dir .. "/out"), read(dir .. "/err")
+  end
+
+  it("text2video: saves the video, prints JSON; run again, it sends nothing", function()
+    local code, out, err = kling("video text2video --prompt 'a red kite' --duration 10 -o kite.mp4 --json")
+    assert.equal(0, code, err)
+    local r = cjson.decode(out)
+    assert.equal("succeed", r.state)
+    assert.equal("kite.mp4", r.path)
+    assert.equal(1040, #read(dir .. "/kite.mp4"))
+    local body = sent(sim, "/kling/videos")[1]
+    assert.equal(10, body.duration) -- a number, as the field takes it
+    local submits = sim:stats().submits
+    code, out = kling("video text2video --prompt 'a red kite' --duration 10 -o kite.mp4 --json")
+    assert.equal(0, code)
+    assert.equal(r.task_id, cjson.decode(out).task_id)
+    assert.equal(submits, sim:stats().submits)
+  end)
+
+  it("image2video: local first and last frames, uploaded; extend: a result's video_id, --async", function()
+    local code, out, err = kling("video image2video first.png --end-image last.png --model kling-v3 "
+      .. "-o framed.mp4 --json")
+    assert.equal(0, code, err)
+    local r = cjson.decode(out)
+    assert.equal(2, sim:stats().uploads)
+    local body = sent(sim, "/kling/videos")[1]
+    assert.equal("image2video", body.action)
+    assert.truthy(body.end_image_url:find("last%.png$"))
+    code, out, err = kling("video extend " .. r.video_id .. " --prompt more --async --json")
+    assert.equal(0, code, err)
+    assert.is_string(cjson.decode(out).task_id)
+    assert.equal(r.video_id, sent(sim, "/kling/videos")[2].video_id)
+  end)
+
+  it("a request that breaks a rule exits 2 with the field named, before any traffic", function()
+    local code, out = kling("video text2video --prompt x --duration 7 --json")
+    assert.equal(2, code)
+    assert.equal("duration", cjson.decode(out).error.field)
+    code, out = kling("video image2video first.png --end-image last.png --model kling-v2-master --json")
+    assert.equal(2, code)
+    assert.equal("end_image_file", cjson.decode(out).error.field)
+    assert.equal(0, #sim:requests())
+  end)
+
+  it("kling batch takes an endpoint column: motion and videos rows in one file", function()
+    local f = assert(io.open(dir .. "/mixed.jsonl", "w"))
+    f:write('{"key": "m", "image_url": "https://cdn.example.test/p.jpg", '
+      .. '"video_url": "https://cdn.example.test/d.mp4"}\n')
+    f:write('{"key": "v", "endpoint": "videos", "action": "text2video", "prompt": "tide"}\n')
+    f:close()
+    f = assert(io.open(dir .. "/mixed.csv", "w"))
+    f:write("key,endpoint,action,image,duration\n")
+    f:write("w,videos,image2video,https://cdn.example.test/f.png,5\n")
+    f:close()
+    local code, out, err = kling("batch mixed.jsonl --out mixed --json")
+    assert.equal(0, code, err .. out)
+    code, out, err = kling("batch mixed.csv --out mixed --json")
+    assert.equal(0, code, err .. out)
+    assert.equal(1, sim:count("/kling/motion"))
+    assert.equal(2, sim:count("/kling/videos"))
+    assert.equal(5, sent(sim, "/kling/videos")[2].duration)
+    assert.equal(1040, #read(dir .. "/mixed/w.mp4"))
+  end)
+end)

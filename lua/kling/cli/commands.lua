@@ -205,17 +205,34 @@ local function arg_name(flag)
   return (flag:match("^%-%-(.+)$") or flag):gsub("%-", "_")
 end
 
--- An endpoint's params from its subcommand's arguments (endpoint.command).
+-- An option's value as its field takes it: a number option's text read as
+-- a number (text that is not one is left for validation to name).
+local function option_value(o, value)
+  if o.number and type(value) == "string" then return tonumber(value) or value end
+  return value
+end
+
+-- An endpoint's params from its subcommand's arguments (endpoint.command;
+-- for an endpoint with actions, the action's subcommand, whose name is the
+-- field `action`).
 local function params_of(endpoint, args)
-  local spec = endpoint.command
+  local spec, form = endpoint.command, endpoint.command
   local params = { callback_url = args.callback_url, retry_failed = args.retry_failed or nil }
-  for _, a in ipairs(spec.arguments) do set_source(params, source_named(endpoint, a.source), args[a.name]) end
-  for _, o in ipairs(spec.options) do
+  for _, action in ipairs(spec.actions or {}) do
+    if action.name == args.action then form, params.action = action, action.name end
+  end
+  for _, a in ipairs(form.arguments) do
+    if a.source then set_source(params, source_named(endpoint, a.source), args[a.name])
+    else params[a.field] = args[a.name] end
+  end
+  for _, o in ipairs(form.options) do
     local value = args[arg_name(o.flag)]
     if o.value ~= nil then
       if value then params[o.field] = o.value end
+    elseif o.source then
+      if value ~= nil then set_source(params, source_named(endpoint, o.source), value) end
     else
-      params[o.field] = value
+      params[o.field] = option_value(o, value)
     end
   end
   return params
@@ -510,8 +527,9 @@ local function read_batch(path)
             if src then set_source(item, src, value) else item[long] = value end
           end
         end
-        for _, o in ipairs(spec.options) do
-          if o.default ~= nil and item[o.field] == nil then item[o.field] = o.default end
+        for _, o in ipairs(endpoints.options(endpoint)) do
+          if o.field and o.default ~= nil and item[o.field] == nil then item[o.field] = o.default end
+          if o.field and item[o.field] ~= nil then item[o.field] = option_value(o, item[o.field]) end
         end
       end
       items[#items + 1] = item

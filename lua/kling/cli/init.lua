@@ -34,25 +34,24 @@ local function common(command)
   return command
 end
 
-local function endpoint_names()
+-- The endpoints that have a subcommand, by its name (kling <name>).
+local function endpoint_commands()
   local names = {}
-  -- (an endpoint without a command description has no subcommand yet)
   for name, endpoint in pairs(endpoints.by_name) do
-    if endpoint.command then names[#names + 1] = name end
+    if endpoint.command then names[#names + 1] = endpoint.command.name or name end
   end
   table.sort(names)
   return names
 end
 
--- An endpoint's subcommand, from its description (endpoint.command): its
--- arguments (the sources), its options (fields), and what every endpoint's
--- subcommand has: -o, --key, --callback-url, --async, --retry-failed.
-function cli.endpoint_command(p, endpoint)
-  local spec = endpoint.command
-  local c = common(p:command(endpoint.name, spec.help))
-  for _, a in ipairs(spec.arguments) do c:argument(a.name, a.help) end
+-- A job's subcommand: its arguments (sources or fields), its options, and
+-- what every job's subcommand has: -o, --key, --callback-url, --async,
+-- --retry-failed.
+local function job_command(parent, name, help, form)
+  local c = common(parent:command(name, help))
+  for _, a in ipairs(form.arguments) do c:argument(a.name, a.help) end
   c:option("-o --output", "Where to save the video (default: kling-<task>.mp4).")
-  for _, o in ipairs(spec.options) do
+  for _, o in ipairs(form.options) do
     if o.value ~= nil then
       c:flag(o.flag, o.help)
     else
@@ -68,6 +67,19 @@ function cli.endpoint_command(p, endpoint)
   return c
 end
 
+-- An endpoint's subcommand, from its description (endpoint.command); one
+-- with actions gets a subcommand per action (args.action names it).
+function cli.endpoint_command(p, endpoint)
+  local spec = endpoint.command
+  local name = spec.name or endpoint.name
+  if not spec.actions then return job_command(p, name, spec.help, spec) end
+  local c = p:command(name, spec.help)
+  c:command_target("action")
+  c:require_command(true)
+  for _, action in ipairs(spec.actions) do job_command(c, action.name, action.help, action) end
+  return c
+end
+
 -- The parser, and its subcommands' parsers by name.
 function cli.parser()
   local p = argparse("kling", "Kling Motion (AceData Cloud): a reference image and a motion video in, "
@@ -78,8 +90,8 @@ function cli.parser()
   p:flag("--version", "Print kling's version and exit.")
 
   local subcommands = {}
-  for _, name in ipairs(endpoint_names()) do
-    subcommands[name] = cli.endpoint_command(p, endpoints.get(name))
+  for _, name in ipairs(endpoint_commands()) do
+    subcommands[name] = cli.endpoint_command(p, endpoints.for_command(name))
   end
 
   local wait = common(p:command("wait", "Follow a task to its end."))
@@ -243,7 +255,7 @@ function cli.main(argv)
     return cli.EXIT.usage
   end
   local commands = require "kling.cli.commands"
-  local endpoint = endpoints.get(args.command)
+  local endpoint = endpoints.for_command(args.command)
   local run_ok, status
   if endpoint then
     run_ok, status = pcall(commands.request, endpoint, args)

@@ -20,4 +20,24 @@ function endpoints.get(name)
   return endpoints.by_name[name]
 end
 
+-- The endpoint whose subcommand is `kling <name>` (its command.name, else
+-- its own name), or nil.
+function endpoints.for_command(name)
+  for _, endpoint in pairs(endpoints.by_name) do
+    local command = endpoint.command
+    if command and (command.name or endpoint.name) == name then return endpoint end
+  end
+end
+
+-- Every option of an endpoint's subcommands (those of each action, if any).
+function endpoints.options(endpoint)
+  local spec, list, seen = endpoint.command, {}, {}
+  for _, form in ipairs(spec.actions or { spec }) do
+    for _, o in ipairs(form.options) do
+      if not seen[o] then seen[o], list[#list + 1] = true, o end
+    end
+  end
+  return list
+end
+
 return endpoints

@@ -180,6 +180,24 @@ local function check(body, own)
   end
 end
 
+-- The options of every action's subcommand; number: the value is read as one.
+local OPTIONS = {
+  { flag = "--prompt", field = "prompt", help = "The prompt (at most 2500 characters)." },
+  { flag = "--negative-prompt", field = "negative_prompt", help = "What to avoid (at most 200 characters)." },
+  { flag = "--model", field = "model", choices = MODELS, help = "The model (the server's default: kling-v1)." },
+  { flag = "--mode", field = "mode", choices = { "std", "pro", "4k" }, help = "std, pro, or 4k (kling-v3 models)." },
+  { flag = "--duration", field = "duration", number = true,
+    help = "Seconds: 5 or 10; 3 to 15 with kling-v3 models; 5 with a last frame." },
+  { flag = "--aspect-ratio", field = "aspect_ratio", choices = { "16:9", "9:16", "1:1" }, help = "Default 16:9." },
+  { flag = "--cfg-scale", field = "cfg_scale", number = true, help = "How closely to follow the prompt, 0 to 1." },
+  { flag = "--audio", field = "generate_audio", value = true,
+    help = "Generate sound too (kling-v3 models; kling-v2-6 in pro mode)." },
+}
+
+local IMAGE2VIDEO_OPTIONS = { { flag = "--end-image", source = "end_image_url",
+                                help = "The last frame: a URL or a file (uploaded)." } }
+for _, o in ipairs(OPTIONS) do IMAGE2VIDEO_OPTIONS[#IMAGE2VIDEO_OPTIONS + 1] = o end
+
 return {
   name = "videos",
   path = "/kling/videos",
@@ -211,4 +229,27 @@ return {
   check = check,
 
   limits = function() return limits.image() end,
+
+  -- The command: `kling video ACTION ...`, one subcommand per action (the
+  -- action is the field `action`); every one also gets -o, --key, --async,
+  -- --retry-failed, --callback-url, --json and --journal (kling.cli).
+  command = {
+    name = "video",
+    help = "Make a video from a prompt (text2video), from frames (image2video), or extend one (extend).",
+    actions = {
+      { name = "text2video", help = "A video from a prompt (--prompt is required).",
+        arguments = {}, options = OPTIONS },
+      { name = "image2video", help = "A video from IMAGE, its first frame (a URL or a file; uploaded).",
+        arguments = { { name = "image", source = "start_image_url", help = "The first frame: a URL or a file." } },
+        options = IMAGE2VIDEO_OPTIONS },
+      { name = "extend", help = "Extend the video VIDEO_ID (a result's video_id) from an earlier task.",
+        arguments = { { name = "video_id", field = "video_id", help = "The video_id of an earlier result." } },
+        options = OPTIONS },
+    },
+    -- a batch file's short column names (an "endpoint" column says videos)
+    columns = { image = "start_image_url", end_image = "end_image_url" },
+    key = { prefix = "cli-video-",
+            fields = { "action", "prompt", "negative_prompt", "model", "mode", "duration", "aspect_ratio",
+                       "cfg_scale", "generate_audio", "video_id", "callback_url" } },
+  },
 }
