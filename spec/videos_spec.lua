@@ -230,6 +230,21 @@ describe("videos and the journal", function()
     assert.equal("videos", client.journal:get("intro").endpoint)
   end)
 
+  it("a video submit that may have been billed is never sent again on a guess", function()
+    -- the task exists, then the connection drops before its answer
+    sim:fault({ path = "/kling/videos", drop = true, create_task = true })
+    local params = { action = "text2video", prompt = "storm", key = "risky" }
+    local result, err = client:video(params)
+    assert.is_nil(result)
+    assert.is_true(err.maybe_submitted)
+    assert.equal("uncertain", client.journal:get("risky").state)
+    result, err = client:video(params)
+    assert.is_nil(result)
+    assert.equal("uncertain", err.kind)
+    assert.equal(1, sim:stats().tasks_created)
+    assert.equal(1, sim:count("/kling/videos"))
+  end)
+
   it("a key of a motion job is refused for a video job, before any traffic", function()
     assert(client:motion(Simulator.params({ key = "shared" })))
     local before = #sim:requests()
