@@ -149,6 +149,21 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
+/* libcurl rewinds a body only to send it again: for a redirect, another
+ * auth round, or when a reused connection died before any answer, which it
+ * retries on a new one without telling. A submit's body that has begun to go
+ * out is never sent again (docs/design.md, "Never billed twice"): the
+ * transfer fails instead (CURLE_SEND_FAIL_REWIND, reason "rewind"), and the
+ * submit counts as possibly taken. With this, submits may share connections. */
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+    kl_transfer *t = userp;
+    if (offset == 0 && origin == SEEK_SET && t->upload_pos == 0)
+        return CURL_SEEKFUNC_OK;
+    t->rewind_refused = 1;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
 void kl_transfer_release(kl_transfer *t, int ok)
 {
     if (ok) {
@@ -323,11 +338,13 @@ static void configure(kl_transfer *t, const kl_request *req, kl_log *log)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     set_protocols(e, req);
-    if (t->upload != NULL) { /* held: a POST whose body on_read gives out */
+    if (t->upload != NULL) { /* a submit: a POST whose body on_read gives out (once) */
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->upload_len);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, (void *)t);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, (void *)t);
     } else if (req->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
@@ -463,7 +480,8 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_
         configure_call(t, req);
         return t;
     }
-    if (req->hold) {
+    if (req->hold || req->handover) { /* a submit's body: on_read, never sent twice */
+        t->released = !req->hold;
         t->upload = malloc(req->body_len ? req->body_len : 1);
         if (t->upload == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -525,6 +543,8 @@ static const char *failure_reason(const kl_transfer *t, long status)
         return "write";
     if (t->journal_refused)
         return "journal";
+    if (t->rewind_refused)
+        return "rewind";
     if (t->file_changed)
         return "file_changed";
     /* a Location that libcurl refused to follow (another scheme, a
@@ -628,9 +648,10 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int k
     kl_key_push(L, keys_idx, KL_KEY_STATUS);
     lua_pushinteger(L, (lua_Integer)status);
     lua_rawset(L, -3);
-    /* a held body the journal refused never went out: nothing was submitted */
+    /* a held body the journal refused never went out: nothing was submitted;
+     * a body libcurl wanted to send again had gone out (or may have) */
     kl_key_push(L, keys_idx, KL_KEY_SENT);
-    lua_pushboolean(L, sent > 0 && !t->journal_refused);
+    lua_pushboolean(L, (sent > 0 || t->rewind_refused) && !t->journal_refused);
     lua_rawset(L, -3);
     if (failed) {
         lua_pushinteger(L, (lua_Integer)t->result);

@@ -49,6 +49,7 @@ typedef struct kl_transfer {
     int too_large;
     int write_failed;
     int journal_refused; /* the journal could not record the hand-over: the body was never sent */
+    int rewind_refused;  /* libcurl wanted to send a submit's body again (on_seek said no) */
     int handed_over;     /* libcurl is about to send (or has sent) the request */
     /* a held body (req->hold): sent by on_read once the owner releases it */
     char *upload;

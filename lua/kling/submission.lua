@@ -25,9 +25,10 @@ local submission = {}
 -- a cancel or close lets it finish rather than lose the id of a billed job.
 local function send_once(engine, path, json, journal_key)
   local transport = engine.transport
-  -- with a journal, the body is held until "sending" is on disk (handover.lua)
-  local result, err = transport:interpret(transport:post(path, json,
-    { fresh_connect = true, shield = true, hold_key = journal_key }))
+  -- with a journal, the body is held until "sending" is on disk (handover.lua);
+  -- on a reused connection too: kling.core never lets libcurl send a submit's
+  -- body twice (its retry on a connection that died fails instead)
+  local result, err = transport:interpret(transport:post(path, json, { shield = true, hold_key = journal_key }))
   if not result then
     if err.task_id then return err.task_id end
     return nil, err
