@@ -10,13 +10,7 @@ local TOKEN, PLATFORM_TOKEN = "cli-secret-token-7d1e", "cli-platform-secret-93ab
 local LUA = os.getenv("KLING_LUA") or "lua5.4"
 local KLING = LUA .. " " .. (os.getenv("PWD") or ".") .. "/bin/kling"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = Simulator.read_file
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

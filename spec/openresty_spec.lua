@@ -26,13 +26,7 @@ local function have_nginx()
   return found ~= nil and found ~= ""
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = Simulator.read_file
 
 local function request(url, method, body)
   local chunks = {}

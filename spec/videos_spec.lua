@@ -272,26 +272,14 @@ describe("kling video (the command)", function()
   local LUA = os.getenv("KLING_LUA") or "lua5.4"
   local KLING = LUA .. " " .. (os.getenv("PWD") or ".") .. "/bin/kling"
   local sim, dir
-
-  local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return "" end
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
-
-  setup(function()
-    sim = Simulator.start({ generation_time = 0.2 })
-    dir = Simulator.tempdir()
+  local read = Simulator.read_file
+  -- a directory of its own for each spec, with two frames (not the same
+  -- bytes: uploads go by content) and the journal the command keeps there
+  Simulator.for_each_spec({ generation_time = 0.2, dir = true }, function(ctx)
+    sim, dir = ctx.sim, ctx.dir
     samples.write(dir .. "/first.png", samples.png(640, 800))
-    samples.write(dir .. "/last.png", samples.png(600, 800)) -- not first.png's bytes (uploads go by content)
+    samples.write(dir .. "/last.png", samples.png(600, 800))
   end)
-  teardown(function()
-    sim:stop()
-    Simulator.remove_dir(dir)
-  end)
-  before_each(function() sim:reset() end)
 
   -- Runs `kling args` in dir; returns the exit status, stdout and stderr.
   local function kling(args)

@@ -76,6 +76,15 @@ Simulator.PARAMS = {
   mode = "std",
 }
 
+-- A file's bytes, or "" when it cannot be read.
+function Simulator.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 -- A new empty directory for a spec's files; remove it with Simulator.remove_dir.
 function Simulator.tempdir()
   local dir = os.tmpname()
