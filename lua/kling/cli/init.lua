@@ -82,8 +82,8 @@ end
 
 -- The parser, and its subcommands' parsers by name.
 function cli.parser()
-  local p = argparse("kling", "Kling Motion (AceData Cloud): a reference image and a motion video in, "
-    .. "a video of the character doing that motion out.")
+  local p = argparse("kling", "Kling (AceData Cloud): motion (a reference image and a motion video in, "
+    .. "a video of the character doing that motion out), and video (from a prompt, from frames, or extended).")
   p:epilog(EPILOG)
   p:command_target("command")
   p:require_command(true)
