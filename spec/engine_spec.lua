@@ -61,6 +61,23 @@ describe("the engine", function()
     c:close()
   end)
 
+  -- Reads (polls, task reads) wait for a place in libcurl behind other reads
+  -- only: a poll keeps its time while a burst of submits waits for places.
+  it("a task read gets the next place in libcurl before 30 queued submits", function()
+    local c = sim:client({ max_connections = 1 }) -- two transfers in libcurl at most
+    local id = assert(c:submit(Simulator.params()))
+    local order = {}
+    for i = 1, 30 do
+      c:spawn(function() assert(c:submit(Simulator.params())); order[#order + 1] = i end)
+    end
+    c:spawn(function() assert(c:task(id)); order[#order + 1] = "read" end)
+    c:run()
+    local at
+    for i, v in ipairs(order) do if v == "read" then at = i end end
+    assert.is_true(at <= 4, "the read ended after " .. (at - 1) .. " submits")
+    c:close()
+  end)
+
   -- libcurl retries a request on a new connection when a reused one dies
   -- before any answer, without telling: for a submit, a second bill. Submits
   -- share connections all the same, because kling.core refuses to let libcurl

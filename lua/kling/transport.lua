@@ -65,6 +65,9 @@ local function out_of_time()
 end
 
 local NO_OPTS = {}
+-- a read's place in libcurl comes before new submits' (Scheduler:transfer)
+local READ = { read = true }
+local READ_OPTS = { read = true }
 
 -- body: a table (sent as JSON) or JSON text. opts: fresh_connect, shield
 -- and hold_key (submits), deadline (waits).
@@ -87,7 +90,8 @@ function Transport:post(path, body, opts)
     verbose = s.verbose and true or false, -- switched off if the sink raised
   }
   local shielded = opts.shield or opts.hold_key
-  return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key } or nil)
+  return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key }
+    or (opts.read and READ) or nil)
 end
 
 local function str(v)
@@ -218,7 +222,7 @@ end
 -- attempt and every sleep ends by the deadline.
 function Transport:call(path, body, deadline)
   return self:retrying(deadline, retry.retryable, post_once, self, path, body,
-    deadline and { deadline = deadline } or NO_OPTS)
+    deadline and { deadline = deadline, read = true } or READ_OPTS)
 end
 
 -- Is the API token accepted? Asked once per client, with a retrieval

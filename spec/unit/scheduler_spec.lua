@@ -24,6 +24,32 @@ describe("the scheduler", function()
     assert.equal(0, scheduler:pending())
   end)
 
+  -- A burst of spawns must not hold up work in progress: a job woken (a
+  -- poll's answer, a submit's id) and the client's own jobs (a batched poll)
+  -- run before jobs that have not started, whatever the step's budget.
+  it("resumes woken jobs and the client's own before a burst of new jobs", function()
+    local trace = {}
+    local event = { kind = "event" }
+    scheduler:spawn(function()
+      scheduler:await(event)
+      trace[#trace + 1] = "woken"
+    end)
+    scheduler:step(0) -- it waits on its event
+    for i = 1, 200 do
+      scheduler:spawn(function() local t = core.now(); while core.now() - t < 0.0001 do end; trace[#trace + 1] = i end)
+    end
+    scheduler:wake_later(event)
+    scheduler:spawn_internal(function() trace[#trace + 1] = "internal" end)
+    scheduler:step(0, 0.0003) -- room for a few jobs only
+    assert.equal("woken", trace[1])
+    assert.equal("internal", trace[2])
+    assert.is_true(#trace < 20, #trace .. " jobs in a 0.3 ms step")
+    while scheduler:pending() > 0 do scheduler:step(0) end
+    assert.equal(202, #trace)
+    assert.equal(1, trace[3]) -- the new ones in the order they were spawned
+    assert.equal(200, trace[202])
+  end)
+
   it("fires timers in the order they fall due, and a step with nothing to do returns at once", function()
     local order = {}
     for _, d in ipairs({ 0.06, 0.02, 0.04 }) do

@@ -92,6 +92,7 @@ function closing.extend(Scheduler, internal)
     for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
     self.transfers, self.timers, self.runnable, self.reporting = {}, {}, queue(), {}
     self.finished, self.slots, self.granted, self.granted_count = queue(), queue(), {}, 0
+    self.read_slots, self.fresh = queue(), queue()
     self.multi:close()
   end
 end

@@ -55,6 +55,7 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
   return setmetatable({
     max_in_flight = max_in_flight or 256,
     slots = queue(),      -- waiters for a place in libcurl, in order
+    read_slots = queue(), -- the same for reads (polls): they go first (Scheduler:transfer)
     granted = {},         -- slot waiters given a place, not yet resumed
     granted_count = 0,
     multi = multi,
@@ -71,6 +72,7 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     live = {},            -- job -> true until it ends
     live_count = 0,
     runnable = queue(),   -- jobs to resume on the next step
+    fresh = queue(),      -- spawned jobs not yet run: they start after the woken ones (run_runnable)
     resuming = 0,         -- Scheduler:resume calls under way (a job is running)
     stepping = false,
     alone = 0,            -- blocking requests that waited in libcurl directly (scheduler/transfers.lua)
@@ -187,7 +189,9 @@ end
 local function start(self, job)
   self.live[job] = true
   if not job.internal then self.live_count = self.live_count + 1 end
-  push(self.runnable, job)
+  -- the client's own jobs (a batched poll) work for jobs already under way:
+  -- they go with the woken ones, not behind a burst of spawns
+  push(job.internal and self.runnable or self.fresh, job)
   announce(self)
   return job
 end
@@ -366,20 +370,24 @@ function Scheduler:fire_timers(deadline)
 end
 
 -- Resumes the jobs that were runnable when it began (one that yields on its
--- own goes to the back: it runs again next step at the earliest).
+-- own goes to the back: it runs again next step at the earliest): first the
+-- jobs under way that were woken, then the new ones. Work in progress (a
+-- poll's answer, a submit's task id) is never held up behind a burst of
+-- 1,000 spawns, which would otherwise all start before it resumes.
 function Scheduler:run_runnable(deadline)
-  local q = self.runnable
-  local stop = q.last
-  while q.first <= stop do
-    local job = pop(q)
-    local woken_by = job.woken_by
-    if woken_by then
-      job.woken_by = nil
-      self:resume(job, woken_by.value)
-    else
-      self:resume(job)
+  for _, q in ipairs({ self.runnable, self.fresh }) do
+    local stop = q.last
+    while q.first <= stop do
+      local job = pop(q)
+      local woken_by = job.woken_by
+      if woken_by then
+        job.woken_by = nil
+        self:resume(job, woken_by.value)
+      else
+        self:resume(job)
+      end
+      if now() >= deadline then return end
     end
-    if now() >= deadline then return end
   end
 end
 
@@ -419,9 +427,12 @@ end
 -- cannot watch pollfd(), at most BLIND_INTERVAL while sockets are in use.
 function Scheduler:timeout(blind)
   if self.closed then return nil end
-  local runnable, finished, slots = self.runnable, self.finished, self.slots
-  if runnable.first <= runnable.last or finished.first <= finished.last or self.flush_more then return 0 end
-  if slots.first <= slots.last and self.multi:count() + self.granted_count < self.max_in_flight then return 0 end
+  local runnable, finished, slots, fresh = self.runnable, self.finished, self.slots, self.fresh
+  if runnable.first <= runnable.last or fresh.first <= fresh.last or finished.first <= finished.last
+    or self.flush_more then return 0 end
+  local reads = self.read_slots
+  if (slots.first <= slots.last or reads.first <= reads.last)
+    and self.multi:count() + self.granted_count < self.max_in_flight then return 0 end
   local t = self.multi:timer()
   local first = self.timers[1]
   if first then
@@ -447,11 +458,12 @@ function step(self, max_wait, budget)
   -- the jobs stop at 60% of the budget: the transfers they add are started
   -- by libcurl in perform below, in the same step
   local jobs_deadline = deadline - budget * 0.4
-  local slots, finished, runnable, timers = self.slots, self.finished, self.runnable, self.timers
-  if slots.first <= slots.last then self:grant_slots() end
+  local slots, finished, runnable, timers, fresh = self.slots, self.finished, self.runnable, self.timers, self.fresh
+  local reads = self.read_slots
+  if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
   if finished.first <= finished.last then self:hand_over(jobs_deadline) end -- what the last step left
   if self.closed then return end
-  if runnable.first <= runnable.last then
+  if runnable.first <= runnable.last or fresh.first <= fresh.last then
     self:run_runnable(jobs_deadline)
     if self.closed then return end
   end
@@ -464,7 +476,7 @@ function step(self, max_wait, budget)
   self.flush_more = more
   if self.closed then return end
   local wait
-  if runnable.first <= runnable.last or finished.first <= finished.last or more then
+  if runnable.first <= runnable.last or fresh.first <= fresh.last or finished.first <= finished.last or more then
     wait = 0
   elseif timers[1] then
     wait = self:next_timer_in(max_wait)
@@ -485,7 +497,7 @@ function step(self, max_wait, budget)
     self:dispatch(results, log, deadline)
     if self.closed then return end
   end
-  if slots.first <= slots.last then self:grant_slots() end
+  if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
   if timers[1] then
     self:fire_timers(deadline)
     if self.closed then return end

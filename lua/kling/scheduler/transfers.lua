@@ -41,9 +41,10 @@ function transfers.extend(Scheduler, internal)
   -- Nothing but the caller could move: no job, timer, queued work, journal,
   -- verbose sink or transfer.
   local function idle(self)
-    local runnable, finished, slots = self.runnable, self.finished, self.slots
+    local runnable, finished, slots, reads = self.runnable, self.finished, self.slots, self.read_slots
     return next(self.live) == nil and self.timers[1] == nil and next(self.transfers) == nil
       and runnable.first > runnable.last and finished.first > finished.last and slots.first > slots.last
+      and reads.first > reads.last and self.fresh.first > self.fresh.last
       and self.flushers[1] == nil and self.log == nil and not self.stepping and not self.closed
   end
 
@@ -69,16 +70,22 @@ function transfers.extend(Scheduler, internal)
   -- here, in order, for a place (a burst of 10,000 submits then holds 10,000
   -- small Lua tables, not 10,000 easy handles). Nothing of theirs was sent.
   -- A blocking call on an idle client takes transfer_alone.
+  --
+  -- opts.read: a read (a poll, a task): it waits behind other reads only,
+  -- never behind a burst of submits, so that polls keep their time while
+  -- hundreds of submits wait for a place.
   function Scheduler:transfer(request, opts)
     local job = self:current_job()
-    if not (job or opts) and idle(self) then return transfer_alone(self, request) end
+    local read = opts ~= nil and opts.read
+    if not job and (opts == nil or read) and idle(self) then return transfer_alone(self, request) end
     opts = opts or NO_OPTS
     checkpoint(job)
     if self.closed then return closed_result(false) end
-    local slots = self.slots
-    if slots.first <= slots.last or self.multi:count() + self.granted_count >= self.max_in_flight then
+    local slots, reads = self.slots, self.read_slots
+    if reads.first <= reads.last or (not read and slots.first <= slots.last)
+      or self.multi:count() + self.granted_count >= self.max_in_flight then
       local slot = { kind = "event" }
-      push(slots, slot)
+      push(read and reads or slots, slot)
       self:await(slot)
       if self.granted[slot] then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
       if self.closed then return closed_result(false) end
@@ -131,9 +138,9 @@ function transfers.extend(Scheduler, internal)
       if slot.cancelled then self.granted[slot], self.granted_count = nil, self.granted_count - 1 end
     end
     local free = self.max_in_flight - self.multi:count() - self.granted_count
-    local q = self.slots
+    local reads, q = self.read_slots, self.slots
     while free > 0 do
-      local slot = pop(q)
+      local slot = pop(reads) or pop(q) -- reads first
       if not slot then return end
       if not slot.cancelled then
         self.granted[slot], self.granted_count = true, self.granted_count + 1
