@@ -5,24 +5,13 @@
 local cjson = require "cjson"
 local Simulator = require "helpers.simulator"
 
-local function have_nvim()
-  local probe = io.popen("command -v nvim 2>/dev/null")
-  local found = probe:read("*l")
-  probe:close()
-  return found ~= nil and found ~= ""
-end
-
-local function built_for_nvim()
-  local f = io.open("lua/kling/core.so", "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 describe("Neovim (kling on the runtimepath, kling.loop.uv on the editor's loop)", function()
   -- pending where Neovim is not set up; make example-nvim (CI) sets it up
   -- and asks with KLING_HOST_SPECS=required that it run
-  local missing = not have_nvim() and "Neovim is not installed (make example-nvim installs it)"
-    or not built_for_nvim() and "lua/kling/core.so is not built: make nvim (make example-nvim does)"
+  local missing = not Simulator.have_command("nvim") and "Neovim is not installed (make example-nvim installs it)"
+    or not Simulator.file_exists("lua/kling/core.so")
+      and "lua/kling/core.so is not built: make nvim (make example-nvim does)"
   if missing then
     if os.getenv("KLING_HOST_SPECS") == "required" then error(missing) end
     pending(missing)
@@ -45,9 +34,7 @@ describe("Neovim (kling on the runtimepath, kling.loop.uv on the editor's loop)"
     local out = io.popen(cmd)
     local said = out:read("*a")
     out:close()
-    local f = io.open(report_path, "rb")
-    local text = f and f:read("*a") or ""
-    if f then f:close() end
+    local text = Simulator.read_file(report_path)
     os.remove(report_path)
     local ok, report = pcall(cjson.decode, text)
     assert(ok and type(report) == "table", "no report from Neovim: " .. said)

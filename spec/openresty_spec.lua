@@ -13,19 +13,6 @@ local simhttp = require "kling.simulator.http"
 local MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
 local CORE = "build/luajit/kling/core.so"
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function have_nginx()
-  local probe = io.popen("command -v nginx 2>/dev/null")
-  local found = probe:read("*l")
-  probe:close()
-  return found ~= nil and found ~= ""
-end
-
 local read_file = Simulator.read_file
 
 local function request(url, method, body)
@@ -43,7 +30,8 @@ local function request(url, method, body)
 end
 
 describe("OpenResty (examples/openresty, kling.loop.ngx)", function()
-  local missing = not have_nginx() and "nginx is not installed (make example-openresty installs it)"
+  local exists = Simulator.file_exists
+  local missing = not Simulator.have_command("nginx") and "nginx is not installed (make example-openresty installs it)"
     or not exists(MODULE) and "nginx's Lua module is not installed (libnginx-mod-http-lua; make example-openresty)"
     or not exists(CORE) and CORE .. " is not built (make LUA_VERSION=luajit; make example-openresty does)"
   if missing then

@@ -85,6 +85,21 @@ function Simulator.read_file(path)
   return s
 end
 
+-- Whether a file can be opened for reading.
+function Simulator.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Whether a command is on the PATH (a host a spec runs: nvim, nginx).
+function Simulator.have_command(name)
+  local probe = io.popen("command -v " .. name .. " 2>/dev/null")
+  local found = probe:read("*l")
+  probe:close()
+  return found ~= nil and found ~= ""
+end
+
 -- A new empty directory for a spec's files; remove it with Simulator.remove_dir.
 function Simulator.tempdir()
   local dir = os.tmpname()
