@@ -32,17 +32,8 @@ local function rss_kib()
   return (pages or 0) * 4
 end
 
-local function percentile(sorted, p)
-  if #sorted == 0 then return 0 end
-  return sorted[math.max(1, math.ceil(#sorted * p))]
-end
-
-local function task_requests()
-  local http = require "socket.http"
-  local cjson = require "cjson"
-  local stats = cjson.decode((http.request(os.getenv("ACEDATACLOUD_API_BASE_URL") .. "/_sim/stats")))
-  return (stats.requests["/kling/tasks"] or 0)
-end
+local common = dofile("bench/common.lua")
+local percentile, task_requests = common.percentile, common.task_requests
 
 -- RSS is only telling in the first run of the process: later runs reuse
 -- the memory the allocator kept (they report nan).

@@ -21,17 +21,8 @@ local busy_frame = arg[5] == "busy"
 local GENERATION = 5 -- seconds: the simulator's (see make bench)
 local FRAME = 1 / fps
 
-local function percentile(sorted, p)
-  if #sorted == 0 then return 0 end
-  return sorted[math.max(1, math.ceil(#sorted * p))]
-end
-
-local function task_requests()
-  local http = require "socket.http"
-  local cjson = require "cjson"
-  local stats = cjson.decode((http.request(os.getenv("ACEDATACLOUD_API_BASE_URL") .. "/_sim/stats")))
-  return (stats.requests["/kling/tasks"] or 0)
-end
+local common = dofile("bench/common.lua")
+local percentile, task_requests = common.percentile, common.task_requests
 
 local function run()
   local client = assert(kling.new({ poll_interval = 0.5, max_poll_interval = 2, wait_timeout = 120 }))
