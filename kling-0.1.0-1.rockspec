@@ -84,6 +84,7 @@ build = {
     ["kling.loop.uv"] = "lua/kling/loop/uv.lua",
     ["kling.loop.cqueues"] = "lua/kling/loop/cqueues.lua",
     ["kling.loop.ngx"] = "lua/kling/loop/ngx.lua",
+    ["kling.loop.handle"] = "lua/kling/loop/handle.lua",
     ["kling.poller"] = "lua/kling/poller.lua",
     ["kling.recent"] = "lua/kling/recent.lua",
     ["kling.retry"] = "lua/kling/retry.lua",

@@ -11,6 +11,8 @@
 -- Returns a handle: handle:stop() (idempotent; also done when the client
 -- closes), handle:close() (stops, then closes the client), handle.steps
 -- (how many times the loop stepped the client), or nil and an error.
+local new_handle = require "kling.loop.handle"
+
 return function(client, uv)
   local schedule
   if uv == nil then
@@ -24,8 +26,13 @@ return function(client, uv)
   local fd, err = client:pollfd()
   if not fd then return nil, err end
   local poll, timer = uv.new_poll(fd), uv.new_timer()
-  local handle = { steps = 0 }
-  local stopped, queued = false, false
+  local handle = new_handle(client, function()
+    poll:stop()
+    timer:stop()
+    poll:close()
+    timer:close()
+  end)
+  local queued = false
   local on_readable, on_timer
 
   -- After every step: the clock's next work, if any (libuv counts in ms).
@@ -37,10 +44,10 @@ return function(client, uv)
 
   local function step()
     queued = false
-    if stopped then return end
+    if handle.stopped then return end
     handle.steps = handle.steps + 1
     client:step(0)
-    if stopped then return end -- the client closed in a job
+    if handle.stopped then return end -- the client closed in a job
     if schedule then poll:start("r", on_readable) end
     arm()
   end
@@ -56,21 +63,6 @@ return function(client, uv)
   end
   on_readable, on_timer = wake, wake
 
-  function handle.stop()
-    if stopped then return end
-    stopped = true
-    poll:stop()
-    timer:stop()
-    poll:close()
-    timer:close()
-  end
-
-  function handle:close(grace)
-    self:stop()
-    client:close(grace)
-  end
-
-  client:on_close(function() handle:stop() end)
   poll:start("r", on_readable)
   arm()
   return handle
