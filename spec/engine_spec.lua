@@ -151,6 +151,38 @@ describe("the engine", function()
   end)
 end)
 
+describe("polls near the expected end", function()
+  local sim
+  Simulator.for_each_spec({ generation_time = 1 }, function(ctx) sim = ctx.sim end)
+
+  -- polls at 0.15, 0.3, 0.525, 0.86 and 1.37 s after the submit (x1.5
+  -- growth, +/-10%): a task of 1 s ends between the fourth and the fifth
+  local function follow(c)
+    local times, submitted = {}, nil
+    assert(c:motion(Simulator.params({
+      on_submit = function() submitted = core.now() end,
+      on_status = function(t) times[#times + 1] = { core.now() - submitted, t.state } end,
+    })))
+    return times
+  end
+
+  it("once a task like it has finished, a wait polls near that time, not at its next interval", function()
+    local c = sim:client({ poll_interval = 0.15, max_poll_interval = 60, poll_batch_window = 0.05 })
+    local first = follow(c) -- learns 1 s from the record's created_at and finished_at
+    assert.equal(5, #first)
+    assert.is_true(first[5][1] > 1.2, ("the first task was seen done at %.3f s"):format(first[5][1]))
+    local second = follow(c)
+    c:close()
+    assert.equal(5, #second) -- no poll more than the first task needed
+    assert.equal("succeed", second[5][2])
+    local gap = second[5][1] - second[4][1]
+    -- at its interval the gap would be 0.51 s (+/-10%); near the end, ~0.2 s
+    assert.is_true(gap < 0.4, ("the last poll came %.3f s after the one before"):format(gap))
+    assert.is_true(second[5][1] < first[5][1], ("seen done at %.3f s, not sooner than %.3f s"):format(
+      second[5][1], first[5][1]))
+  end)
+end)
+
 describe("batched polls", function()
   local sim, client
   Simulator.for_each_spec({ generation_time = 0.5, client = true }, function(ctx) sim, client = ctx.sim, ctx.client end)

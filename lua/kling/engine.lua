@@ -6,6 +6,7 @@
 -- an engine and use only the methods and fields below; kling.client is the
 -- public facade over it (argument checks and delegation).
 local core = require "kling.core"
+local Durations = require "kling.durations"
 local errors = require "kling.errors"
 local Journal = require "kling.journal"
 local Poller = require "kling.poller"
@@ -57,6 +58,7 @@ function Engine.new(settings, token, platform_token, on_verbose_error)
     active = {},                                  -- journal keys this client is submitting right now
     closed = false,
     last_retrieve = {},                           -- the last task id retrieved alone, and its request body
+    durations = Durations.new(),                  -- how long finished tasks took (Engine:wait)
   }, Engine)
   local function on_log_error(e)
     settings.verbose = false
@@ -94,9 +96,13 @@ end
 -- ---- retrieval ----
 
 -- Every task read from the API passes here: a finished one is recorded in
--- the journal (by its task id), whichever call read it.
+-- the journal (by its task id), whichever call read it, and its duration
+-- is learnt.
 function Engine:noted(t)
-  if t.done and self.store then self.store:finished(t.id, t.result, t.error) end
+  if t.done then
+    if self.store then self.store:finished(t.id, t.result, t.error) end
+    self.durations:note(t)
+  end
   return t
 end
 
@@ -125,14 +131,38 @@ end
 
 -- ---- waiting ----
 
+-- When a wait polls near the time its task should be done (see
+-- kling.durations): this share of the expected duration after it, from
+-- poll_batch_window up to poll_interval. The poll may go out that much
+-- earlier to fill a batch, never before the expected time.
+local EXPECTED_MARGIN = 0.05
+
+-- The delay before the next poll of a task still running, and how early a
+-- batch may take that poll: near the time the task should be done, when
+-- that comes before the poll interval would (once per wait: `predicted`).
+local function next_delay(self, t, created, interval, predicted)
+  local delay = retry.jitter(interval)
+  if predicted or not (t and created) then return delay end
+  local expected = self.durations:expected(t)
+  if not expected then return delay end
+  local s = self.settings
+  local margin = math.min(math.max(expected * EXPECTED_MARGIN, s.poll_batch_window), s.poll_interval)
+  local until_done = created + expected + margin - now()
+  if until_done > 0 and until_done < delay then return until_done, margin end
+  return delay
+end
+
 -- Polls task_id until it ends or `timeout` seconds pass. on_status(task)
 -- after each poll; first_delay before the first; age: seconds since the task
--- was submitted, when an earlier call submitted it (a resumed job): its
--- polls go on at the interval they had grown to by now.
+-- was submitted, when known (0 for a task submitted just now): a resumed
+-- job's polls go on at the interval they had grown to by now, and the
+-- task is polled near the time tasks like it have taken (kling.durations).
 function Engine:wait(task_id, timeout, on_status, first_delay, age)
   local s = self.settings
   local deadline = now() + timeout
-  local interval, delay = s.poll_interval, first_delay
+  local interval, delay, early = s.poll_interval, first_delay, nil
+  local created = age and now() - age -- on the monotonic clock
+  local predicted = false
   if age and age > 0 then
     local t = 0
     while t + interval <= age and interval < s.max_poll_interval do
@@ -149,7 +179,7 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
     end
     if self.closed then return nil, errors.closed() end
     -- the poller sleeps the delay (and may poll a little early, to fill a batch)
-    local t, err = self.poller:poll(task_id, deadline, delay)
+    local t, err = self.poller:poll(task_id, deadline, delay, early)
     if t then
       state, last_err = t.state, nil
       local ok, herr = self:call_hook("on_status", on_status, t, task_id)
@@ -165,7 +195,8 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
       return nil, err
     end
     if now() >= deadline then break end
-    delay = retry.jitter(interval)
+    delay, early = next_delay(self, t, created, interval, predicted)
+    predicted = predicted or early ~= nil
     interval = retry.next_poll_interval(interval, s)
   end
   return nil, errors.new("timeout", ("task %s is still %s after %g s of waiting; call "

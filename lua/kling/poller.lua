@@ -5,7 +5,9 @@
 -- A wait hands the poller its next poll with the time it falls due. A batch
 -- goes out when the first member falls due; it takes every member due within
 -- poll_batch_window, then fills its 50 ids with the members due soonest,
--- polling each at most half its delay early. So polls that started spread
+-- polling each at most half its delay early (or as early as its wait
+-- allows: a poll near its task's expected end, see Engine:wait, only by a
+-- small margin). So polls that started spread
 -- over seconds (a game's submits, paced one frame at a time) fall into step
 -- after a round or two, and a round of 1,000 waits costs 20 requests.
 --
@@ -195,17 +197,18 @@ end
 local function closed_poll() return { nil, errors.closed() } end
 
 -- Polls task_id once delay seconds (default 0) have passed, or up to half of
--- them earlier when a batch going out has room. Returns the normalised task,
--- or nil and an error, as a single retrieval would. deadline (monotonic
--- seconds, optional) bounds the retry sleeps: a batch keeps its members'
--- earliest, so no member's wait overruns; the others just poll again.
-function Poller:poll(task_id, deadline, delay)
+-- them (`early` seconds, when given) earlier when a batch going out has
+-- room. Returns the normalised task, or nil and an error, as a single
+-- retrieval would. deadline (monotonic seconds, optional) bounds the retry
+-- sleeps: a batch keeps its members' earliest, so no member's wait
+-- overruns; the others just poll again.
+function Poller:poll(task_id, deadline, delay, early)
   delay = delay or 0
   local window = self.window
   local member = {
     kind = "event", on_cancel = left, poller = self, id = task_id, deadline = deadline,
     -- polls asked for within the window gather before they go
-    due = now() + math.max(delay, window), early = math.max(window, delay * EARLY_SHARE),
+    due = now() + math.max(delay, window), early = early or math.max(window, delay * EARLY_SHARE),
   }
   heap.push(self.waiting, member)
   self.live = self.live + 1

@@ -391,7 +391,9 @@ function submission.run(engine, endpoint, body, hooks, opts)
   local s = engine.settings
   -- a task submitted earlier may be long finished: look at once
   local first_delay = how == "sent" and s.poll_interval or 0
-  local age = how == "follow" and stored and core.time() - stored or nil
+  -- how long ago the task was submitted: 0 for one sent just now, unknown
+  -- (nil) for a task found in the journal without its time
+  local age = how == "sent" and 0 or (how == "follow" and stored and core.time() - stored or nil)
   local result
   result, err = engine:wait(task_id, s.wait_timeout, hooks.on_status, first_delay, age)
   if unrecorded then
