@@ -112,7 +112,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory check
 
 # The suite alone, on LUA_VERSION, with no set-up step: the spec files run as
-# SPEC_JOBS busted processes at once (default: two per processor; they mostly
+# SPEC_JOBS busted processes at once (default: two per processor, plus one; they mostly
 # wait on the simulator); SPEC_JOBS=1 runs them one by one. SPECS="spec/x_spec.lua"
 # runs some.
 SPEC_JOBS ?=
