@@ -1,26 +1,28 @@
 -- A binary min-heap of timer waiters by due time (ties: first pushed, first
 -- out), so that 10,000 sleeping jobs cost O(log n) per timer, not O(n).
 -- The heap is a plain array: heap[1] is the earliest.
+--
+-- The sifts move a hole rather than swapping, and compare inline: every
+-- poll of every wait passes here twice (the poller's heap), and a function
+-- call per comparison made the heap a third of the Lua work of 2,000 jobs.
 local heap = {}
-
-local function before(a, b)
-  if a.due ~= b.due then return a.due < b.due end
-  return a.seq < b.seq
-end
 
 local seq = 0
 
 function heap.push(h, item)
   seq = seq + 1
   item.seq = seq
+  local due = item.due
   local i = #h + 1
-  h[i] = item
   while i > 1 do
-    local parent = math.floor(i / 2)
-    if not before(h[i], h[parent]) then break end
-    h[i], h[parent] = h[parent], h[i]
-    i = parent
+    local p = (i - i % 2) / 2
+    local parent = h[p]
+    -- item goes after an equal parent: it was pushed later
+    if parent.due <= due then break end
+    h[i] = parent
+    i = p
   end
+  h[i] = item
 end
 
 -- Removes and returns the earliest item (nil when empty).
@@ -28,18 +30,27 @@ function heap.pop(h)
   local n = #h
   if n == 0 then return nil end
   local top = h[1]
-  h[1] = h[n]
+  local last = h[n]
   h[n] = nil
   n = n - 1
+  if n == 0 then return top end
+  local due, s = last.due, last.seq
   local i = 1
   while true do
-    local left, smallest = 2 * i, i
-    if left <= n and before(h[left], h[smallest]) then smallest = left end
-    if left + 1 <= n and before(h[left + 1], h[smallest]) then smallest = left + 1 end
-    if smallest == i then break end
-    h[i], h[smallest] = h[smallest], h[i]
-    i = smallest
+    local c = 2 * i
+    if c > n then break end
+    local child = h[c]
+    if c < n then
+      local right = h[c + 1]
+      local rd, cd = right.due, child.due
+      if rd < cd or (rd == cd and right.seq < child.seq) then c, child = c + 1, right end
+    end
+    local cd = child.due
+    if cd > due or (cd == due and child.seq > s) then break end
+    h[i] = child
+    i = c
   end
+  h[i] = last
   return top
 end
 
