@@ -96,6 +96,19 @@ describe("the poller", function()
     for i, id in ipairs({ "a", "b", "c", "d" }) do assert.equal(id, got[i][1].id) end
   end)
 
+  it("takes a poll near its task's expected end no earlier than its own bound", function()
+    local poller = Poller.new(engine, 0.01)
+    local got = {}
+    scheduler:spawn(function() got[1] = { poller:poll("a", nil, 0.1) } end)
+    -- due at 0.19 s like c above, but it may go at most 0.02 s early: not with a
+    scheduler:spawn(function() got[2] = { poller:poll("near", nil, 0.19, 0.02) } end)
+    while scheduler:pending() > 0 do scheduler:step(1) end
+    assert.equal(2, #requests)
+    assert.same({ "a" }, requests[1].ids)
+    assert.same({ "near" }, requests[2].ids)
+    assert.equal("near", got[2][1].id)
+  end)
+
   it("takes the 50 polls due soonest when more are eligible, and the rest go in the next batch", function()
     local poller = Poller.new(engine, 0.01)
     local list = {}
