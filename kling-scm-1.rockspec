@@ -64,6 +64,7 @@ build = {
     ["kling.client"] = "lua/kling/client.lua",
     ["kling.compat"] = "lua/kling/compat.lua",
     ["kling.config"] = "lua/kling/config.lua",
+    ["kling.durations"] = "lua/kling/durations.lua",
     ["kling.endpoints"] = "lua/kling/endpoints/init.lua",
     ["kling.endpoints.motion"] = "lua/kling/endpoints/motion.lua",
     ["kling.endpoints.videos"] = "lua/kling/endpoints/videos.lua",
