@@ -16,6 +16,9 @@ Durations.__index = Durations
 
 -- A duration outside this is not a generation time (a clock jump, a bad answer).
 local LONGEST = 86400
+-- The API has a handful of record types; a server that sent a new one with
+-- every record must not grow a long-lived client without bound.
+local MAX_KINDS = 16
 
 local function kind_of(t)
   local raw = t.raw
@@ -25,7 +28,7 @@ local function kind_of(t)
 end
 
 function Durations.new()
-  return setmetatable({ shortest = {} }, Durations)
+  return setmetatable({ shortest = {}, kinds = 0 }, Durations)
 end
 
 -- Learns from a normalised task (kling.task) that has ended.
@@ -37,7 +40,13 @@ function Durations:note(t)
   if not (took > 0 and took < LONGEST) then return end -- also false for NaN
   local shortest, kind = self.shortest, kind_of(t)
   local known = shortest[kind]
-  if known == nil or took < known then shortest[kind] = took end
+  if known == nil then
+    if self.kinds >= MAX_KINDS then return end
+    self.kinds = self.kinds + 1
+    shortest[kind] = took
+  elseif took < known then
+    shortest[kind] = took
+  end
 end
 
 -- Seconds a task like t (a normalised task of the same type) takes at

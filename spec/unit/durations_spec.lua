@@ -26,6 +26,16 @@ describe("task durations", function()
     assert.is_nil(d:expected({ raw = {} })) -- untyped records are their own kind
   end)
 
+  it("keeps at most 16 record types, whatever types a server makes up", function()
+    local d = Durations.new()
+    for i = 1, 1000 do d:note(finished("type" .. i, 0, i)) end
+    assert.equal(1, d:expected({ raw = { type = "type1" } }))
+    assert.equal(16, d:expected({ raw = { type = "type16" } }))
+    assert.is_nil(d:expected({ raw = { type = "type17" } }))
+    d:note(finished("type3", 0, 0.5)) -- a known type still learns
+    assert.equal(0.5, d:expected({ raw = { type = "type3" } }))
+  end)
+
   it("learns nothing from failures, missing or hostile times", function()
     local d = Durations.new()
     d:note(finished("motion", 100, 101, true))             -- a failure may end at any time
