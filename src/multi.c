@@ -1,9 +1,15 @@
 /* kling.multi: one libcurl multi handle, its transfers in flight and those
- * finished but not yet handed to Lua. Lua never waits inside libcurl except in
- * perform(), and every callback only fills C buffers. */
+ * finished but not yet handed to Lua. libcurl is driven by a thread of the
+ * multi's own (io_main), so that its work (connections, sending, reading,
+ * parsing) never runs inside a host's step: Lua adds transfers and collects
+ * finished ones. Every libcurl call, the transfer lists and what the
+ * callbacks fill are under the multi's lock; the callbacks only fill C
+ * buffers, and no Lua API that may raise is called with the lock held. */
 #include "multi.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,11 +21,15 @@
 #include "compat.h"
 #include "files.h"
 #include "keys.h"
+#include "pollset.h"
 #include "process.h"
 #include "profile.h"
 #include "credentials.h"
 #include "sockets.h"
 #include "transfer.h"
+
+/* The caller's extra descriptors (journals' writers) perform() and pollfd() watch, at most. */
+#define KL_MAX_EXTRA_FDS 8
 
 /* Verbose output kept between two perform() calls, at most. */
 #define KL_MAX_LOG_BYTES (256 * 1024)
@@ -41,12 +51,53 @@ typedef struct kl_multi {
     kl_sockets sockets;    /* what libcurl asks us to watch, and its timer */
     kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
     int profile_count;
+    CURLMcode failure;     /* the first error of libcurl's multi interface, reported by perform */
+    pthread_mutex_t lock;  /* all of the above but the profiles, between the two threads */
+    pthread_t io;          /* drives libcurl (io_main), from the first transfer until close */
+    int io_started, io_stop;
+    /* Lua to the I/O thread: look again (a transfer was added, released or
+     * dropped; stop). Written under the lock, drained by the I/O thread. */
+    int poke[2];
+    int poke_pending;
+    /* The I/O thread to Lua: a transfer finished, or a body waits for the
+     * journal. Written under the lock, drained by perform and run. */
+    int ready[2];
+    int ready_pending;
     /* A pollable client (pollfd): a pipe whose read end is in the pollable
      * set, written to when the Lua layer has work due (wake), drained by
-     * the next perform. -1: not made yet. */
+     * the next perform. -1: not made yet. Lua's alone. */
     int wake[2];
     int wake_pending;
+    kl_pollset pollset;    /* pollfd(): ready[0], wake[0], the caller's extra descriptors */
 } kl_multi;
+
+static void lock(kl_multi *m)
+{
+    pthread_mutex_lock(&m->lock);
+}
+
+static void unlock(kl_multi *m)
+{
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* One byte into a pipe its reader has not drained yet (*pending says so). */
+static void signal_pipe(int fd, int *pending)
+{
+    char one = 1;
+    if (fd >= 0 && !*pending && write(fd, &one, 1) == 1)
+        *pending = 1;
+}
+
+static void drain_pipe(int fd, int *pending)
+{
+    char buf[64];
+    if (!*pending)
+        return;
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    *pending = 0;
+}
 
 static void unlink_transfer(kl_transfer **list, kl_transfer *t)
 {
@@ -105,10 +156,17 @@ static int multi_new(lua_State *L)
     memset(m, 0, sizeof *m);
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
     m->log.secrets = &m->credentials.secrets;
-    m->wake[0] = m->wake[1] = -1;
+    m->wake[0] = m->wake[1] = m->poke[0] = m->poke[1] = m->ready[0] = m->ready[1] = -1;
+    kl_pollset_init(&m->pollset);
     kl_transfer_pool_init(&m->pool);
+    pthread_mutex_init(&m->lock, NULL);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
+    if (kl_pipe(m->poke) != 0 || kl_pipe(m->ready) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot make a pipe: %s", strerror(errno));
+        return 2;
+    }
     m->multi = curl_multi_init();
     if (m->multi == NULL) {
         lua_pushnil(L);
@@ -142,17 +200,18 @@ static int multi_set_token(lua_State *L)
     size_t len;
     const char *token = luaL_optlstring(L, 2, NULL, &len);
     const char *which = luaL_optstring(L, 3, "api");
-    int slot = strcmp(which, "platform") == 0 ? KL_AUTH_PLATFORM : KL_AUTH_API;
+    int slot = strcmp(which, "platform") == 0 ? KL_AUTH_PLATFORM : KL_AUTH_API, ok;
     luaL_argcheck(L, slot == KL_AUTH_PLATFORM || strcmp(which, "api") == 0, 3, "\"api\" or \"platform\"");
     /* profiles carry a copy of the header, and transfers in flight use it */
     if (m->profile_count > 0)
         return luaL_error(L, "set the tokens before making profiles");
-    kl_credentials_forget(&m->credentials, slot);
-    if (token == NULL)
-        return 0;
-    if (len == 0 || strlen(token) != len || strpbrk(token, "\r\n") != NULL)
+    if (token != NULL && (len == 0 || strlen(token) != len || strpbrk(token, "\r\n") != NULL))
         return luaL_argerror(L, 2, "token must be one non-empty line of text");
-    if (!kl_credentials_set(&m->credentials, slot, token, len))
+    lock(m); /* the I/O thread's verbose output reads the secrets */
+    kl_credentials_forget(&m->credentials, slot);
+    ok = token == NULL || kl_credentials_set(&m->credentials, slot, token, len);
+    unlock(m);
+    if (!ok)
         return luaL_error(L, "out of memory");
     return 0;
 }
@@ -218,6 +277,106 @@ static const kl_profile *request_profile(lua_State *L, kl_multi *m)
     return m->profiles[id - 1];
 }
 
+static void collect_finished(kl_multi *m);
+
+/* Tells Lua (perform, run, a host on pollfd) there is something to take. */
+static void announce(kl_multi *m)
+{
+    if (m->done != NULL || m->new_holds > 0)
+        signal_pipe(m->ready[1], &m->ready_pending);
+}
+
+static int poll_ms(double seconds)
+{
+    double ms = seconds * 1000.0;
+    if (ms <= 0)
+        return 0;
+    if (ms >= 3600000.0)
+        return 3600000;
+    return (int)ms + 1;
+}
+
+/* The I/O thread: libcurl's timer and sockets, for as long as the multi
+ * lives. It waits in poll(2) without the lock, on a copy of the sockets
+ * libcurl watches and on the poke pipe (Lua changed something), and acts on
+ * each ready socket with the lock taken for that socket alone, so that Lua
+ * never waits long for it. */
+static void *io_main(void *arg)
+{
+    kl_multi *m = arg;
+    struct pollfd *fds = NULL;
+    int cap = 0;
+    lock(m);
+    while (!m->io_stop) {
+        int n, i, rc;
+        CURLMcode mc;
+        drain_pipe(m->poke[0], &m->poke_pending);
+        mc = kl_sockets_timeout(&m->sockets);
+        if (mc != CURLM_OK && m->failure == CURLM_OK)
+            m->failure = mc;
+        collect_finished(m);
+        announce(m);
+        n = kl_sockets_snapshot(&m->sockets, &fds, &cap, 1);
+        if (n < 0) { /* out of memory: try again shortly */
+            unlock(m);
+            poll(NULL, 0, 10);
+            lock(m);
+            continue;
+        }
+        fds[n].fd = m->poke[0];
+        fds[n].events = POLLIN;
+        fds[n].revents = 0;
+        {
+            double left = kl_sockets_timer_in(&m->sockets);
+            unlock(m);
+            rc = poll(fds, (nfds_t)n + 1, left < 0 ? -1 : poll_ms(left));
+            lock(m);
+        }
+        for (i = 0; rc > 0 && i < n && !m->io_stop; i++) {
+            if (fds[i].revents == 0)
+                continue;
+            mc = kl_sockets_act(&m->sockets, &fds[i], 1);
+            if (mc != CURLM_OK && m->failure == CURLM_OK)
+                m->failure = mc;
+            collect_finished(m);
+            announce(m);
+            unlock(m); /* Lua may take its turn between two sockets */
+            lock(m);
+        }
+    }
+    unlock(m);
+    free(fds);
+    return NULL;
+}
+
+/* Starts the I/O thread: NULL, or why it could not. Signals stay the Lua
+ * thread's (Ctrl-C ends its waits): the thread starts with all blocked. */
+static const char *start_io(kl_multi *m)
+{
+    sigset_t all, old;
+    int rc;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&m->io, NULL, io_main, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return strerror(rc);
+    m->io_started = 1;
+    return NULL;
+}
+
+static void stop_io(kl_multi *m)
+{
+    if (!m->io_started)
+        return;
+    lock(m);
+    m->io_stop = 1;
+    signal_pipe(m->poke[1], &m->poke_pending);
+    unlock(m);
+    pthread_join(m->io, NULL);
+    m->io_started = 0;
+}
+
 /* Hands the request table at index 2 to libcurl: the new transfer, or NULL
  * with nil and the message pushed. alone: the caller will wait for this
  * transfer only (run), so a body held for release() would never go. */
@@ -226,6 +385,7 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
     kl_request req;
     kl_transfer *t;
     char err[256];
+    const char *err_start;
     CURLMcode mc;
     kl_request_read(L, 2, KEYS_IDX, request_profile(L, m), &req);
     if (alone && req.hold) {
@@ -240,16 +400,28 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
         lua_pushstring(L, err);
         return NULL;
     }
-    mc = curl_multi_add_handle(m->multi, t->easy);
-    if (mc != CURLM_OK) {
+    if (!m->io_started && (err_start = start_io(m)) != NULL) {
         kl_transfer_free(t);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot start libcurl's thread: %s", err_start);
+        return NULL;
+    }
+    lock(m);
+    mc = curl_multi_add_handle(m->multi, t->easy);
+    if (mc == CURLM_OK) {
+        m->next_id++;
+        link_transfer(&m->active, t);
+        m->active_count++;
+        signal_pipe(m->poke[1], &m->poke_pending);
+    } else {
+        kl_transfer_free(t);
+    }
+    unlock(m);
+    if (mc != CURLM_OK) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
         return NULL;
     }
-    m->next_id++;
-    link_transfer(&m->active, t);
-    m->active_count++;
     return t;
 }
 
@@ -290,86 +462,44 @@ static kl_transfer *find(kl_transfer *list, lua_Integer id)
     return NULL;
 }
 
-/* Why drive() returns before its wait is over: a finished transfer; Ctrl-C
- * (when the command caught it: the caller decides); a held body that waits
- * for the journal; the journal's outcomes. Driving for transfer `only`
- * (run()), its end alone. */
-static int worth_returning(const kl_multi *m, int extra_ready, lua_Integer only)
-{
-    if (only != 0)
-        return find(m->done, only) != NULL;
-    return m->done != NULL || kl_interrupted() || m->new_holds > 0 || extra_ready;
-}
-
-/* The caller's extra descriptors to watch: none. */
-static const int NO_FDS[1] = {-1};
-
-/* Drives libcurl until a transfer finishes (transfer `only`, if not 0),
- * `wait` seconds pass, or one of the n_fds descriptors fds (journals'
- * writers with outcomes) is readable. With no transfer at all, it simply
- * sleeps: the Lua layer's timers rely on that. libcurl acts only on its due
- * timer and on the descriptors that are ready (sockets.c). */
-/* What wake() wrote is read here: the work it announced is the step's now. */
-static void drain_wake(kl_multi *m)
-{
-    char buf[64];
-    if (!m->wake_pending)
-        return;
-    while (read(m->wake[0], buf, sizeof buf) > 0)
-        ;
-    m->wake_pending = 0;
-}
-
-/* Once its wait is over, drive() goes on acting on ready sockets while its
- * budget lasts: a transfer streaming to or from a host that steps rarely
- * (every 100 ms) moves as much per step as the budget allows, not one
- * buffer of libcurl's. */
-static CURLMcode drive(kl_multi *m, double wait, const int *fds, int n_fds, double budget, lua_Integer only)
-{
-    double started = kl_now();
-    double deadline = started + wait;
-    int extra_ready = 0;
-    drain_wake(m);
-    for (;;) {
-        double left;
-        int acted;
-        CURLMcode mc = kl_sockets_timeout(&m->sockets);
-        if (mc != CURLM_OK)
-            return mc;
-        collect_finished(m);
-        if (worth_returning(m, extra_ready, only))
-            return CURLM_OK;
-        left = deadline - kl_now();
-        /* the descriptors found ready are acted on for budget seconds at most */
-        mc = kl_sockets_wait(&m->sockets, left > 0 ? left : 0, fds, n_fds, &extra_ready,
-                             budget >= 0 ? kl_now() + budget : deadline + 3600, &acted);
-        if (mc != CURLM_OK)
-            return mc;
-        collect_finished(m);
-        if (worth_returning(m, extra_ready, only))
-            return CURLM_OK;
-        if (left <= 0 && (budget < 0 || acted == 0 || kl_now() >= started + budget))
-            return CURLM_OK;
-    }
-}
-
-/* The verbose output gathered since the last call, or nil. */
+/* The verbose output gathered since the last call, or nil. The text is
+ * taken out under the lock and pushed outside it (pushing may raise). */
 static void push_log(lua_State *L, kl_multi *m)
 {
-    if (m->log.text.len > 0) {
-        lua_pushlstring(L, m->log.text.data, m->log.text.len);
-        kl_buffer_reset(&m->log.text);
-    } else {
+    kl_buffer text;
+    lock(m);
+    text = m->log.text;
+    kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
+    unlock(m);
+    if (text.len > 0)
+        lua_pushlstring(L, text.data, text.len);
+    else
         lua_pushnil(L);
-    }
+    kl_buffer_free(&text);
 }
 
-/* Pushes the result of finished transfer t and frees it. */
+/* The oldest finished transfer, taken out of the done list; or NULL. */
+static kl_transfer *take_finished(kl_multi *m)
+{
+    kl_transfer *t;
+    lock(m);
+    t = m->done;
+    while (t != NULL && t->next != NULL)
+        t = t->next;
+    if (t != NULL)
+        unlink_transfer(&m->done, t);
+    unlock(m);
+    return t;
+}
+
+/* Pushes the result of finished transfer t (taken out of the lists, so the
+ * I/O thread no longer sees it) and frees it. */
 static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
 {
     kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
-    unlink_transfer(&m->done, t);
+    lock(m);
     kl_transfer_free(t);
+    unlock(m);
 }
 
 /* The descriptors at idx: a number, a list of them (at most
@@ -399,12 +529,51 @@ static int read_fds(lua_State *L, int idx, int *fds)
     return n;
 }
 
+/* Is there anything for Lua to take: a finished transfer or a held body?
+ * The ready pipe is drained: the I/O thread writes it again for what comes
+ * next, and perform for what it leaves. */
+static int has_news(kl_multi *m, CURLMcode *failure)
+{
+    int news;
+    lock(m);
+    news = m->done != NULL || m->new_holds > 0;
+    drain_pipe(m->ready[0], &m->ready_pending);
+    *failure = m->failure;
+    unlock(m);
+    return news;
+}
+
+/* Waits up to `wait` seconds for the I/O thread's news or for one of the
+ * extra descriptors to be readable. A signal ends it early (Ctrl-C) when
+ * `signals` is set. */
+static void wait_news(kl_multi *m, double wait, const int *fds, int n_fds, int signals)
+{
+    struct pollfd p[KL_MAX_EXTRA_FDS + 1];
+    double until = kl_now() + wait;
+    int i;
+    p[0].fd = m->ready[0];
+    p[0].events = POLLIN;
+    for (i = 0; i < n_fds; i++) {
+        p[i + 1].fd = fds[i];
+        p[i + 1].events = POLLIN;
+    }
+    for (;;) {
+        int rc;
+        for (i = 0; i <= n_fds; i++)
+            p[i].revents = 0;
+        rc = poll(p, (nfds_t)n_fds + 1, poll_ms(until - kl_now()));
+        if (rc >= 0 || errno != EINTR || (signals && kl_interrupted()) || kl_now() >= until)
+            return;
+    }
+}
+
 /* perform([wait [, fds [, budget]]]) -> { result, ... }, log | nil, message.
- * fds: a descriptor or a list of them; one readable ends the wait too.
- * budget (seconds): libcurl acts on the descriptors found ready for this
- * long at most (the others wait for the next call), and once building
- * results (decoding their JSON) has taken this long, the other finished
- * transfers wait for the next call, which returns them at once. */
+ * Returns the transfers finished by now, oldest first; with none, and no
+ * body waiting for the journal, waits up to `wait` seconds for one, or for
+ * one of the descriptors fds (a number or a list) to be readable, or a
+ * signal. budget (seconds): once building results (decoding their JSON) has
+ * taken this long, the other finished transfers wait for the next call,
+ * which returns them at once. */
 static int multi_perform(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -412,41 +581,42 @@ static int multi_perform(lua_State *L)
     int fds[KL_MAX_EXTRA_FDS];
     int n_fds = read_fds(L, 3, fds);
     double budget = luaL_optnumber(L, 4, -1);
-    CURLMcode mc = drive(m, wait > 0 ? wait : 0, fds, n_fds, budget, 0);
-    double until = budget >= 0 ? kl_now() + budget : 0;
+    double until;
     lua_Integer i = 1;
     kl_transfer *t;
+    CURLMcode mc;
+    drain_pipe(m->wake[0], &m->wake_pending); /* the work it announced is this step's now */
+    if (!has_news(m, &mc) && wait > 0 && mc == CURLM_OK && !kl_interrupted()) {
+        wait_news(m, wait, fds, n_fds, 1);
+        has_news(m, &mc);
+    }
     if (mc != CURLM_OK) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
         return 2;
     }
+    until = budget >= 0 ? kl_now() + budget : 0;
     lua_newtable(L);
-    /* oldest first (the list is newest first): what a budget leaves for
-     * the next call is never overtaken by later transfers */
-    t = m->done;
-    while (t != NULL && t->next != NULL)
-        t = t->next;
-    while (t != NULL) {
-        kl_transfer *newer = t->prev;
-        if (i > 1 && budget >= 0 && kl_now() >= until)
-            break;
+    while ((i == 1 || budget < 0 || kl_now() < until) && (t = take_finished(m)) != NULL) {
         push_finished(L, m, t);
         lua_rawseti(L, -2, (int)i++);
-        t = newer;
     }
+    lock(m);
+    if (m->done != NULL) /* those left for the next call: a host comes back for them */
+        signal_pipe(m->ready[1], &m->ready_pending);
+    unlock(m);
     push_log(L, m);
     return 2;
 }
 
 /* run(request) -> result, log | nil, message, "setup" | "multi"
  * add() and perform() in one call, for a caller that waits for this request
- * alone (the Lua layer's blocking call on an idle client): libcurl is
- * driven until the transfer finishes, and its result comes back by itself.
- * One call instead of two and no results list: on LuaJIT each C function
- * called from compiled code ends a trace. Other transfers move meanwhile;
- * those that finish wait for perform(). A signal does not end the wait
- * (the request's timeout does). */
+ * alone (the Lua layer's blocking call on an idle client): it waits for
+ * this transfer's end, and its result comes back by itself. One call
+ * instead of two and no results list: on LuaJIT each C function called from
+ * compiled code ends a trace. Other transfers move meanwhile; those that
+ * finish wait for perform(). A signal does not end the wait (the request's
+ * timeout does). */
 static int multi_run(lua_State *L)
 {
     kl_multi *m = check_multi(L);
@@ -458,8 +628,21 @@ static int multi_run(lua_State *L)
         return 3;
     }
     id = t->id;
-    while ((t = find(m->done, id)) == NULL && mc == CURLM_OK)
-        mc = drive(m, 3600, NO_FDS, 0, -1, id);
+    for (;;) {
+        lock(m);
+        t = find(m->done, id);
+        if (t != NULL)
+            unlink_transfer(&m->done, t);
+        mc = m->failure;
+        drain_pipe(m->ready[0], &m->ready_pending); /* the others' news: perform's, later */
+        unlock(m);
+        if (t != NULL || mc != CURLM_OK)
+            break;
+        wait_news(m, 3600, NULL, 0, 0);
+    }
+    lock(m);
+    announce(m);
+    unlock(m);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
@@ -476,15 +659,19 @@ static int multi_cancel(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     lua_Integer id = luaL_checkinteger(L, 2);
-    kl_transfer *t = find(m->active, id);
+    kl_transfer *t;
+    lock(m);
+    t = find(m->active, id);
     if (t != NULL) {
         curl_multi_remove_handle(m->multi, t->easy);
         unlink_transfer(&m->active, t);
         m->active_count--;
+        signal_pipe(m->poke[1], &m->poke_pending); /* its sockets may be gone */
     } else if ((t = find(m->done, id)) != NULL) {
         unlink_transfer(&m->done, t);
     }
     kl_transfer_free(t);
+    unlock(m);
     lua_pushboolean(L, t != NULL);
     return 1;
 }
@@ -495,10 +682,17 @@ static int multi_cancel(lua_State *L)
 static int multi_handed_over(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
-    if (t == NULL)
+    lua_Integer id = luaL_checkinteger(L, 2);
+    kl_transfer *t;
+    int handed = -1;
+    lock(m);
+    t = find(m->active, id);
+    if (t != NULL)
+        handed = t->handed_over;
+    unlock(m);
+    if (handed < 0)
         return 0;
-    lua_pushboolean(L, t->handed_over);
+    lua_pushboolean(L, handed);
     return 1;
 }
 
@@ -507,13 +701,24 @@ static int multi_handed_over(lua_State *L)
 static int multi_progress(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
+    lua_Integer id = luaL_checkinteger(L, 2);
+    kl_transfer *t;
+    curl_off_t n[4];
+    lock(m);
+    t = find(m->active, id);
+    if (t != NULL) {
+        n[0] = t->up_now;
+        n[1] = t->up_total;
+        n[2] = t->down_now;
+        n[3] = t->down_total;
+    }
+    unlock(m);
     if (t == NULL)
         return 0;
-    lua_pushnumber(L, (lua_Number)t->up_now);
-    lua_pushnumber(L, (lua_Number)t->up_total);
-    lua_pushnumber(L, (lua_Number)t->down_now);
-    lua_pushnumber(L, (lua_Number)t->down_total);
+    lua_pushnumber(L, (lua_Number)n[0]);
+    lua_pushnumber(L, (lua_Number)n[1]);
+    lua_pushnumber(L, (lua_Number)n[2]);
+    lua_pushnumber(L, (lua_Number)n[3]);
     return 4;
 }
 
@@ -522,14 +727,26 @@ static int multi_held(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     kl_transfer *t;
-    int n = 0;
-    lua_newtable(L);
-    for (t = m->active; t != NULL; t = t->next)
-        if (t->holding) {
-            lua_pushinteger(L, t->id);
-            lua_rawseti(L, -2, ++n);
-        }
-    m->new_holds = 0;
+    lua_Integer *ids;
+    int n = 0, cap, i;
+    lock(m);
+    cap = m->active_count;
+    ids = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *ids);
+    if (ids != NULL) {
+        for (t = m->active; t != NULL && n < cap; t = t->next)
+            if (t->holding)
+                ids[n++] = t->id;
+        m->new_holds = 0;
+    }
+    unlock(m);
+    if (ids == NULL)
+        return luaL_error(L, "out of memory");
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    free(ids);
     return 1;
 }
 
@@ -538,10 +755,17 @@ static int multi_held(lua_State *L)
 static int multi_release(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    kl_transfer *t = find(m->active, luaL_checkinteger(L, 2));
-    int was = t != NULL && t->holding;
-    if (was)
-        kl_transfer_release(t, lua_toboolean(L, 3));
+    lua_Integer id = luaL_checkinteger(L, 2);
+    int ok = lua_toboolean(L, 3), was;
+    kl_transfer *t;
+    lock(m);
+    t = find(m->active, id);
+    was = t != NULL && t->holding;
+    if (was) {
+        kl_transfer_release(t, ok);
+        signal_pipe(m->poke[1], &m->poke_pending); /* libcurl has a body to send, or a transfer to end */
+    }
+    unlock(m);
     lua_pushboolean(L, was);
     return 1;
 }
@@ -549,16 +773,29 @@ static int multi_release(lua_State *L)
 static int multi_count(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    int n = m->active_count;
+    int n;
     kl_transfer *t;
+    lock(m);
+    n = m->active_count;
     for (t = m->done; t != NULL; t = t->next)
         n++;
+    unlock(m);
     lua_pushinteger(L, n);
     return 1;
 }
 
-/* close and __close: idempotent. The pollable descriptor (pollfd) and the
- * wake pipe outlive close, quiet, until __gc: a host loop may still be
+static void close_pipe(int fds[2])
+{
+    if (fds[0] >= 0) {
+        close(fds[0]);
+        close(fds[1]);
+    }
+    fds[0] = fds[1] = -1;
+}
+
+/* close and __close: idempotent. The I/O thread is stopped first, so the
+ * rest runs alone. The pollable descriptor (pollfd), the wake pipe and the
+ * ready pipe outlive close, quiet, until __gc: a host loop may still be
  * watching the descriptor when the client closes, and it must never see
  * EBADF, or a reused descriptor number, before it stops. */
 static int multi_close(lua_State *L)
@@ -566,6 +803,7 @@ static int multi_close(lua_State *L)
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
     if (m->multi == NULL)
         return 0;
+    stop_io(m);
     while (m->active != NULL) {
         kl_transfer *t = m->active;
         curl_multi_remove_handle(m->multi, t->easy);
@@ -581,7 +819,9 @@ static int multi_close(lua_State *L)
     kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     kl_sockets_free(&m->sockets);
-    drain_wake(m);
+    drain_pipe(m->wake[0], &m->wake_pending);
+    drain_pipe(m->ready[0], &m->ready_pending);
+    close_pipe(m->poke);
     m->multi = NULL;
     while (m->profile_count > 0)
         kl_profile_free(m->profiles[--m->profile_count]);
@@ -590,16 +830,17 @@ static int multi_close(lua_State *L)
     return 0;
 }
 
-/* __gc: close, then the pollable descriptor and the wake pipe. */
+/* __gc: close, then the pollable descriptor and the pipes it watches. */
 static int multi_gc(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
     multi_close(L);
-    kl_sockets_close_pollfd(&m->sockets);
-    if (m->wake[0] >= 0) {
-        close(m->wake[0]);
-        close(m->wake[1]);
-        m->wake[0] = m->wake[1] = -1;
+    if (m->poke[0] >= 0 || m->ready[0] >= 0 || m->pollset.fd >= 0 || m->wake[0] >= 0) {
+        kl_pollset_close(&m->pollset);
+        close_pipe(m->wake);
+        close_pipe(m->ready);
+        close_pipe(m->poke); /* when multi_new failed before curl_multi_init */
+        pthread_mutex_destroy(&m->lock);
     }
     return 0;
 }
@@ -607,37 +848,42 @@ static int multi_gc(lua_State *L)
 static int multi_tostring(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
-    if (m->multi == NULL)
+    int n;
+    if (m->multi == NULL) {
         lua_pushfstring(L, "kling.multi (closed): %p", (void *)m);
-    else
-        lua_pushfstring(L, "kling.multi (%d in flight): %p", m->active_count, (void *)m);
+        return 1;
+    }
+    lock(m);
+    n = m->active_count;
+    unlock(m);
+    lua_pushfstring(L, "kling.multi (%d in flight): %p", n, (void *)m);
     return 1;
 }
 
 /* pollfd([fds]) -> descriptor | nil, message: readable whenever perform()
- * has work: a transfer's socket is ready, one of the extra descriptors fds
- * (a number or a list: journals' writers) is readable, or wake() was
- * called. For a host's event loop (a pollable client, docs/design.md). */
+ * has work: a transfer finished, a body waits for the journal, one of the
+ * extra descriptors fds (a number or a list: journals' writers) is
+ * readable, or wake() was called. For a host's event loop (a pollable
+ * client, docs/design.md). */
 static int multi_pollfd(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     int fds[KL_MAX_EXTRA_FDS], n = read_fds(L, 2, fds), i;
-    int pfd = kl_sockets_pollfd(&m->sockets);
+    int pfd = kl_pollset_fd(&m->pollset);
     if (pfd < 0) {
         lua_pushnil(L);
         lua_pushstring(L, "no pollable descriptor on this system (kling makes one with epoll, on Linux)");
         return 2;
     }
-    if (m->wake[0] < 0) {
-        if (kl_pipe(m->wake) != 0) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "cannot make a pipe: %s", strerror(errno));
-            return 2;
-        }
-        kl_sockets_watch(&m->sockets, m->wake[0]);
+    if (m->wake[0] < 0 && kl_pipe(m->wake) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot make a pipe: %s", strerror(errno));
+        return 2;
     }
+    if (kl_pollset_watch(&m->pollset, m->ready[0]) != 0 || kl_pollset_watch(&m->pollset, m->wake[0]) != 0)
+        return luaL_error(L, "cannot watch kling's own pipes: %s", strerror(errno));
     for (i = 0; i < n; i++)
-        if (kl_sockets_watch(&m->sockets, fds[i]) != 0)
+        if (kl_pollset_watch(&m->pollset, fds[i]) != 0)
             return luaL_error(L, "too many descriptors to watch");
     lua_pushinteger(L, pfd);
     return 1;
@@ -648,27 +894,23 @@ static int multi_pollfd(lua_State *L)
 static int multi_wake(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    if (m->wake[1] >= 0 && !m->wake_pending) {
-        char one = 1;
-        if (write(m->wake[1], &one, 1) == 1)
-            m->wake_pending = 1;
-    }
+    signal_pipe(m->wake[1], &m->wake_pending);
     return 0;
 }
 
-/* timer() -> seconds until libcurl must be driven even if no socket is
- * ready (0: now; a finished transfer waits too), or nil when it waits for
- * nothing but its sockets. */
+/* timer() -> 0 when a finished transfer waits for perform, or nil: libcurl's
+ * own timer is the I/O thread's, and nothing else needs a step. */
 static int multi_timer(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    double left = kl_sockets_timer_in(&m->sockets);
-    if (m->done != NULL)
-        left = 0;
-    if (left < 0)
-        lua_pushnil(L);
+    int waiting;
+    lock(m);
+    waiting = m->done != NULL;
+    unlock(m);
+    if (waiting)
+        lua_pushnumber(L, 0);
     else
-        lua_pushnumber(L, left);
+        lua_pushnil(L);
     return 1;
 }
 

@@ -407,6 +407,8 @@ end
 -- A host that cannot watch pollfd() (OpenResty) looks this often while a
 -- transfer or a journal commit is under way.
 local BLIND_INTERVAL = 0.002
+-- What timeout() says while a transfer is under way and nothing else is due.
+local IN_FLIGHT_INTERVAL = 1
 
 -- fn() is called whenever work falls due outside a step (a job spawned or
 -- woken from elsewhere): for a host loop that cannot watch pollfd().
@@ -422,7 +424,7 @@ function Scheduler:set_owner(thread, name)
 end
 
 -- Seconds until step() must run even if pollfd() stays quiet (the next
--- timer of kling's or libcurl's); 0 when work is due now; nil when nothing
+-- timer of kling's); 0 when work is due now; nil when nothing
 -- is pending at all, so that nothing wakes the host. blind: for a host that
 -- cannot watch pollfd(), at most BLIND_INTERVAL while sockets are in use.
 function Scheduler:timeout(blind)
@@ -440,6 +442,10 @@ function Scheduler:timeout(blind)
     if t == nil or due < t then t = due end
   end
   if next(self.reporting) and (t == nil or t > 0.1) then t = 0.1 end -- progress reports, 10 a second
+  -- a transfer under way ends on libcurl's thread, and its end makes
+  -- pollfd() readable; nil is for a client with nothing pending, so the
+  -- host is asked back now and then all the same
+  if t == nil and self.multi:count() > 0 then t = IN_FLIGHT_INTERVAL end
   if blind and (t == nil or t > BLIND_INTERVAL) and (self.multi:count() > 0 or flushers_busy(self)) then
     t = BLIND_INTERVAL
   end
