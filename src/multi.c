@@ -52,7 +52,19 @@ typedef struct kl_multi {
     kl_profile *profiles[KL_MAX_PROFILES]; /* see profile(); freed at close, after the pool */
     int profile_count;
     CURLMcode failure;     /* the first error of libcurl's multi interface, reported by perform */
-    pthread_mutex_t lock;  /* all of the above but the profiles, between the two threads */
+    /* Two locks, always taken in this order when both are: `lock` for
+     * libcurl and what its callbacks fill (the active list, the transfers'
+     * flags, the verbose log); `news_lock` for the hand-over between the
+     * threads (incoming, done, the news flags, the pipes' pending flags),
+     * which the I/O thread holds only for a moment: so Lua's add and perform
+     * never wait for libcurl's work. */
+    pthread_mutex_t lock;
+    pthread_mutex_t news_lock;
+    kl_transfer *incoming; /* added by Lua, not yet handed to libcurl (newest first) */
+    int holds_news;        /* a body began to wait for the journal (new_holds, told) */
+    CURLMcode failure_news; /* failure, told */
+    int outstanding;       /* Lua's own: added, not yet returned or cancelled (count) */
+    int verbose;           /* Lua's own: a transfer asked for verbose output */
     pthread_t io;          /* drives libcurl (io_main), from the first transfer until close */
     int io_started, io_stop;
     /* Lua to the I/O thread: look again (a transfer was added, released or
@@ -79,6 +91,16 @@ static void lock(kl_multi *m)
 static void unlock(kl_multi *m)
 {
     pthread_mutex_unlock(&m->lock);
+}
+
+static void lock_news(kl_multi *m)
+{
+    pthread_mutex_lock(&m->news_lock);
+}
+
+static void unlock_news(kl_multi *m)
+{
+    pthread_mutex_unlock(&m->news_lock);
 }
 
 /* One byte into a pipe its reader has not drained yet (*pending says so). */
@@ -160,6 +182,7 @@ static int multi_new(lua_State *L)
     kl_pollset_init(&m->pollset);
     kl_transfer_pool_init(&m->pool);
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->news_lock, NULL);
     luaL_getmetatable(L, KL_MULTI_MT);
     lua_setmetatable(L, -2);
     if (kl_pipe(m->poke) != 0 || kl_pipe(m->ready) != 0) {
@@ -279,11 +302,43 @@ static const kl_profile *request_profile(lua_State *L, kl_multi *m)
 
 static void collect_finished(kl_multi *m);
 
-/* Tells Lua (perform, run, a host on pollfd) there is something to take. */
+/* The I/O thread, under the lock: tells Lua (perform, run, a host on
+ * pollfd) what there is to take. */
 static void announce(kl_multi *m)
 {
-    if (m->done != NULL || m->new_holds > 0)
+    lock_news(m);
+    m->holds_news = m->new_holds > 0;
+    m->failure_news = m->failure;
+    if (m->done != NULL || m->holds_news || m->failure != CURLM_OK)
         signal_pipe(m->ready[1], &m->ready_pending);
+    unlock_news(m);
+}
+
+/* The I/O thread, under the lock: hands the transfers Lua added to
+ * libcurl, oldest first. One libcurl refuses ends at once, as failed. */
+static void admit(kl_multi *m)
+{
+    kl_transfer *list, *t;
+    lock_news(m);
+    list = m->incoming;
+    m->incoming = NULL;
+    unlock_news(m);
+    for (t = list; t != NULL && t->next != NULL; t = t->next)
+        ;
+    while (t != NULL) {
+        kl_transfer *older_first = t->prev;
+        t->prev = t->next = NULL;
+        if (curl_multi_add_handle(m->multi, t->easy) == CURLM_OK) {
+            link_transfer(&m->active, t);
+            m->active_count++;
+        } else {
+            kl_transfer_finish(t, CURLE_OUT_OF_MEMORY);
+            lock_news(m);
+            link_transfer(&m->done, t);
+            unlock_news(m);
+        }
+        t = older_first;
+    }
 }
 
 static int poll_ms(double seconds)
@@ -310,7 +365,10 @@ static void *io_main(void *arg)
     while (!m->io_stop) {
         int n, i, rc;
         CURLMcode mc;
+        lock_news(m);
         drain_pipe(m->poke[0], &m->poke_pending);
+        unlock_news(m);
+        admit(m);
         mc = kl_sockets_timeout(&m->sockets);
         if (mc != CURLM_OK && m->failure == CURLM_OK)
             m->failure = mc;
@@ -371,7 +429,9 @@ static void stop_io(kl_multi *m)
         return;
     lock(m);
     m->io_stop = 1;
+    lock_news(m);
     signal_pipe(m->poke[1], &m->poke_pending);
+    unlock_news(m);
     unlock(m);
     pthread_join(m->io, NULL);
     m->io_started = 0;
@@ -386,7 +446,6 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
     kl_transfer *t;
     char err[256];
     const char *err_start;
-    CURLMcode mc;
     kl_request_read(L, 2, KEYS_IDX, request_profile(L, m), &req);
     if (alone && req.hold) {
         lua_pushnil(L);
@@ -406,22 +465,14 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
         lua_pushfstring(L, "cannot start libcurl's thread: %s", err_start);
         return NULL;
     }
-    lock(m);
-    mc = curl_multi_add_handle(m->multi, t->easy);
-    if (mc == CURLM_OK) {
-        m->next_id++;
-        link_transfer(&m->active, t);
-        m->active_count++;
-        signal_pipe(m->poke[1], &m->poke_pending);
-    } else {
-        kl_transfer_free(t);
-    }
-    unlock(m);
-    if (mc != CURLM_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, curl_multi_strerror(mc));
-        return NULL;
-    }
+    m->next_id++;
+    m->outstanding++;
+    if (req.verbose)
+        m->verbose = 1;
+    lock_news(m);
+    link_transfer(&m->incoming, t);
+    signal_pipe(m->poke[1], &m->poke_pending);
+    unlock_news(m);
     return t;
 }
 
@@ -450,7 +501,9 @@ static void collect_finished(kl_multi *m)
         unlink_transfer(&m->active, t);
         m->active_count--;
         kl_transfer_finish(t, result);
+        lock_news(m);
         link_transfer(&m->done, t);
+        unlock_news(m);
     }
 }
 
@@ -467,6 +520,10 @@ static kl_transfer *find(kl_transfer *list, lua_Integer id)
 static void push_log(lua_State *L, kl_multi *m)
 {
     kl_buffer text;
+    if (!m->verbose) {
+        lua_pushnil(L);
+        return;
+    }
     lock(m);
     text = m->log.text;
     kl_buffer_init(&m->log.text, KL_MAX_LOG_BYTES);
@@ -482,24 +539,23 @@ static void push_log(lua_State *L, kl_multi *m)
 static kl_transfer *take_finished(kl_multi *m)
 {
     kl_transfer *t;
-    lock(m);
+    lock_news(m);
     t = m->done;
     while (t != NULL && t->next != NULL)
         t = t->next;
     if (t != NULL)
         unlink_transfer(&m->done, t);
-    unlock(m);
+    unlock_news(m);
     return t;
 }
 
-/* Pushes the result of finished transfer t (taken out of the lists, so the
- * I/O thread no longer sees it) and frees it. */
+/* Pushes the result of finished transfer t and frees it. It is out of every
+ * list and out of libcurl's multi handle: the I/O thread no longer sees it. */
 static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
 {
     kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
-    lock(m);
     kl_transfer_free(t);
-    unlock(m);
+    m->outstanding--;
 }
 
 /* The descriptors at idx: a number, a list of them (at most
@@ -535,11 +591,11 @@ static int read_fds(lua_State *L, int idx, int *fds)
 static int has_news(kl_multi *m, CURLMcode *failure)
 {
     int news;
-    lock(m);
-    news = m->done != NULL || m->new_holds > 0;
+    lock_news(m);
+    news = m->done != NULL || m->holds_news;
     drain_pipe(m->ready[0], &m->ready_pending);
-    *failure = m->failure;
-    unlock(m);
+    *failure = m->failure_news;
+    unlock_news(m);
     return news;
 }
 
@@ -601,10 +657,10 @@ static int multi_perform(lua_State *L)
         push_finished(L, m, t);
         lua_rawseti(L, -2, (int)i++);
     }
-    lock(m);
+    lock_news(m);
     if (m->done != NULL) /* those left for the next call: a host comes back for them */
         signal_pipe(m->ready[1], &m->ready_pending);
-    unlock(m);
+    unlock_news(m);
     push_log(L, m);
     return 2;
 }
@@ -629,20 +685,21 @@ static int multi_run(lua_State *L)
     }
     id = t->id;
     for (;;) {
-        lock(m);
+        lock_news(m);
         t = find(m->done, id);
         if (t != NULL)
             unlink_transfer(&m->done, t);
-        mc = m->failure;
+        mc = m->failure_news;
         drain_pipe(m->ready[0], &m->ready_pending); /* the others' news: perform's, later */
-        unlock(m);
+        unlock_news(m);
         if (t != NULL || mc != CURLM_OK)
             break;
         wait_news(m, 3600, NULL, 0, 0);
     }
-    lock(m);
-    announce(m);
-    unlock(m);
+    lock_news(m);
+    if (m->done != NULL || m->holds_news) /* the others' news, told again */
+        signal_pipe(m->ready[1], &m->ready_pending);
+    unlock_news(m);
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
@@ -661,8 +718,10 @@ static int multi_cancel(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 2);
     kl_transfer *t;
     lock(m);
-    t = find(m->active, id);
-    if (t != NULL) {
+    lock_news(m);
+    if ((t = find(m->incoming, id)) != NULL) {
+        unlink_transfer(&m->incoming, t);
+    } else if ((t = find(m->active, id)) != NULL) {
         curl_multi_remove_handle(m->multi, t->easy);
         unlink_transfer(&m->active, t);
         m->active_count--;
@@ -670,8 +729,12 @@ static int multi_cancel(lua_State *L)
     } else if ((t = find(m->done, id)) != NULL) {
         unlink_transfer(&m->done, t);
     }
-    kl_transfer_free(t);
+    unlock_news(m);
     unlock(m);
+    if (t != NULL) {
+        kl_transfer_free(t);
+        m->outstanding--;
+    }
     lua_pushboolean(L, t != NULL);
     return 1;
 }
@@ -686,8 +749,11 @@ static int multi_handed_over(lua_State *L)
     kl_transfer *t;
     int handed = -1;
     lock(m);
-    t = find(m->active, id);
-    if (t != NULL)
+    lock_news(m);
+    if (find(m->incoming, id) != NULL)
+        handed = 0; /* not in libcurl yet */
+    unlock_news(m);
+    if (handed < 0 && (t = find(m->active, id)) != NULL)
         handed = t->handed_over;
     unlock(m);
     if (handed < 0)
@@ -703,17 +769,21 @@ static int multi_progress(lua_State *L)
     kl_multi *m = check_multi(L);
     lua_Integer id = luaL_checkinteger(L, 2);
     kl_transfer *t;
-    curl_off_t n[4];
+    curl_off_t n[4] = {0, 0, 0, 0};
+    int known;
     lock(m);
-    t = find(m->active, id);
-    if (t != NULL) {
+    lock_news(m);
+    known = find(m->incoming, id) != NULL; /* not in libcurl yet: nothing moved */
+    unlock_news(m);
+    if (!known && (t = find(m->active, id)) != NULL) {
+        known = 1;
         n[0] = t->up_now;
         n[1] = t->up_total;
         n[2] = t->down_now;
         n[3] = t->down_total;
     }
     unlock(m);
-    if (t == NULL)
+    if (!known)
         return 0;
     lua_pushnumber(L, (lua_Number)n[0]);
     lua_pushnumber(L, (lua_Number)n[1]);
@@ -737,6 +807,9 @@ static int multi_held(lua_State *L)
             if (t->holding)
                 ids[n++] = t->id;
         m->new_holds = 0;
+        lock_news(m);
+        m->holds_news = 0;
+        unlock_news(m);
     }
     unlock(m);
     if (ids == NULL)
@@ -763,24 +836,20 @@ static int multi_release(lua_State *L)
     was = t != NULL && t->holding;
     if (was) {
         kl_transfer_release(t, ok);
+        lock_news(m);
         signal_pipe(m->poke[1], &m->poke_pending); /* libcurl has a body to send, or a transfer to end */
+        unlock_news(m);
     }
     unlock(m);
     lua_pushboolean(L, was);
     return 1;
 }
 
+/* count() -> transfers added and not yet returned by perform or run, nor cancelled */
 static int multi_count(lua_State *L)
 {
     kl_multi *m = check_multi(L);
-    int n;
-    kl_transfer *t;
-    lock(m);
-    n = m->active_count;
-    for (t = m->done; t != NULL; t = t->next)
-        n++;
-    unlock(m);
-    lua_pushinteger(L, n);
+    lua_pushinteger(L, m->outstanding);
     return 1;
 }
 
@@ -815,7 +884,12 @@ static int multi_close(lua_State *L)
         unlink_transfer(&m->done, t);
         kl_transfer_free(t);
     }
-    m->active_count = 0;
+    while (m->incoming != NULL) {
+        kl_transfer *t = m->incoming;
+        unlink_transfer(&m->incoming, t);
+        kl_transfer_free(t);
+    }
+    m->active_count = m->outstanding = 0;
     kl_transfer_pool_free(&m->pool);
     curl_multi_cleanup(m->multi);
     kl_sockets_free(&m->sockets);
@@ -841,6 +915,7 @@ static int multi_gc(lua_State *L)
         close_pipe(m->ready);
         close_pipe(m->poke); /* when multi_new failed before curl_multi_init */
         pthread_mutex_destroy(&m->lock);
+        pthread_mutex_destroy(&m->news_lock);
     }
     return 0;
 }
@@ -848,15 +923,10 @@ static int multi_gc(lua_State *L)
 static int multi_tostring(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
-    int n;
-    if (m->multi == NULL) {
+    if (m->multi == NULL)
         lua_pushfstring(L, "kling.multi (closed): %p", (void *)m);
-        return 1;
-    }
-    lock(m);
-    n = m->active_count;
-    unlock(m);
-    lua_pushfstring(L, "kling.multi (%d in flight): %p", n, (void *)m);
+    else
+        lua_pushfstring(L, "kling.multi (%d in flight): %p", m->outstanding, (void *)m);
     return 1;
 }
 
@@ -904,9 +974,9 @@ static int multi_timer(lua_State *L)
 {
     kl_multi *m = check_multi(L);
     int waiting;
-    lock(m);
+    lock_news(m);
     waiting = m->done != NULL;
-    unlock(m);
+    unlock_news(m);
     if (waiting)
         lua_pushnumber(L, 0);
     else
