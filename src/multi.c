@@ -65,6 +65,7 @@ typedef struct kl_multi {
     CURLMcode failure_news; /* failure, told */
     int outstanding;       /* Lua's own: added, not yet returned or cancelled (count) */
     int verbose;           /* Lua's own: a transfer asked for verbose output */
+    int locks_destroyed;   /* __gc ran */
     pthread_t io;          /* drives libcurl (io_main), from the first transfer until close */
     int io_started, io_stop;
     /* Lua to the I/O thread: look again (a transfer was added, released or
@@ -535,25 +536,28 @@ static void push_log(lua_State *L, kl_multi *m)
     kl_buffer_free(&text);
 }
 
-/* The oldest finished transfer, taken out of the done list; or NULL. */
-static kl_transfer *take_finished(kl_multi *m)
+/* The oldest finished transfer, left in the done list; or NULL. */
+static kl_transfer *oldest_finished(kl_multi *m)
 {
     kl_transfer *t;
     lock_news(m);
     t = m->done;
     while (t != NULL && t->next != NULL)
         t = t->next;
-    if (t != NULL)
-        unlink_transfer(&m->done, t);
     unlock_news(m);
     return t;
 }
 
-/* Pushes the result of finished transfer t and frees it. It is out of every
- * list and out of libcurl's multi handle: the I/O thread no longer sees it. */
+/* Pushes the result of finished transfer t, then takes it out of the done
+ * list and frees it: a raise while pushing (out of memory) loses nothing.
+ * It is out of libcurl's multi handle, and the I/O thread only adds to the
+ * done list's head: t's own fields are Lua's. */
 static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
 {
     kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
+    lock_news(m);
+    unlink_transfer(&m->done, t);
+    unlock_news(m);
     kl_transfer_free(t);
     m->outstanding--;
 }
@@ -653,7 +657,7 @@ static int multi_perform(lua_State *L)
     }
     until = budget >= 0 ? kl_now() + budget : 0;
     lua_newtable(L);
-    while ((i == 1 || budget < 0 || kl_now() < until) && (t = take_finished(m)) != NULL) {
+    while ((i == 1 || budget < 0 || kl_now() < until) && (t = oldest_finished(m)) != NULL) {
         push_finished(L, m, t);
         lua_rawseti(L, -2, (int)i++);
     }
@@ -687,8 +691,6 @@ static int multi_run(lua_State *L)
     for (;;) {
         lock_news(m);
         t = find(m->done, id);
-        if (t != NULL)
-            unlink_transfer(&m->done, t);
         mc = m->failure_news;
         drain_pipe(m->ready[0], &m->ready_pending); /* the others' news: perform's, later */
         unlock_news(m);
@@ -696,6 +698,8 @@ static int multi_run(lua_State *L)
             break;
         wait_news(m, 3600, NULL, 0, 0);
     }
+    if (t != NULL)
+        push_finished(L, m, t);
     lock_news(m);
     if (m->done != NULL || m->holds_news) /* the others' news, told again */
         signal_pipe(m->ready[1], &m->ready_pending);
@@ -706,7 +710,6 @@ static int multi_run(lua_State *L)
         lua_pushliteral(L, "multi");
         return 3;
     }
-    push_finished(L, m, t);
     push_log(L, m);
     return 2;
 }
@@ -909,13 +912,14 @@ static int multi_gc(lua_State *L)
 {
     kl_multi *m = luaL_checkudata(L, 1, KL_MULTI_MT);
     multi_close(L);
-    if (m->poke[0] >= 0 || m->ready[0] >= 0 || m->pollset.fd >= 0 || m->wake[0] >= 0) {
-        kl_pollset_close(&m->pollset);
-        close_pipe(m->wake);
-        close_pipe(m->ready);
-        close_pipe(m->poke); /* when multi_new failed before curl_multi_init */
+    kl_pollset_close(&m->pollset);
+    close_pipe(m->wake);
+    close_pipe(m->ready);
+    close_pipe(m->poke); /* when multi_new failed before curl_multi_init */
+    if (!m->locks_destroyed) {
         pthread_mutex_destroy(&m->lock);
         pthread_mutex_destroy(&m->news_lock);
+        m->locks_destroyed = 1;
     }
     return 0;
 }

@@ -25,8 +25,8 @@ local internal = {}
 
 local queue, push, pop = fifo.new, fifo.push, fifo.pop
 
--- Work per step: jobs resumed, timers fired, transfers acted on and
--- finished transfers handed over stop once the step has run for its budget
+-- Work per step: jobs resumed, timers fired and finished transfers handed
+-- over stop once the step has run for its budget
 -- (at least one of each is done); the rest waits, in order, for the next
 -- step, which then does not sleep. The budget bounds the latency of one
 -- step, not the rate of work: a host that steps rarely (a game, once per
@@ -35,10 +35,9 @@ local queue, push, pop = fifo.new, fifo.push, fifo.pop
 -- MODE=paced). Without a budget from the caller (step(0, budget)), a step
 -- may use PACED_SHARE of the time since the previous step ended, from
 -- STEP_BUDGET up to MAX_AUTO_BUDGET: 0.3 ms in a busy loop, 0.67 ms at
--- 60 Hz, 4 ms on a 100 ms timer (where a streaming upload then moves about
--- 2 MB per step: make bench MODE=upload). With libcurl's own work and the
--- collector, a step(0) at 60 Hz stays under 1 ms at the 99th percentile
--- with 1,000 jobs (docs/design.md).
+-- 60 Hz, 4 ms on a 100 ms timer. libcurl's own work runs on its thread,
+-- not in a step (docs/design.md, "libcurl's thread"); the collector's does
+-- not: it is what still takes a 60 Hz step(0) over 1 ms now and then.
 local STEP_BUDGET = 0.0003
 local MAX_AUTO_BUDGET = 0.004
 local PACED_SHARE = 0.04
@@ -494,8 +493,8 @@ function step(self, max_wait, budget)
   local reporting = next(self.reporting) ~= nil
   if reporting then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
   -- finished transfers past the budget stay in kling.core for the next step;
-  -- acting on sockets and building results get a quarter of the budget at
-  -- least, so that they never pile up behind the other work of busy steps
+  -- building results gets a quarter of the budget at least, so that they
+  -- never pile up behind the other work of busy steps
   local left = deadline - now()
   local results, log = self.multi:perform(wait, self.wake_fds, left > budget / 4 and left or budget / 4)
   if not results then internal.perform_failed(log) end
