@@ -68,6 +68,7 @@ typedef struct kl_multi {
     int locks_destroyed;   /* __gc ran */
     pthread_t io;          /* drives libcurl (io_main), from the first transfer until close */
     int io_started, io_stop;
+    pid_t io_pid;          /* the process that started it: a fork's child has no such thread */
     /* Lua to the I/O thread: look again (a transfer was added, released or
      * dropped; stop). Written under the lock, drained by the I/O thread. */
     int poke[2];
@@ -421,12 +422,13 @@ static const char *start_io(kl_multi *m)
     if (rc != 0)
         return strerror(rc);
     m->io_started = 1;
+    m->io_pid = getpid();
     return NULL;
 }
 
 static void stop_io(kl_multi *m)
 {
-    if (!m->io_started)
+    if (!m->io_started || getpid() != m->io_pid) /* a fork's child: no thread to stop */
         return;
     lock(m);
     m->io_stop = 1;
@@ -458,6 +460,13 @@ static kl_transfer *add_request(lua_State *L, kl_multi *m, int alone)
     if (t == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
+        return NULL;
+    }
+    if (m->io_started && getpid() != m->io_pid) {
+        /* fork copies the multi but not its thread: nothing would drive it */
+        kl_transfer_free(t);
+        lua_pushnil(L);
+        lua_pushliteral(L, "this client was made before the process forked: make one in the child");
         return NULL;
     }
     if (!m->io_started && (err_start = start_io(m)) != NULL) {
