@@ -231,8 +231,8 @@ end
 -- ---- inside a host's event loop (cqueues' convention; kling.loop) ----
 
 -- A descriptor that becomes readable whenever step() has work due now (a
--- transfer's socket is ready, a journal commit finished, a job became
--- runnable): wait for it, or for timeout() seconds, then call step(0).
+-- transfer finished on libcurl's thread, a journal commit finished, a job
+-- became runnable): wait for it, or for timeout() seconds, then call step(0).
 -- nil and an error where the system offers none (Linux has epoll).
 function Client:pollfd()
   local engine = self.engine

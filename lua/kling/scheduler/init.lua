@@ -395,8 +395,8 @@ end
 -- steps. See docs/design.md, "Inside an event loop".
 
 -- The descriptor that is readable whenever step() has work due now (a
--- transfer's socket is ready, a journal commit finished, a job became
--- runnable), or nil and why there is none.
+-- transfer finished, a journal commit finished, a job became runnable), or
+-- nil and why there is none.
 function Scheduler:pollfd()
   local fd, err = self.multi:pollfd(self.wake_fds)
   if fd then self.pollable = true end
