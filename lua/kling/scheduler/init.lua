@@ -373,21 +373,26 @@ end
 -- jobs under way that were woken, then the new ones. Work in progress (a
 -- poll's answer, a submit's task id) is never held up behind a burst of
 -- 1,000 spawns, which would otherwise all start before it resumes.
-function Scheduler:run_runnable(deadline)
-  for _, q in ipairs({ self.runnable, self.fresh }) do
-    local stop = q.last
-    while q.first <= stop do
-      local job = pop(q)
-      local woken_by = job.woken_by
-      if woken_by then
-        job.woken_by = nil
-        self:resume(job, woken_by.value)
-      else
-        self:resume(job)
-      end
-      if now() >= deadline then return end
+-- (The jobs of queue q that were in it when it began; false once the
+-- deadline passed.)
+local function run_queue(self, q, deadline)
+  local stop = q.last
+  while q.first <= stop do
+    local job = pop(q)
+    local woken_by = job.woken_by
+    if woken_by then
+      job.woken_by = nil
+      self:resume(job, woken_by.value)
+    else
+      self:resume(job)
     end
+    if now() >= deadline then return false end
   end
+  return true
+end
+
+function Scheduler:run_runnable(deadline)
+  if run_queue(self, self.runnable, deadline) then run_queue(self, self.fresh, deadline) end
 end
 
 -- ---- a host's event loop (client:pollfd) ----
