@@ -2,9 +2,9 @@
  * finished but not yet handed to Lua. libcurl is driven by a thread of the
  * multi's own (io_main), so that its work (connections, sending, reading,
  * parsing) never runs inside a host's step: Lua adds transfers and collects
- * finished ones. Every libcurl call, the transfer lists and what the
- * callbacks fill are under the multi's lock; the callbacks only fill C
- * buffers, and no Lua API that may raise is called with the lock held. */
+ * finished ones. Two locks share the state between the threads (see
+ * kl_multi); the callbacks only fill C buffers, and no Lua API that may
+ * raise is called with a lock held. */
 #include "multi.h"
 
 #include <errno.h>
@@ -70,11 +70,11 @@ typedef struct kl_multi {
     int io_started, io_stop;
     pid_t io_pid;          /* the process that started it: a fork's child has no such thread */
     /* Lua to the I/O thread: look again (a transfer was added, released or
-     * dropped; stop). Written under the lock, drained by the I/O thread. */
+     * dropped; stop). Written and drained under news_lock. */
     int poke[2];
     int poke_pending;
     /* The I/O thread to Lua: a transfer finished, or a body waits for the
-     * journal. Written under the lock, drained by perform and run. */
+     * journal. Written and drained (by perform and run) under news_lock. */
     int ready[2];
     int ready_pending;
     /* A pollable client (pollfd): a pipe whose read end is in the pollable
@@ -353,6 +353,16 @@ static int poll_ms(double seconds)
     return (int)ms + 1;
 }
 
+/* The I/O thread, under the lock, after libcurl acted: keeps its first
+ * error, hands what finished over and tells Lua. */
+static void after_acting(kl_multi *m, CURLMcode mc)
+{
+    if (mc != CURLM_OK && m->failure == CURLM_OK)
+        m->failure = mc;
+    collect_finished(m);
+    announce(m);
+}
+
 /* The I/O thread: libcurl's timer and sockets, for as long as the multi
  * lives. It waits in poll(2) without the lock, on a copy of the sockets
  * libcurl watches and on the poke pipe (Lua changed something), and acts on
@@ -366,16 +376,11 @@ static void *io_main(void *arg)
     lock(m);
     while (!m->io_stop) {
         int n, i, rc;
-        CURLMcode mc;
         lock_news(m);
         drain_pipe(m->poke[0], &m->poke_pending);
         unlock_news(m);
         admit(m);
-        mc = kl_sockets_timeout(&m->sockets);
-        if (mc != CURLM_OK && m->failure == CURLM_OK)
-            m->failure = mc;
-        collect_finished(m);
-        announce(m);
+        after_acting(m, kl_sockets_timeout(&m->sockets));
         n = kl_sockets_snapshot(&m->sockets, &fds, &cap, 1);
         if (n < 0) { /* out of memory: try again shortly */
             unlock(m);
@@ -395,11 +400,7 @@ static void *io_main(void *arg)
         for (i = 0; rc > 0 && i < n && !m->io_stop; i++) {
             if (fds[i].revents == 0)
                 continue;
-            mc = kl_sockets_act(&m->sockets, &fds[i], 1);
-            if (mc != CURLM_OK && m->failure == CURLM_OK)
-                m->failure = mc;
-            collect_finished(m);
-            announce(m);
+            after_acting(m, kl_sockets_act(&m->sockets, &fds[i], 1));
             unlock(m); /* Lua may take its turn between two sockets */
             lock(m);
         }
@@ -560,15 +561,19 @@ static kl_transfer *oldest_finished(kl_multi *m)
 /* Pushes the result of finished transfer t, then takes it out of the done
  * list and frees it: a raise while pushing (out of memory) loses nothing.
  * It is out of libcurl's multi handle, and the I/O thread only adds to the
- * done list's head: t's own fields are Lua's. */
-static void push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
+ * done list's head: t's own fields are Lua's. Returns the transfer that
+ * finished next after t (the next oldest), or NULL. */
+static kl_transfer *push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
 {
+    kl_transfer *newer;
     kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
     lock_news(m);
+    newer = t->prev;
     unlink_transfer(&m->done, t);
     unlock_news(m);
     kl_transfer_free(t);
     m->outstanding--;
+    return newer;
 }
 
 /* The descriptors at idx: a number, a list of them (at most
@@ -666,9 +671,11 @@ static int multi_perform(lua_State *L)
     }
     until = budget >= 0 ? kl_now() + budget : 0;
     lua_newtable(L);
-    while ((i == 1 || budget < 0 || kl_now() < until) && (t = oldest_finished(m)) != NULL) {
-        push_finished(L, m, t);
+    t = oldest_finished(m);
+    while (t != NULL && (i == 1 || budget < 0 || kl_now() < until)) {
+        kl_transfer *newer = push_finished(L, m, t);
         lua_rawseti(L, -2, (int)i++);
+        t = newer;
     }
     lock_news(m);
     if (m->done != NULL) /* those left for the next call: a host comes back for them */
