@@ -358,6 +358,52 @@ describe("kling.core", function()
     Simulator.remove_dir(dir)
   end)
 
+  -- Linux: /proc/self/task/<tid>/stat, field 41 is the scheduling policy
+  -- (proc(5)); SCHED_BATCH is 3 (sched(7)).
+  local function thread_policies()
+    local self_stat = assert(io.open("/proc/self/stat")):read("*a")
+    local pid = self_stat:match("^(%d+)")
+    local listing = assert(io.popen("ls /proc/" .. pid .. "/task"))
+    local policies = {}
+    for tid in listing:lines() do
+      local f = io.open(("/proc/%s/task/%s/stat"):format(pid, tid))
+      local stat = f and f:read("*a")
+      if f then f:close() end
+      -- fields after the command name, which is in parentheses and may hold spaces
+      local rest = stat and stat:match("^%d+ %b() (.*)$")
+      if rest then
+        local fields = {}
+        for field in rest:gmatch("%S+") do fields[#fields + 1] = field end
+        policies[tid] = tonumber(fields[41 - 2])
+      end
+    end
+    listing:close()
+    return policies, pid
+  end
+
+  it("runs its own threads (libcurl's, a journal's writer) as SCHED_BATCH, so that waking them never preempts the host", function()
+    if not io.open("/proc/self/task") then return pending("Linux only: reads /proc") end
+    local before = thread_policies()
+    local dir = Simulator.tempdir()
+    local journal = assert(core.journal(dir .. "/j.db"))
+    assert(journal:start())
+    local m = core.multi()
+    local id = m:add({ url = sim.url .. "/_sim/stats" })
+    until_done(m, id)
+    local after, pid = thread_policies()
+    local ours = 0
+    for tid, policy in pairs(after) do
+      if before[tid] == nil and tid ~= pid then
+        ours = ours + 1
+        assert.equal(3, policy, "thread " .. tid .. " has scheduling policy " .. tostring(policy))
+      end
+    end
+    assert.equal(2, ours, "expected libcurl's thread and the journal's writer")
+    m:close()
+    journal:close()
+    Simulator.remove_dir(dir)
+  end)
+
   it("has its own random numbers in [0, 1), leaving math.random alone", function()
     math.randomseed(42)
     local expected = math.random()

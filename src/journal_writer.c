@@ -1,4 +1,5 @@
 #include "journal_writer.h"
+#include "background.h"
 #include "files.h"
 
 #include <errno.h>
@@ -155,6 +156,7 @@ static void commit_group(kl_writer *w, kl_op *ops)
 static void *writer_main(void *arg)
 {
     kl_writer *w = arg;
+    kl_background_thread();
     pthread_mutex_lock(&w->mutex);
     for (;;) {
         kl_list group = {NULL, NULL};

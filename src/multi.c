@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "background.h"
 #include "buffer.h"
 #include "clock.h"
 #include "compat.h"
@@ -373,6 +374,7 @@ static void *io_main(void *arg)
     kl_multi *m = arg;
     struct pollfd *fds = NULL;
     int cap = 0;
+    kl_background_thread();
     lock(m);
     while (!m->io_stop) {
         int n, i, rc;
