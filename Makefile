@@ -156,7 +156,7 @@ BENCH_PIN := $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v t
 # MODE=paced: a game's loop instead (bench/paced.lua): step(0) once per
 # FPS frame, the rest of the frame slept, 5 s generation; BUDGET=seconds
 # passes step(0, budget); FRAME=busy spends the rest of each frame working
-# instead of sleeping.
+# instead of sleeping; GC=stop stops the collector for each round.
 # MODE=upload: one MB-megabyte upload stepped every PERIOD seconds, then
 # from a loop on pollfd() (bench/paced_upload.lua).
 MODE ?=
@@ -164,12 +164,13 @@ PERIOD ?= 0.1
 MB ?= 20
 FPS ?= 60
 FRAME ?=
+GC ?=
 BUDGET ?=
 bench: deps-test
 	@$(MAKE) --no-print-directory $(MODULE)
 ifeq ($(MODE),paced)
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
-	  "$(if $(BENCH_PIN),taskset -c 0 )$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) '$(BUDGET)' $(FRAME)" 5
+	  "$(if $(BENCH_PIN),taskset -c 0 )$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) '$(BUDGET)' '$(FRAME)' $(GC)" 5
 else ifeq ($(MODE),upload)
 	@$(WITH_SIMULATOR) "$(LUA) bench/paced_upload.lua $(PERIOD) $(ROUNDS) $(MB)" 1
 else
