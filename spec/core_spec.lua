@@ -381,7 +381,7 @@ describe("kling.core", function()
     return policies, pid
   end
 
-  it("runs its own threads (libcurl's, a journal's writer) as SCHED_BATCH, so that waking them never preempts the host", function()
+  it("runs its own threads (libcurl's, a journal's writer) as SCHED_BATCH: waking one never preempts", function()
     if not io.open("/proc/self/task") then return pending("Linux only: reads /proc") end
     local before = thread_policies()
     local dir = Simulator.tempdir()
