@@ -135,6 +135,40 @@ describe("the engine", function()
     assert.is_true(per_job <= limit, ("%.2f KiB per waiting job, limit %.1f"):format(per_job, limit))
   end)
 
+  -- Bytes a waiting job allocates per poll: each poll's garbage is swept
+  -- later, inside some step, and a paced host feels the sweep (docs/design.md,
+  -- "What is left of a paced step"). Each limit is what that runtime measures
+  -- today plus about 15%; a table per poll or per resume more exceeds it.
+  -- (Before a poll's answer lived on its member and a resume's values stayed
+  -- off the heap: 4,351, 3,107, 2,590, 2,200 and 2,335 bytes.)
+  local GARBAGE_PER_POLL = { ["Lua 5.1"] = 3800, ["Lua 5.2"] = 2400, ["Lua 5.3"] = 1960, ["Lua 5.4"] = 1700,
+                             LuaJIT = 1800 }
+
+  it("makes little garbage per poll of a waiting job", function()
+    sim:config({ generation_time = 60 })
+    local n = 100
+    local c = sim:client({ poll_interval = 0.1, max_poll_interval = 0.1 })
+    local submitted, polls = 0, 0
+    local jobs = {}
+    for i = 1, n do
+      jobs[i] = c:spawn(c.motion, c, Simulator.params({
+        on_submit = function() submitted = submitted + 1 end, on_status = function() polls = polls + 1 end }))
+    end
+    local deadline = core.now() + 20
+    while (submitted < n or polls < n) and core.now() < deadline do c:step(0.05) end
+    assert.equal(n, submitted)
+    collectgarbage(); collectgarbage()
+    collectgarbage("stop")
+    local before, first = collectgarbage("count"), polls
+    while polls < first + 3 * n and core.now() < deadline do c:step(0.05) end
+    local per_poll = (collectgarbage("count") - before) * 1024 / (polls - first)
+    collectgarbage("restart")
+    for _, job in ipairs(jobs) do job:cancel() end
+    c:close()
+    local limit = GARBAGE_PER_POLL[jit and "LuaJIT" or _VERSION]
+    assert.is_true(per_poll <= limit, ("%.0f bytes per poll, limit %d"):format(per_poll, limit))
+  end)
+
   it("polls less often as the wait goes on", function()
     -- intervals long enough that a scheduling hiccup of a few tens of ms on a
     -- busy machine cannot hide the x1.5 growth behind the +/-10% jitter

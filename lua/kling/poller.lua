@@ -163,16 +163,20 @@ function Poller:flush(batch)
     err = errors.new("bad_response", "task retrieval failed: " .. tostring(found))
     found = nil
   end
+  -- a member carries its own answer (Poller:poll reads it): no table per
+  -- wake for the collector to sweep later
   for _, member in ipairs(batch.members) do
     if member.cancelled then -- luacheck: ignore 542
     elseif found then
       local t = found[member.id]
-      scheduler:wake_later(member, t and { t } or { nil, task.not_found(member.id) })
+      if t then member.task = t else member.err = task.not_found(member.id) end
+      scheduler:wake_later(member)
     else
       local e = setmetatable({}, getmetatable(err))
       for k, v in pairs(err) do e[k] = v end
       e.task_id = e.task_id or member.id
-      scheduler:wake_later(member, { nil, e })
+      member.err = e
+      scheduler:wake_later(member)
     end
   end
 end
@@ -193,28 +197,35 @@ local function left(member)
   self.scheduler:cancel(batch.job, NOT_NEEDED)
 end
 
--- What a poll returns when the client closes meanwhile, made only then.
-local function closed_poll() return { nil, errors.closed() } end
+-- What a poll's wait returns when the client closes meanwhile.
+local CLOSED = {}
 
 -- Polls task_id once delay seconds (default 0) have passed, or up to half of
 -- them (`early` seconds, when given) earlier when a batch going out has
 -- room. Returns the normalised task, or nil and an error, as a single
 -- retrieval would. deadline (monotonic seconds, optional) bounds the retry
 -- sleeps: a batch keeps its members' earliest, so no member's wait
--- overruns; the others just poll again.
-function Poller:poll(task_id, deadline, delay, early)
+-- overruns; the others just poll again. member (optional): a table the
+-- caller keeps for the polls of one wait, made the member of each in turn:
+-- a wait polls many times, and a table per poll was garbage for the
+-- collector (docs/design.md, "What is left of a paced step"). The batch
+-- that answered a poll is done with it by the time the poll returns.
+function Poller:poll(task_id, deadline, delay, early, member)
   delay = delay or 0
   local window = self.window
-  local member = {
-    kind = "event", on_cancel = left, poller = self, id = task_id, deadline = deadline,
-    -- polls asked for within the window gather before they go
-    due = now() + math.max(delay, window), early = early or math.max(window, delay * EARLY_SHARE),
-  }
+  member = member or {}
+  member.kind, member.on_cancel, member.poller, member.id, member.deadline = "event", left, self, task_id, deadline
+  -- polls asked for within the window gather before they go
+  member.due = now() + math.max(delay, window)
+  member.early = early or math.max(window, delay * EARLY_SHARE)
+  -- what the previous poll left: its batch, its answer, its wake
+  member.batch, member.task, member.err, member.cancelled = nil, nil, nil, nil
+  member.done, member.value, member.job = nil, nil, nil
   heap.push(self.waiting, member)
   self.live = self.live + 1
   self:arm()
-  local r = self.scheduler:await(member, closed_poll)
-  return r[1], r[2]
+  if self.scheduler:await(member, CLOSED) == CLOSED then return nil, errors.closed() end
+  return member.task, member.err
 end
 
 return Poller

@@ -107,13 +107,16 @@ function Scheduler:cancellation()
   if self.closed then return self.close_error() end
 end
 
+local function unprotect(job, ...)
+  if job then job.protected = job.protected - 1 end
+  return ...
+end
+
 -- Runs fn(...) so that a cancellation arriving meanwhile waits until it returns.
 function Scheduler:protect(fn, ...)
   local job = self:current_job()
   if job then job.protected = job.protected + 1 end
-  local r = pack(self:pcall(fn, ...))
-  if job then job.protected = job.protected - 1 end
-  return unpack(r, 1, r.n)
+  return unprotect(job, self:pcall(fn, ...))
 end
 
 local step -- one step of the engine, below
@@ -275,6 +278,33 @@ function Scheduler:await_job(job, timeout)
   self:await(waiter)
 end
 
+-- What a resume returned (coroutine.resume's values, as arguments: a job is
+-- resumed at every wake, and a table for them each time was garbage that
+-- the collector swept inside later steps; docs/design.md, "What is left of
+-- a paced step").
+local function resumed(self, job, ok, ...)
+  self.resuming = self.resuming - 1
+  if not ok then
+    local err = ...
+    job:fail(job.cancel_error or err, debug.traceback(job.co, tostring(err)))
+    self:finish(job)
+  elseif coroutine.status(job.co) == "dead" then
+    -- a job cancelled meanwhile ends cancelled, whatever it returned
+    if job.cancel_error then job:fail(job.cancel_error) else job:succeed(pack(...)) end
+    self:finish(job)
+  else
+    local yielded = ...
+    if yielded == CANCEL then
+      job:fail(job.cancel_error)
+      self:finish(job)
+      compat.close_coroutine(job.co)
+    elseif yielded ~= WAIT then
+      -- the job yielded on its own: resume it on the next step
+      push(self.runnable, job)
+    end
+  end
+end
+
 function Scheduler:resume(job, ...)
   if job.state ~= "running" then return end
   local co = job.co
@@ -283,23 +313,7 @@ function Scheduler:resume(job, ...)
     self.jobs[co] = job
   end
   self.resuming = self.resuming + 1
-  local r = pack(coroutine.resume(co, ...))
-  self.resuming = self.resuming - 1
-  if not r[1] then
-    job:fail(job.cancel_error or r[2], debug.traceback(job.co, tostring(r[2])))
-    self:finish(job)
-  elseif coroutine.status(job.co) == "dead" then
-    -- a job cancelled meanwhile ends cancelled, whatever it returned
-    if job.cancel_error then job:fail(job.cancel_error) else job:succeed(pack(unpack(r, 2, r.n))) end
-    self:finish(job)
-  elseif r[2] == CANCEL then
-    job:fail(job.cancel_error)
-    self:finish(job)
-    compat.close_coroutine(job.co)
-  elseif r[2] ~= WAIT then
-    -- the job yielded on its own: resume it on the next step
-    push(self.runnable, job)
-  end
+  resumed(self, job, coroutine.resume(co, ...))
 end
 
 -- Forgets a waiter nobody will wait on any more; a transfer is dropped from libcurl.
