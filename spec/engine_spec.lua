@@ -115,7 +115,7 @@ describe("the engine", function()
   -- measures today plus about 15%; on Lua 5.4 a submit path a frame
   -- deeper doubles the stack, and this spec then measures 3.9 KiB per job.
   local HEAP_PER_WAITING_JOB = { ["Lua 5.1"] = 4.2, ["Lua 5.2"] = 3.6, ["Lua 5.3"] = 3.4,
-                                 ["Lua 5.4"] = 3.5, LuaJIT = 2.6 }
+                                 ["Lua 5.4"] = 3.5, LuaJIT = 2.9 } -- LuaJIT: 2.4 to 2.7 from run to run
 
   it("holds little memory for a job waiting for its task", function()
     local n = 300

@@ -171,7 +171,7 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
     end
   end
   local state, last_err = "unknown", nil
-  local member = {} -- this wait's place among the poller's members, one for all its polls
+  local member -- this wait's place among the poller's members, one for all its polls
   while true do
     local left = deadline - now()
     if delay > 0 and delay >= left then -- no poll falls due before the deadline
@@ -180,6 +180,7 @@ function Engine:wait(task_id, timeout, on_status, first_delay, age)
     end
     if self.closed then return nil, errors.closed() end
     -- the poller sleeps the delay (and may poll a little early, to fill a batch)
+    member = member or {}
     local t, err = self.poller:poll(task_id, deadline, delay, early, member)
     if t then
       state, last_err = t.state, nil

@@ -91,7 +91,7 @@ function closing.extend(Scheduler, internal)
     for job in pairs(self.live) do left[#left + 1] = job end
     for _, job in ipairs(left) do self:stop(job, job.cancel_error or err_factory()) end
     self.transfers, self.timers, self.runnable, self.reporting = {}, {}, queue(), {}
-    self.finished, self.slots, self.granted, self.granted_count = queue(), queue(), {}, 0
+    self.slots, self.granted, self.granted_count = queue(), {}, 0
     self.read_slots, self.fresh = queue(), queue()
     self.multi:close()
   end

@@ -25,10 +25,9 @@ local internal = {}
 
 local queue, push, pop = fifo.new, fifo.push, fifo.pop
 
--- Work per step: jobs resumed, timers fired and finished transfers handed
--- over stop once the step has run for its budget
--- (at least one of each is done); the rest waits, in order, for the next
--- step, which then does not sleep. The budget bounds the latency of one
+-- Work per step: results built from finished transfers stop at their share
+-- of the budget and jobs resumed at the budget (at least one of each); the
+-- rest waits, in order, for the next step, which then does not sleep. The budget bounds the latency of one
 -- step, not the rate of work: a host that steps rarely (a game, once per
 -- 16.7 ms frame) gets a larger share per step than one that steps in a busy
 -- loop, so that a paced loop keeps up with the same work (make bench
@@ -44,6 +43,9 @@ local queue, push, pop = fifo.new, fifo.push, fifo.pop
 local STEP_BUDGET = 0.0003
 local MAX_AUTO_BUDGET = 0.004
 local PACED_SHARE = 0.04
+-- Of a step's budget, what building finished transfers' results may use
+-- (at least one is built); the jobs have the rest.
+local RESULTS_SHARE = 0.3
 
 -- What a job yields to say "resume me when this waiter is done".
 local WAIT = setmetatable({}, { __tostring = function() return "kling.wait" end })
@@ -69,7 +71,6 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     wake_fds = {},        -- descriptors readable when a flusher has work (see add_flusher)
     busy = {},            -- functions: does a flusher have work a job waits for?
     timers = {},          -- timer waiters, a heap by due time (kling.heap)
-    finished = queue(),   -- finished transfers not yet handed to their waiters (over budget)
     jobs = {},            -- coroutine -> job (bridges of yieldable pcall included)
     live = {},            -- job -> true until it ends
     live_count = 0,
@@ -372,16 +373,15 @@ function Scheduler:wake_later(waiter, value)
   end
 end
 
-function Scheduler:fire_timers(deadline)
+-- Due timers make their jobs runnable (they resume in this step's
+-- run_runnable, within its budget).
+function Scheduler:fire_timers()
   local t = now()
   local timers = self.timers
   while timers[1] and timers[1].due <= t do
     local waiter = heap.pop(timers)
     local target = waiter.fires or waiter -- a timeout wakes the waiter it guards
-    if not waiter.cancelled and not target.done then
-      self:wake(target)
-      if now() >= deadline then return end
-    end
+    if not waiter.cancelled and not target.done then self:wake_later(target) end
   end
 end
 
@@ -450,9 +450,8 @@ end
 -- cannot watch pollfd(), at most BLIND_INTERVAL while sockets are in use.
 function Scheduler:timeout(blind)
   if self.closed then return nil end
-  local runnable, finished, slots, fresh = self.runnable, self.finished, self.slots, self.fresh
-  if runnable.first <= runnable.last or fresh.first <= fresh.last or finished.first <= finished.last
-    or self.flush_more then return 0 end
+  local runnable, slots, fresh = self.runnable, self.slots, self.fresh
+  if runnable.first <= runnable.last or fresh.first <= fresh.last or self.flush_more then return 0 end
   local reads = self.read_slots
   if (slots.first <= slots.last or reads.first <= reads.last)
     and self.multi:count() + self.granted_count < self.max_in_flight then return 0 end
@@ -479,33 +478,21 @@ end
 
 -- A job may close the client at any point of a step: each phase checks.
 -- (Every call passes here at least once: the phases with nothing to do are
--- skipped inline.)
+-- skipped inline.) Jobs resume in one place, last: what finished, what a
+-- timer woke and what a journal commit woke only join the runnable queue on
+-- the way, which costs next to nothing, so the budget bounds the whole step,
+-- past it only by one result and one job (docs/design.md, "What is left of a
+-- paced step").
 function step(self, max_wait, budget)
   local deadline = now() + budget
-  -- the jobs stop at 80% of the budget: the rest is for handing over what
-  -- finished (libcurl's own work is its thread's: docs/design.md). With 60%,
-  -- as when libcurl ran in perform, 1,000 submits in a 60 Hz loop took 2.35 s
-  -- against 1.4 s (make bench MODE=paced, LuaJIT).
-  local jobs_deadline = deadline - budget * 0.2
-  local slots, finished, runnable, timers, fresh = self.slots, self.finished, self.runnable, self.timers, self.fresh
+  local slots, runnable, timers, fresh = self.slots, self.runnable, self.timers, self.fresh
   local reads = self.read_slots
   if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
-  if finished.first <= finished.last then self:hand_over(jobs_deadline) end -- what the last step left
-  if self.closed then return end
-  if runnable.first <= runnable.last or fresh.first <= fresh.last then
-    self:run_runnable(jobs_deadline)
-    if self.closed then return end
-  end
-  if timers[1] then
-    self:fire_timers(jobs_deadline)
-    if self.closed then return end
-  end
   local flushing = self.flushers[1] ~= nil
   local more = flushing and self:flush()
   self.flush_more = more
-  if self.closed then return end
   local wait
-  if runnable.first <= runnable.last or fresh.first <= fresh.last or finished.first <= finished.last or more then
+  if runnable.first <= runnable.last or fresh.first <= fresh.last or more then
     wait = 0
   elseif timers[1] then
     wait = self:next_timer_in(max_wait)
@@ -516,19 +503,18 @@ function step(self, max_wait, budget)
   end
   local reporting = next(self.reporting) ~= nil
   if reporting then wait = math.min(wait, 0.1) end -- progress reports, 10 a second
-  -- finished transfers past the budget stay in kling.core for the next step;
-  -- building results gets a quarter of the budget at least, so that they
-  -- never pile up behind the other work of busy steps
-  local left = deadline - now()
-  local results, log = self.multi:perform(wait, self.wake_fds, left > budget / 4 and left or budget / 4)
+  -- building results (decoding their JSON) gets RESULTS_SHARE of the
+  -- budget; those past it stay in kling.core for the next step
+  local results, log = self.multi:perform(wait, self.wake_fds, budget * RESULTS_SHARE)
   if not results then internal.perform_failed(log) end
   if results[1] or reporting or log then
-    self:dispatch(results, log, deadline)
+    self:dispatch(results, log)
     if self.closed then return end
   end
   if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
-  if timers[1] then
-    self:fire_timers(deadline)
+  if timers[1] then self:fire_timers() end
+  if runnable.first <= runnable.last or fresh.first <= fresh.last then
+    self:run_runnable(deadline)
     if self.closed then return end
   end
   if flushing then self.flush_more = self:flush() end

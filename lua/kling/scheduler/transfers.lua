@@ -2,11 +2,10 @@
 -- admission into libcurl (at most max_in_flight at once, the rest waiting
 -- their turn in order), the bodies held for the journal's hand-over
 -- (handover.lua), progress reports, and handing finished transfers to their
--- waiters within a step's budget. Methods of Scheduler (scheduler/init.lua).
-local core = require "kling.core"
+-- waiters, whose jobs then resume within a step's budget. Methods of
+-- Scheduler (scheduler/init.lua).
 local fifo = require "kling.scheduler.queue"
 
-local now = core.now
 local push, pop = fifo.push, fifo.pop
 
 local transfers = {}
@@ -41,9 +40,9 @@ function transfers.extend(Scheduler, internal)
   -- Nothing but the caller could move: no job, timer, queued work, journal,
   -- verbose sink or transfer.
   local function idle(self)
-    local runnable, finished, slots, reads = self.runnable, self.finished, self.slots, self.read_slots
+    local runnable, slots, reads = self.runnable, self.slots, self.read_slots
     return next(self.live) == nil and self.timers[1] == nil and next(self.transfers) == nil
-      and runnable.first > runnable.last and finished.first > finished.last and slots.first > slots.last
+      and runnable.first > runnable.last and slots.first > slots.last
       and reads.first > reads.last and self.fresh.first > self.fresh.last
       and self.flushers[1] == nil and self.log == nil and not self.stepping and not self.closed
   end
@@ -162,44 +161,23 @@ function transfers.extend(Scheduler, internal)
     end
   end
 
-  -- Hands one finished transfer to its waiter; false if nobody waits for it
-  -- any more (dropped meanwhile).
+  -- Hands one finished transfer to its waiter, whose job joins the runnable
+  -- queue (it resumes within the step's budget).
   local function give(self, res)
     local id = res.id
     local waiter = self.transfers[id]
-    if not waiter then return false end
+    if not waiter then return end
     if self.reporting[id] then -- the last report: where it ended
       self.reporting[id] = nil
       pcall(waiter.progress, res.sent_bytes or 0, res.to_send or 0, res.bytes or 0, res.to_receive or 0)
     end
     self.transfers[id] = nil
-    self:wake(waiter, res)
-    return true
+    self:wake_later(waiter, res)
   end
 
-  -- Hands finished transfers to their waiters, oldest first, until deadline
-  -- (nil: all of them).
-  function Scheduler:hand_over(deadline)
-    local q = self.finished
-    while q.first <= q.last do
-      if give(self, pop(q)) and deadline and now() >= deadline then return end
-    end
-  end
-
-  function Scheduler:dispatch(results, log, deadline)
+  function Scheduler:dispatch(results, log)
     if next(self.reporting) then self:report_progress() end
-    local q, n = self.finished, #results
-    if q.first <= q.last then -- older ones still wait: they go first
-      for i = 1, n do push(q, results[i]) end
-      self:hand_over(deadline)
-    else
-      for i = 1, n do
-        if give(self, results[i]) and deadline and i < n and now() >= deadline then
-          for j = i + 1, n do push(q, results[j]) end
-          break
-        end
-      end
-    end
+    for i = 1, #results do give(self, results[i]) end
     -- last, and guarded: a verbose sink that raises is switched off, and
     -- neither strands a finished transfer nor raises from the caller's call
     if log and self.log then
