@@ -155,6 +155,35 @@ describe("the scheduler", function()
     assert.is_true(ran[1] >= 8 and ran[1] <= 105, ran[1] .. " jobs ran in a 10 ms step")
   end)
 
+  -- A step past its budget still hands over what finished, fires what fell
+  -- due and keeps the order, but it resumes one job only: finished
+  -- transfers and timers make their jobs runnable, and jobs run last, up to
+  -- the budget (each phase used to resume one of its own past it).
+  it("resumes one job in a step whose budget is spent, however much is due", function()
+    local trace = {}
+    scheduler:spawn(function()
+      scheduler:transfer({ url = "http://127.0.0.1:1/", connect_timeout = 5, timeout = 5 }) -- refused at once
+      trace[#trace + 1] = "transfer"
+    end)
+    for i = 1, 2 do
+      scheduler:spawn(function()
+        scheduler:sleep(0.001)
+        trace[#trace + 1] = "timer " .. i
+      end)
+    end
+    scheduler:step(0, 1) -- all three wait
+    assert.same({}, trace)
+    for i = 1, 3 do scheduler:spawn(function() trace[#trace + 1] = "new " .. i end) end
+    -- the transfer has finished in kling.core and the timers are due
+    local t = core.now()
+    while (multi:timer() ~= 0 or core.now() - t < 0.002) and core.now() - t < 5 do end
+    assert.equal(0, multi:timer())
+    scheduler:step(0, 0)
+    assert.same({ "transfer" }, trace)
+    scheduler:step(0, 1)
+    assert.same({ "transfer", "timer 1", "timer 2", "new 1", "new 2", "new 3" }, trace)
+  end)
+
   it("gives a host that steps once per frame a larger budget than a host that steps in a busy loop", function()
     local ran = { 0 }
     for _ = 1, 200 do scheduler:spawn(busy_job(0.0001, ran)) end
