@@ -157,10 +157,12 @@ describe("the scheduler", function()
   end)
 
   -- A step past its budget still hands over what finished, fires what fell
-  -- due and keeps the order, but it resumes one job only: finished
+  -- due and keeps the order, but it resumes at most one job: finished
   -- transfers and timers make their jobs runnable, and jobs run last, up to
-  -- the budget (each phase used to resume one of its own past it).
-  it("resumes one job in a step whose budget is spent, however much is due", function()
+  -- the budget (each phase used to resume one of its own past it). A step
+  -- whose results took the whole budget (the collector sweeping inside a
+  -- decode) puts its jobs off to the next, which runs one at least.
+  it("resumes at most one job in a step whose budget is spent, however much is due", function()
     local trace = {}
     scheduler:spawn(function()
       scheduler:transfer({ url = "http://127.0.0.1:1/", connect_timeout = 5, timeout = 5 }) -- refused at once
@@ -183,8 +185,14 @@ describe("the scheduler", function()
     for i = 1, 3 do scheduler:spawn(function() trace[#trace + 1] = "new " .. i end) end
     local left = slept + 0.002 - core.now() -- and the timers are due
     if left > 0 then socket.sleep(left) end
-    scheduler:step(0, 0)
+    scheduler:step(0, 0) -- the result is handed over; its job waits
+    assert.same({}, trace)
+    assert.equal(0, scheduler:timeout())
+    scheduler:step(0, 0) -- one job, whatever the budget
     assert.same({ "transfer" }, trace)
+    scheduler:step(0, 0) -- put off again, then one more
+    scheduler:step(0, 0)
+    assert.same({ "transfer", "timer 1" }, trace)
     scheduler:step(0, 1)
     assert.same({ "transfer", "timer 1", "timer 2", "new 1", "new 2", "new 3" }, trace)
   end)

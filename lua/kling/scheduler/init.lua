@@ -483,8 +483,8 @@ end
 -- skipped inline.) Jobs resume in one place, last: what finished, what a
 -- timer woke and what a journal commit woke only join the runnable queue on
 -- the way, which costs next to nothing, so the budget bounds the whole step,
--- past it only by one result and one job (docs/design.md, "What is left of a
--- paced step").
+-- past it only by one result, or by one job when the step before put its
+-- jobs off (docs/design.md, "What is left of a paced step").
 function step(self, max_wait, budget)
   local deadline = now() + budget
   local slots, runnable, timers, fresh = self.slots, self.runnable, self.timers, self.fresh
@@ -516,8 +516,16 @@ function step(self, max_wait, budget)
   if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
   if timers[1] then self:fire_timers(deadline) end
   if runnable.first <= runnable.last or fresh.first <= fresh.last then
-    self:run_runnable(deadline)
-    if self.closed then return end
+    -- results that took the whole budget (a decode in which the collector
+    -- swept: docs/design.md, "What is left of a paced step") leave the jobs
+    -- to the next step, which runs one at least whatever its results took
+    if now() < deadline or self.jobs_put_off then
+      self.jobs_put_off = false
+      self:run_runnable(deadline)
+      if self.closed then return end
+    else
+      self.jobs_put_off = true
+    end
   end
   if flushing then self.flush_more = self:flush() end
 end
