@@ -26,12 +26,13 @@ local internal = {}
 local queue, push, pop = fifo.new, fifo.push, fifo.pop
 
 -- Work per step: results built from finished transfers stop at their share
--- of the budget and jobs resumed at the budget (at least one of each); the
--- rest waits, in order, for the next step, which then does not sleep. The budget bounds the latency of one
--- step, not the rate of work: a host that steps rarely (a game, once per
--- 16.7 ms frame) gets a larger share per step than one that steps in a busy
--- loop, so that a paced loop keeps up with the same work (make bench
--- MODE=paced). Without a budget from the caller (step(0, budget)), a step
+-- of the budget (one at least) and jobs resumed at the budget (one at least,
+-- unless the results took all of it: see step); the rest waits, in order,
+-- for the next step, which then does not sleep. The budget bounds the
+-- latency of one step, not the rate of work: a host that steps rarely (a
+-- game, once per 16.7 ms frame) gets a larger share per step than one that
+-- steps in a busy loop, so that a paced loop keeps up with the same work
+-- (make bench MODE=paced). Without a budget from the caller (step(0, budget)), a step
 -- may use PACED_SHARE of the time since the previous step ended, from
 -- STEP_BUDGET up to MAX_AUTO_BUDGET: 0.3 ms in a busy loop, 0.67 ms at
 -- 60 Hz, 4 ms on a 100 ms timer. libcurl's own work runs on its thread,
@@ -76,6 +77,7 @@ function Scheduler.new(multi, log, on_log_error, max_in_flight)
     runnable = queue(),   -- jobs to resume on the next step
     fresh = queue(),      -- spawned jobs not yet run: they start after the woken ones (run_runnable)
     resuming = 0,         -- Scheduler:resume calls under way (a job is running)
+    jobs_put_off = false, -- the last step's results took its whole budget: this one runs a job
     stepping = false,
     alone = 0,            -- blocking requests that waited in libcurl directly (scheduler/transfers.lua)
   }, Scheduler)
