@@ -170,7 +170,7 @@ bench: deps-test
 	@$(MAKE) --no-print-directory $(MODULE)
 ifeq ($(MODE),paced)
 	@$(if $(BENCH_PIN),KLING_SIM_PREFIX="nice -n 19 taskset -c 1") $(WITH_SIMULATOR) \
-	  "$(if $(BENCH_PIN),taskset -c 0 )$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) '$(BUDGET)' '$(FRAME)' $(GC)" 5
+	  "$(if $(BENCH_PIN),taskset -c 0 )$(LUA) bench/paced.lua $(JOBS) $(ROUNDS) $(FPS) '$(BUDGET)' '$(FRAME)' '$(GC)' $(GC_STEPMUL)" 5
 else ifeq ($(MODE),upload)
 	@$(WITH_SIMULATOR) "$(LUA) bench/paced_upload.lua $(PERIOD) $(ROUNDS) $(MB)" 1
 else
@@ -258,7 +258,7 @@ $(FUZZ_BIN): fuzz/transfer_fuzz.c $(SOURCES) $(wildcard src/*.h)
 	@mkdir -p build/fuzz/corpus
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) $(CURL_CFLAGS) \
-	  fuzz/transfer_fuzz.c src/background.c src/buffer.c src/json.c src/credentials.c src/profile.c src/request.c src/journal.c src/journal_writer.c src/owners.c src/statements.c src/secret.c src/files.c \
+	  fuzz/transfer_fuzz.c src/background.c src/buffer.c src/json.c src/credentials.c src/profile.c src/records.c src/request.c src/journal.c src/journal_writer.c src/owners.c src/statements.c src/secret.c src/files.c \
 	  $(shell $(PKG_CONFIG) --libs lua5.4) $(CURL_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 build/fuzz/corpus fuzz/corpus

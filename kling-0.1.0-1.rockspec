@@ -50,7 +50,7 @@ build = {
   modules = {
     ["kling.core"] = {
       sources = { "src/background.c", "src/buffer.c", "src/clock.c", "src/core.c", "src/digest.c", "src/files.c", "src/journal.c",
-                  "src/journal_writer.c", "src/json.c", "src/media.c", "src/multi.c", "src/owners.c", "src/pollset.c", "src/process.c", "src/profile.c", "src/request.c", "src/sockets.c",
+                  "src/journal_writer.c", "src/json.c", "src/media.c", "src/multi.c", "src/owners.c", "src/pollset.c", "src/process.c", "src/profile.c", "src/records.c", "src/request.c", "src/sockets.c",
                   "src/credentials.c", "src/secret.c", "src/statements.c", "src/transfer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "sqlite3", "crypto", "pthread" },

@@ -22,7 +22,18 @@ static inline void kling_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 }
 
 #define kling_rawlen(L, i) lua_objlen((L), (i))
+/* f(L) with ud as its only argument, protected; 5.1 makes the closure
+ * inside the protection, so nothing here allocates unprotected. */
+#define kling_cpcall(L, f, ud) lua_cpcall((L), (f), (ud))
 #else
+/* A light C function and a light userdata allocate nothing. */
+static inline int kling_cpcall(lua_State *L, lua_CFunction f, void *ud)
+{
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, ud);
+    return lua_pcall(L, 1, 0, 0);
+}
+
 #define kling_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
 #define kling_rawlen(L, i) lua_rawlen((L), (i))
 #endif

@@ -20,6 +20,7 @@
 #include "json.h"
 #include "media.h"
 #include "multi.h"
+#include "records.h"
 #include "process.h"
 #include "secret.h"
 
@@ -154,6 +155,8 @@ KLING_EXPORT int luaopen_kling_core(lua_State *L)
     lua_setfield(L, -4, "decode");
     kl_multi_open(L);
     lua_setfield(L, -2, "multi");
+    kl_records_open(L);
+    lua_setfield(L, -2, "records");
     kl_journal_open(L);
     lua_setfield(L, -2, "journal");
     kl_secret_open(L);

@@ -23,7 +23,9 @@ enum {
     KL_KEY_STATUS,
     KL_KEY_SENT,
     KL_KEY_BYTES,
-    KL_KEY_COUNT = KL_KEY_BYTES
+    KL_KEY_APART,
+    KL_KEY_APART_KEY,
+    KL_KEY_COUNT = KL_KEY_APART_KEY
 };
 
 /* Pushes the table of keys: [KL_KEY_URL] = "url", and so on. */
@@ -31,7 +33,7 @@ static inline void kl_keys_push(lua_State *L)
 {
     static const char *const names[KL_KEY_COUNT + 1] = {
         NULL, "profile", "url", "body", "json", "timeout", "fresh_connect", "verbose", "handover", "hold",
-        "id", "status", "sent", "bytes",
+        "id", "status", "sent", "bytes", "apart", "apart_key",
     };
     int i;
     lua_createtable(L, KL_KEY_COUNT, 0);

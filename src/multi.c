@@ -84,6 +84,10 @@ typedef struct kl_multi {
     int wake[2];
     int wake_pending;
     kl_pollset pollset;    /* pollfd(): ready[0], wake[0], the caller's extra descriptors */
+    /* decodes answers asked for apart (records.h); made for the first, NULL
+     * when it could not be (they are then decoded whole). Lua's alone. */
+    kl_decoder *decoder;
+    int decoder_tried;
 } kl_multi;
 
 static void lock(kl_multi *m)
@@ -568,7 +572,11 @@ static kl_transfer *oldest_finished(kl_multi *m)
 static kl_transfer *push_finished(lua_State *L, kl_multi *m, kl_transfer *t)
 {
     kl_transfer *newer;
-    kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX);
+    if (t->apart[0] != '\0' && !m->decoder_tried) {
+        m->decoder_tried = 1;
+        m->decoder = kl_decoder_new(L);
+    }
+    kl_transfer_push_result(L, t, DECODE_IDX, KEYS_IDX, m->decoder);
     lock_news(m);
     newer = t->prev;
     unlink_transfer(&m->done, t);
@@ -922,6 +930,8 @@ static int multi_close(lua_State *L)
         kl_profile_free(m->profiles[--m->profile_count]);
     kl_credentials_forget_all(&m->credentials);
     kl_buffer_free(&m->log.text);
+    kl_decoder_release(m->decoder); /* records still read keep it */
+    m->decoder = NULL;
     return 0;
 }
 

@@ -57,6 +57,16 @@ static const char *field_line(lua_State *L, int idx, const char *key)
     return top_line(L, key);
 }
 
+/* A field name for records.h: short, and no NUL inside. */
+static const char *top_name(lua_State *L, const char *key)
+{
+    size_t len = 0;
+    const char *s = top_string(L, key, &len);
+    if (s != NULL && (len == 0 || len >= KL_NAME_MAX || strlen(s) != len))
+        luaL_error(L, "request field '%s' must be a field name of 1 to %d bytes", key, KL_NAME_MAX - 1);
+    return s;
+}
+
 static int top_bool(lua_State *L)
 {
     int b = lua_toboolean(L, -1);
@@ -191,6 +201,12 @@ static void read_call(lua_State *L, int idx, int keys_idx, kl_request *req)
     req->hold = top_bool(L);
     if (req->hold && req->body == NULL)
         luaL_error(L, "request field 'hold' needs a body");
+    kl_key_get(L, keys_idx, idx, KL_KEY_APART);
+    req->apart = top_name(L, "apart");
+    kl_key_get(L, keys_idx, idx, KL_KEY_APART_KEY);
+    req->apart_key = top_name(L, "apart_key");
+    if ((req->apart == NULL) != (req->apart_key == NULL))
+        luaL_error(L, "request fields 'apart' and 'apart_key' go together");
 }
 
 void kl_request_read_shared(lua_State *L, int idx, kl_request *req)

@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #define KL_MAX_EXTRA_HEADERS 16
+#define KL_NAME_MAX 32 /* apart and apart_key, with their NUL */
 
 typedef struct kl_profile kl_profile; /* profile.h */
 
@@ -35,13 +36,16 @@ typedef struct kl_request {
     int verbose;
     int handover;     /* note when the request is handed over (billed submits) */
     int hold;         /* hold the body back until released (the journal's hand-over) */
+    /* decode the answer apart (records.h): this field's list becomes a
+     * kling.records, its elements found by the field apart_key */
+    const char *apart, *apart_key;
     const kl_profile *profile; /* where the shared fields above came from, or NULL */
 } kl_request;
 
 /* Reads the request table at idx (its names interned at keys_idx: keys.h).
  * A body is text: the Lua layer encodes JSON once (kling.core.encode), so
  * there is one encoding path. With a profile, only url, body, timeout,
- * fresh_connect, handover, hold and verbose are read; the rest comes from
+ * fresh_connect, handover, hold, verbose, apart and apart_key are read; the rest comes from
  * the profile. */
 void kl_request_read(lua_State *L, int idx, int keys_idx, const kl_profile *profile, kl_request *req);
 

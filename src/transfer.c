@@ -465,6 +465,10 @@ kl_transfer *kl_transfer_new(const kl_request *req, lua_Integer id, kl_transfer_
     t->pool = pool;
     t->id = id;
     t->decode = req->decode;
+    if (req->apart != NULL) {
+        strcpy(t->apart, req->apart); /* shorter than KL_NAME_MAX: request.c */
+        strcpy(t->apart_key, req->apart_key);
+    }
     t->want_headers = req->want_headers;
     t->follow = req->follow;
 #if LIBCURL_VERSION_NUM < 0x075000
@@ -607,7 +611,8 @@ static void push_headers(lua_State *L, const kl_buffer *head)
 /* 0 when the body was to be decoded and is not JSON. The text itself comes
  * only with what was not decoded, or when keep_text: a decoded answer that
  * went well never pays for a second copy. */
-static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx, int keep_text)
+static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx, int keep_text,
+                     kl_decoder *apart)
 {
     int ok = 1, decoded = 0;
     if (t->to_file) {
@@ -620,7 +625,11 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx,
     lua_pushinteger(L, (lua_Integer)t->body.len);
     lua_rawset(L, -3);
     if (t->decode && t->result == CURLE_OK && t->body.len > 0) {
-        ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
+        /* a good answer asked for apart; anything else the caller reads whole */
+        if (apart != NULL && t->apart[0] != '\0' && !keep_text)
+            ok = kl_decoder_push(L, apart, t->body.data, t->body.len, t->apart, t->apart_key);
+        else
+            ok = kl_json_decode(L, decode_idx, t->body.data, t->body.len);
         decoded = ok;
         if (ok)
             kl_key_set(L, keys_idx, KL_KEY_JSON);
@@ -634,7 +643,7 @@ static int push_body(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx,
     return ok;
 }
 
-void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx)
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx, kl_decoder *apart)
 {
     long status = 0, sent = 0; /* CURLINFO_REQUEST_SIZE is a long */
     int failed = t->result != CURLE_OK || t->too_large || t->write_failed || t->journal_refused || t->file_changed,
@@ -670,7 +679,7 @@ void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int k
         lua_setfield(L, -2, "to_receive");
     }
     plain = !failed && status >= 200 && status <= 299 && !t->want_headers;
-    if (!push_body(L, t, decode_idx, keys_idx, !plain) || !plain) {
+    if (!push_body(L, t, decode_idx, keys_idx, !plain, apart) || !plain) {
         push_headers(L, &t->head);
         lua_setfield(L, -2, "headers");
     }

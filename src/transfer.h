@@ -10,6 +10,7 @@
 
 #include "buffer.h"
 #include "credentials.h"
+#include "records.h"
 #include "request.h"
 
 /* Finished transfers kept, with their easy handles and buffers, for the next
@@ -44,6 +45,7 @@ typedef struct kl_transfer {
     int to_file;
     curl_off_t written;
     int decode;
+    char apart[KL_NAME_MAX], apart_key[KL_NAME_MAX]; /* see kl_request; "" when not apart */
     int want_headers;
     int follow;
     int too_large;
@@ -93,8 +95,9 @@ void kl_transfer_finish(kl_transfer *t, CURLcode result);
 /* Pushes the outcome as a table; decodes JSON with the decoder at decode_idx.
  * The headers (a table by lower-cased name) come only with an answer that
  * is not a 2xx whose body was read (and decoded, if asked), or if the
- * request wanted them: a successful call never pays for them. */
-void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx);
+ * request wanted them: a successful call never pays for them. A 2xx answer
+ * asked for apart is decoded by `apart` (records.h) when it is not NULL. */
+void kl_transfer_push_result(lua_State *L, kl_transfer *t, int decode_idx, int keys_idx, kl_decoder *apart);
 
 /* The easy handle must already be out of its multi handle. The transfer
  * goes back to its pool (when it has one with room), else it is freed. */

@@ -125,16 +125,15 @@ function Client:tasks(ids)
   local checked, err = validate.task_ids(ids)
   if not checked then return nil, err end
   if #checked == 0 then return {} end
-  local engine = self.engine
+  local poller = self.engine.poller
   local records
-  records, err = engine.poller:batch_records(checked)
+  records, err = poller:batch_records(checked)
   if not records then return nil, err end
   local list = {}
   for i, id in ipairs(checked) do
-    local record = records[id]
-    list[i] = record and engine:noted(task.normalize(record, id, engine.redact))
-      or { id = id, state = "not_found", done = false, error = task.not_found(id) }
+    list[i] = poller:read(records, id) or { id = id, state = "not_found", done = false, error = task.not_found(id) }
   end
+  poller.done_with(records)
   return list
 end
 

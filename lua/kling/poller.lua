@@ -12,7 +12,11 @@
 -- after a round or two, and a round of 1,000 waits costs 20 requests.
 --
 -- The request is sent by an internal job, not by one of the waiting callers,
--- so cancelling any caller never strands the others.
+-- so cancelling any caller never strands the others. Its answer is decoded
+-- apart from the caller's heap (src/records.c), and each waiting job copies
+-- out and reads its own record when it runs: 50 small pieces that steps fit
+-- into their budgets, where one decode of 50 records allocated 50 KB at once
+-- (docs/design.md, "A batched answer is decoded apart").
 local core = require "kling.core"
 local errors = require "kling.errors"
 local heap = require "kling.heap"
@@ -35,6 +39,9 @@ local function str(v)
   if type(v) == "string" and v ~= "" then return v end
 end
 
+-- The batch answer's list, kept apart and found by id (kling.records).
+local APART = { list = "items", key = "id" }
+
 -- engine: retrieve(id, deadline), noted(task), transport, redact, closed
 -- (see engine.lua); window: how close together polls must fall due to share
 -- a request.
@@ -49,36 +56,60 @@ end
 
 -- ---- batch retrieval ----
 
--- One retrieve_batch request: { [id] = record }, or nil and an error.
+-- One retrieve_batch request: its records (a kling.records, or { [id] =
+-- record } where no decoder could be made), or nil and an error.
 function Poller:batch_records(ids, deadline)
   local engine = self.engine
   if engine.closed then return nil, errors.closed() end
-  local body, err = engine.transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids }, deadline)
+  local body, err = engine.transport:call("/kling/tasks", { action = "retrieve_batch", ids = ids }, deadline, APART)
   if not body then return nil, err end
-  if type(body.items) ~= "table" then
+  local items = body.items
+  if type(items) == "userdata" and items ~= core.null then return items end
+  if type(items) ~= "table" then
     return nil, errors.new("bad_response", "the batch answer has no items list")
   end
   local by_id = {}
-  for _, record in ipairs(body.items) do
-    if type(record) == "table" and str(record.id) then by_id[record.id] = record end
+  for _, record in ipairs(items) do
+    if type(record) == "table" and str(record.id) and by_id[record.id] == nil then by_id[record.id] = record end
   end
   return by_id
 end
 
--- { [id] = task } with unknown ids absent, or nil and an error.
+-- The tasks of ids: { [id] = task } (one id, asked alone), or nil and the
+-- records of a batch (see batch_records); or nil, nil and an error.
 function Poller:retrieve_many(ids, deadline)
   local engine = self.engine
   if #ids == 1 then -- the plain retrieve answers an unknown id with {}
     local t, err = engine:retrieve(ids[1], deadline)
     if t then return { [ids[1]] = t } end
     if err.kind == "not_found" then return {} end
-    return nil, err
+    return nil, nil, err
   end
   local records, err = self:batch_records(ids, deadline)
-  if not records then return nil, err end
-  local found = {}
-  for id, record in pairs(records) do found[id] = engine:noted(task.normalize(record, id, engine.redact)) end
-  return found
+  if not records then return nil, nil, err end
+  return nil, records
+end
+
+-- The task of id in a batch's records, normalised and noted by the engine,
+-- or nil when the answer has none.
+function Poller:read(records, id)
+  local record
+  if type(records) == "userdata" then record = records:get(id) else record = records[id] end
+  if record == nil then return nil end
+  local engine = self.engine
+  return engine:noted(task.normalize(record, id, engine.redact))
+end
+
+-- Records nobody reads any more: the decoder frees them now rather than
+-- when the collector finds them.
+function Poller.done_with(records)
+  if type(records) == "userdata" then records:close() end
+end
+
+-- A member of batch is done with its records: the last one lets them go.
+local function read_one(batch, records)
+  batch.unread = batch.unread - 1
+  if batch.unread == 0 then Poller.done_with(records) end
 end
 
 -- ---- batched polls ----
@@ -157,19 +188,26 @@ end
 
 function Poller:flush(batch)
   local scheduler = self.scheduler
-  local ok, found, err = scheduler:pcall(self.retrieve_many, self, live_ids(batch), batch.deadline)
+  local ok, found, records, err = scheduler:pcall(self.retrieve_many, self, live_ids(batch), batch.deadline)
   batch.answered = true
   if not ok then
     err = errors.new("bad_response", "task retrieval failed: " .. tostring(found))
-    found = nil
+    found, records = nil, nil
   end
   -- a member carries its own answer (Poller:poll reads it): no table per
   -- wake for the collector to sweep later
+  batch.unread = 0
   for _, member in ipairs(batch.members) do
-    if member.cancelled then -- luacheck: ignore 542
+    if member.cancelled then
+      -- a finished task is still noted (the journal keeps its outcome)
+      if records then self:read(records, member.id) end
     elseif found then
       local t = found[member.id]
       if t then member.task = t else member.err = task.not_found(member.id) end
+      scheduler:wake_later(member)
+    elseif records then
+      member.records = records
+      batch.unread = batch.unread + 1
       scheduler:wake_later(member)
     else
       local e = setmetatable({}, getmetatable(err))
@@ -187,6 +225,10 @@ end
 -- stays idle.
 local function left(member)
   local self, batch = member.poller, member.batch
+  if member.records then -- answered, woken, and cancelled before it read
+    read_one(batch, member.records)
+    member.records = nil
+  end
   if not batch then
     self.live = self.live - 1
     if self.live == 0 then self:arm() end
@@ -219,12 +261,20 @@ function Poller:poll(task_id, deadline, delay, early, member)
   member.due = now() + math.max(delay, window)
   member.early = early or math.max(window, delay * EARLY_SHARE)
   -- what the previous poll left: its batch, its answer, its wake
-  member.batch, member.task, member.err, member.cancelled = nil, nil, nil, nil
+  member.batch, member.task, member.err, member.cancelled, member.records = nil, nil, nil, nil, nil
   member.done, member.value, member.job = nil, nil, nil
   heap.push(self.waiting, member)
   self.live = self.live + 1
   self:arm()
   if self.scheduler:await(member, CLOSED) == CLOSED then return nil, errors.closed() end
+  local records = member.records
+  if records then
+    member.records = nil
+    local t = self:read(records, task_id)
+    read_one(member.batch, records)
+    if t then return t end
+    return nil, task.not_found(task_id)
+  end
   return member.task, member.err
 end
 

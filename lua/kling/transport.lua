@@ -70,7 +70,8 @@ local READ = { read = true }
 local READ_OPTS = { read = true }
 
 -- body: a table (sent as JSON) or JSON text. opts: fresh_connect, shield
--- and hold_key (submits), deadline (waits).
+-- and hold_key (submits), deadline (waits), apart ({ list, key }: the
+-- answer's list stays decoded apart, a kling.records; src/records.h).
 function Transport:post(path, body, opts)
   opts = opts or NO_OPTS
   local s = self.settings
@@ -89,6 +90,8 @@ function Transport:post(path, body, opts)
     fresh_connect = opts.fresh_connect, handover = opts.shield, hold = opts.hold_key ~= nil,
     verbose = s.verbose and true or false, -- switched off if the sink raised
   }
+  local apart = opts.apart
+  if apart then request.apart, request.apart_key = apart.list, apart.key end
   local shielded = opts.shield or opts.hold_key
   return self.scheduler:transfer(request, shielded and { shield = opts.shield, hold_key = opts.hold_key }
     or (opts.read and READ) or nil)
@@ -219,10 +222,10 @@ local function post_once(self, path, body, opts)
 end
 
 -- A request that is safe to repeat (task retrieval), with retries; every
--- attempt and every sleep ends by the deadline.
-function Transport:call(path, body, deadline)
+-- attempt and every sleep ends by the deadline. apart: see post.
+function Transport:call(path, body, deadline, apart)
   return self:retrying(deadline, retry.retryable, post_once, self, path, body,
-    deadline and { deadline = deadline, read = true } or READ_OPTS)
+    (deadline or apart) and { deadline = deadline, read = true, apart = apart } or READ_OPTS)
 end
 
 -- Is the API token accepted? Asked once per client, with a retrieval
