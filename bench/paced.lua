@@ -89,7 +89,8 @@ local function line(m)
   return ("%.2f s wall (%.2fx generation), last submit answered at %.2f s; %d task requests, %.1f per poll "
     .. "round; step%s p50 %.3f ms, p99 %.3f ms, max %.2f ms, %d over 1 ms of %d frames, %.0f ms in all%s"):format(
     m.wall, m.wall / GENERATION, m.last_submit, m.requests, m.per_round, budget and ("(0, %g)"):format(budget) or "(0)",
-    m.p50, m.p99, m.max, m.over, m.frames, m.total, m.ok < jobs_wanted and ("; only %d jobs succeeded"):format(m.ok) or "")
+    m.p50, m.p99, m.max, m.over, m.frames, m.total,
+    m.ok < jobs_wanted and ("; only %d jobs succeeded"):format(m.ok) or "")
 end
 
 print(("%d jobs spawned at once, step once per %g Hz frame, generation %g s, poll_interval 0.5 s (max 2 s); "
@@ -105,7 +106,8 @@ for round = 1, rounds do
   print(("round %d  %s"):format(round, line(results[round])))
 end
 local med = {}
-for _, f in ipairs({ "wall", "last_submit", "p50", "p99", "max", "over", "requests", "per_round", "frames", "ok", "total" }) do
+for _, f in ipairs({ "wall", "last_submit", "p50", "p99", "max", "over", "requests", "per_round", "frames", "ok",
+  "total" }) do
   local v = {}
   for i, m in ipairs(results) do v[i] = m[f] end
   table.sort(v)

@@ -118,17 +118,21 @@ describe("kling.records", function()
       return r
     end
 
+    local function apart_request()
+      return { url = sim.url .. "/kling/tasks", body = "{}", decode = true, apart = "items", apart_key = "id" }
+    end
+
     it("keeps a 2xx answer's list apart when asked, and decodes the rest whole", function()
       local m = core.multi()
       local json = core.decode(batch_text(3))
       sim:fault({ path = "/kling/tasks", status = 200, json = json, times = 1 })
-      local r = fetch(m, { url = sim.url .. "/kling/tasks", body = "{}", decode = true, apart = "items", apart_key = "id" })
+      local r = fetch(m, apart_request())
       assert.equal(3, r.json.count)
       assert.equal("kling.records", getmetatable(r.json.items).__name)
       assert.same(json.items[2], r.json.items:get("task-0002"))
       -- an error's body is read whole (the error path reads its fields)
       sim:fault({ path = "/kling/tasks", status = 500, json = json, times = 1 })
-      r = fetch(m, { url = sim.url .. "/kling/tasks", body = "{}", decode = true, apart = "items", apart_key = "id" })
+      r = fetch(m, apart_request())
       assert.equal(500, r.status)
       assert.same(json.items, r.json.items)
       -- without apart, as always
@@ -151,7 +155,8 @@ describe("kling.records", function()
       local before = sim:count("/kling/tasks")
       for _, bad in ipairs({
         { apart = "items" }, { apart_key = "id" }, { apart = "", apart_key = "id" },
-        { apart = ("x"):rep(32), apart_key = "id" }, { apart = "it\0ems", apart_key = "id" }, { apart = 1, apart_key = "id" },
+        { apart = ("x"):rep(32), apart_key = "id" }, { apart = "it\0ems", apart_key = "id" },
+        { apart = 1, apart_key = "id" },
       }) do
         bad.url, bad.body, bad.decode = url, "{}", true
         assert.has_error(function() m:add(bad) end)
