@@ -222,7 +222,7 @@ lint:
 VALGRIND_SPECS := spec/core_spec.lua spec/motion_spec.lua spec/retry_spec.lua spec/security_spec.lua \
                   spec/unit/billing_spec.lua spec/journal_spec.lua spec/unit/media_spec.lua spec/unit/scheduler_spec.lua spec/unit/handover_spec.lua \
                   spec/uploads_spec.lua \
-                  spec/callback_spec.lua spec/journal_file_spec.lua spec/hostile_server_spec.lua
+                  spec/callback_spec.lua spec/journal_file_spec.lua spec/hostile_server_spec.lua spec/records_spec.lua
 valgrind: $(MODULE)
 	@KLING_EXTRAS=1 sh scripts/install-deps.sh $(LUA_VERSION)
 	$(RUN_ENV) valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
