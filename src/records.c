@@ -15,7 +15,9 @@
  * decoding, freeing answers) runs inside a protected call of its own, so
  * that no raise there escapes. What reads it (copying a record out) neither
  * allocates in it nor grows its stack, so that a raise in the caller's
- * state meanwhile (out of memory) leaves it as it was. */
+ * state meanwhile (out of memory) leaves it as it was. Both work above the
+ * stack top they find, so that a finalizer the caller's collector runs in
+ * the middle of a copy may read or decode too. */
 #include "records.h"
 
 #include <stdlib.h>
@@ -207,7 +209,7 @@ static int decode_apart(lua_State *P)
     }
     lua_rawseti(P, LUA_REGISTRYINDEX, d->scratch);
     /* room for copying out, which must not grow the stack itself */
-    if (!lua_checkstack(P, KL_COPY_SLOTS))
+    if (!lua_checkstack(P, KL_COPY_SLOTS + 8))
         luaL_error(P, "out of memory");
     return 0;
 }
@@ -321,6 +323,7 @@ static int records_get(lua_State *L)
     kl_records *r = check_records(L);
     record_id want, *found;
     lua_State *P;
+    int base;
     want.id = luaL_checklstring(L, 2, &want.len);
     if (r->decoder == NULL)
         return luaL_error(L, "records are closed");
@@ -330,11 +333,13 @@ static int records_get(lua_State *L)
         return 1;
     }
     P = r->decoder->P;
-    lua_settop(P, 0);
+    base = lua_gettop(P); /* 0, unless a finalizer reads records in the middle of a copy */
+    if (!lua_checkstack(P, KL_COPY_SLOTS)) /* room made at decode: allocates nothing */
+        return luaL_error(L, "out of memory");
     lua_rawgeti(P, LUA_REGISTRYINDEX, r->list);
-    lua_rawgeti(P, 1, found->index);
-    copy_value(L, P, 2, 1);
-    lua_settop(P, 0);
+    lua_rawgeti(P, -1, found->index);
+    copy_value(L, P, base + 2, 1);
+    lua_settop(P, base);
     return 1;
 }
 
@@ -353,7 +358,7 @@ static int records_len(lua_State *L)
     return records_count(L);
 }
 
-/* The private state's error message, onto L. */
+/* The private state's error message (on its top), onto L. */
 static void push_error(lua_State *L, lua_State *P)
 {
     size_t n;
@@ -362,7 +367,6 @@ static void push_error(lua_State *L, lua_State *P)
         lua_pushlstring(L, msg, n);
     else
         lua_pushstring(L, "could not decode the answer");
-    lua_settop(P, 0);
 }
 
 static int is_name(lua_State *P, int idx, const char *name)
@@ -381,7 +385,7 @@ int kl_decoder_push(lua_State *L, kl_decoder *d, const char *text, size_t len, c
     decode_call c;
     kl_records *r;
     lua_State *P = d->P;
-    int answer, top;
+    int base = lua_gettop(P), answer, top;
     memset(&c, 0, sizeof c);
     c.d = d;
     c.text = text;
@@ -395,11 +399,11 @@ int kl_decoder_push(lua_State *L, kl_decoder *d, const char *text, size_t len, c
     r->list = LUA_NOREF;
     luaL_getmetatable(L, KL_RECORDS_MT);
     lua_setmetatable(L, -2);
-    lua_settop(P, 0);
     if (kling_cpcall(P, decode_apart, &c) != 0) {
         free(c.ids);
         lua_pop(L, 1);
         push_error(L, P);
+        lua_settop(P, base);
         return 0;
     }
     if (c.listed) {
@@ -410,13 +414,14 @@ int kl_decoder_push(lua_State *L, kl_decoder *d, const char *text, size_t len, c
         r->ids = c.ids;
         r->id_count = c.id_count;
     }
-    (void)lua_checkstack(P, KL_COPY_SLOTS); /* made room for by decode_apart: allocates nothing */
+    if (!lua_checkstack(P, KL_COPY_SLOTS)) /* room made by decode_apart: allocates nothing */
+        return luaL_error(L, "out of memory"); /* the records free the list */
     lua_rawgeti(P, LUA_REGISTRYINDEX, d->scratch);
     answer = lua_gettop(P);
     if (!c.listed) {
         lua_pop(L, 1);
         copy_value(L, P, answer, 1);
-        lua_settop(P, 0);
+        lua_settop(P, base);
         return 1;
     }
     /* the top level, with the list's field the records */
@@ -434,7 +439,7 @@ int kl_decoder_push(lua_State *L, kl_decoder *d, const char *text, size_t len, c
         lua_pop(P, 1);
     }
     lua_remove(L, top);
-    lua_settop(P, 0);
+    lua_settop(P, base);
     return 1;
 }
 
