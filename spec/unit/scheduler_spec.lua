@@ -197,6 +197,33 @@ describe("the scheduler", function()
     assert.same({ "transfer", "timer 1", "timer 2", "new 1", "new 2", "new 3" }, trace)
   end)
 
+  it("give_way goes on with a job's loop in the next step once the step's budget is spent", function()
+    local done, per_step = 0, {}
+    scheduler:spawn(function()
+      for _ = 1, 5 do
+        done = done + 1
+        scheduler:give_way()
+      end
+    end)
+    scheduler:step(0, 1) -- a budget left: the loop runs through
+    assert.equal(5, done)
+    done = 0
+    scheduler:spawn(function()
+      for _ = 1, 5 do
+        done = done + 1
+        scheduler:give_way()
+      end
+    end)
+    for i = 1, 20 do
+      local before = done
+      scheduler:step(0, 0)
+      per_step[i] = done - before
+      if scheduler:pending() == 0 then break end
+    end
+    assert.equal(5, done)
+    for _, n in ipairs(per_step) do assert.is_true(n <= 1) end
+  end)
+
   it("gives a host that steps once per frame a larger budget than a host that steps in a busy loop", function()
     local ran = { 0 }
     for _ = 1, 200 do scheduler:spawn(busy_job(0.0001, ran)) end

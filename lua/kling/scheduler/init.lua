@@ -175,6 +175,14 @@ function Scheduler:sleep(seconds)
   self:await(waiter)
 end
 
+-- For a job's long loop (one batched answer read out for fifty waits): past
+-- the running step's budget, the job waits for the next step, so that no
+-- loop holds a step past its budget.
+function Scheduler:give_way()
+  local deadline = self.deadline
+  if deadline and now() >= deadline then self:sleep(0) end
+end
+
 function Scheduler:next_timer_in(limit)
   local first = self.timers[1]
   if first then return math.max(0, math.min(limit, first.due - now())) end
@@ -489,6 +497,7 @@ end
 -- jobs off (docs/design.md, "What is left of a paced step").
 function step(self, max_wait, budget)
   local deadline = now() + budget
+  self.deadline = deadline
   local slots, runnable, timers, fresh = self.slots, self.runnable, self.timers, self.fresh
   local reads = self.read_slots
   if slots.first <= slots.last or reads.first <= reads.last then self:grant_slots() end
