@@ -1,6 +1,6 @@
 -- Writes the seed corpus of fuzz/transfer_fuzz.c into fuzz/corpus/:
 --   lua fuzz/seeds.lua
--- Each seed is a flag byte and records of [kind][length][bytes] (kind % 4:
+-- Each seed is a flag byte (see fuzz/transfer_fuzz.c) and records of [kind][length][bytes] (kind % 4:
 -- 0 header, 1 body, 2 debug text (type chosen by kind >> 2), 3 result code).
 local SECRET = "fuzz-3f1c9b7a5e2d-secret-token"
 
@@ -34,6 +34,11 @@ local seeds = {
     .. records(3, string.char(1)),
   too_large = "\5" .. head() .. records(1, string.rep("[1,", 40) .. "1" .. string.rep("]", 40)),
   deep_json = "\1" .. head() .. records(1, string.rep("[", 300) .. string.rep("]", 300)),
+  -- flag 8: decoded apart (src/records.c), and its records read
+  batch = "\9" .. head() .. records(1, '{"count":3,"items":[' .. TASK .. ',{"id":"a","response":null},7,{"id":"b",'
+    .. '"request":{"nested":[1,[2,{"x":null}]]}},{"id":""}]}'),
+  batch_deep = "\9" .. head() .. records(1, '{"items":[{"id":"a","x":' .. string.rep("[", 70) .. string.rep("]", 70)
+    .. '}]}'),
   bad_json = "\1" .. head() .. records(1, '{"success": true, "task'),
   headers_odd = "\0" .. head({ "HTTP/1.1 200 OK\r\n", ": empty name\r\n", "no colon\r\n", "X:\r\n",
     "X-Long: " .. string.rep("v", 200) .. "\r\n", "\r\n" }),

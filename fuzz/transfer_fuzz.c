@@ -1,9 +1,11 @@
 /* libFuzzer target for the C paths of kling.core that read bytes a server
  * (or libcurl on its behalf) chose: the header, body and debug callbacks,
  * the redaction of the token from verbose output, and the building of the
- * Lua result table (header parsing, JSON decoding through lua-cjson).
+ * Lua result table (header parsing, JSON decoding through lua-cjson, in the
+ * caller's state or apart: records.c, whose records are then read).
  *
- * Input: one flag byte, then records of [kind][length][bytes], each fed to
+ * Input: one flag byte (1: decode, 2: follow, 4: a small body limit, 8:
+ * decode apart), then records of [kind][length][bytes], each fed to
  * the callback its kind names, in order, as libcurl would. Besides crashes
  * and sanitizer reports, the target traps if the token ever reaches the log.
  *
@@ -21,6 +23,16 @@ static const char *const headers[3] = {NULL, "Authorization: Bearer " SECRET,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static lua_State *L;
+static kl_decoder *decoder;
+
+/* Reads an answer's records as the poller does (index 4). */
+static const char read_records[] =
+    "local r = ...\n"
+    "local items = type(r) == 'table' and type(r.json) == 'table' and r.json.items\n"
+    "if type(items) ~= 'userdata' or items == require('cjson').null then return end\n"
+    "assert(items:count() >= 0)\n"
+    "for _, id in ipairs({ 'a', 'b', '1', 'id', '' }) do items:get(id) end\n"
+    "items:close()\n";
 
 static void setup(void)
 {
@@ -32,6 +44,13 @@ static void setup(void)
     kl_json_open(L); /* encode, decode, null: decode stays at index 2 */
     lua_pop(L, 1);
     kl_keys_push(L); /* index 3 */
+    kl_records_open(L); /* the metatable; its function is not needed */
+    lua_pop(L, 1);
+    if (luaL_loadstring(L, read_records) != 0) /* index 4 */
+        __builtin_trap();
+    decoder = kl_decoder_new(L);
+    if (decoder == NULL)
+        __builtin_trap();
 }
 
 /* Builds the result table as perform() does, under a protected call: a
@@ -39,7 +58,7 @@ static void setup(void)
 static int push_result(lua_State *S)
 {
     kl_transfer *t = lua_touserdata(S, 1);
-    kl_transfer_push_result(S, t, 2, 3);
+    kl_transfer_push_result(S, t, 2, 3, decoder);
     return 1;
 }
 
@@ -75,6 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.decode = data[0] & 1;
     req.follow = (data[0] >> 1) & 1;
     req.max_body = (data[0] & 4) ? 64 : 4096;
+    if (data[0] & 8) { /* a batched answer, decoded apart */
+        req.apart = "items";
+        req.apart_key = "id";
+    }
     req.auth = 1;
     kl_buffer_init(&log.text, 4096);
     memset(&secrets, 0, sizeof secrets);
@@ -114,7 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushlightuserdata(L, t);
     lua_pushvalue(L, 2); /* cjson's decode, as perform() passes it */
     lua_pushvalue(L, 3); /* the result's keys, as perform() has them */
-    lua_pcall(L, 3, 1, 0);
+    if (lua_pcall(L, 3, 1, 0) == 0) {
+        lua_pushvalue(L, 4);
+        lua_insert(L, -2);
+        lua_pcall(L, 1, 0, 0);
+    }
     lua_settop(L, top);
     lua_gc(L, LUA_GCCOLLECT, 0);
 
