@@ -3,6 +3,7 @@
 -- download_dir/<key>.mp4. With a journal, running the same batch again after
 -- a crash costs no request for a finished key, follows submitted ones and
 -- submits only what never left (see submission.lua).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local endpoints = require "kling.endpoints"
 local errors = require "kling.errors"

@@ -3,6 +3,7 @@
 -- it, and a key in the journal is submitted only when nothing can have been
 -- billed for it yet. Pure functions of errors and journal entries: the truth
 -- tables are in spec/billing_spec.lua and need no server.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local billing = {}
 
 -- Could the server have accepted (and billed) a submit that failed this way?

@@ -2,6 +2,7 @@
 -- (engine.lua) and the use cases: submission.lua (submit, and follow to the
 -- end), uploads.lua, webhooks.lua, batch.lua. It holds no state of its own
 -- but the engine, the settings and the journal it shows to the caller.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local Batch = require "kling.batch"
 local config = require "kling.config"
 local endpoints = require "kling.endpoints"

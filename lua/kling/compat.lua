@@ -1,4 +1,5 @@
 -- Differences between Lua 5.1, LuaJIT and 5.2+ that the pure-Lua layer meets.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local compat = {}
 
 compat.unpack = table.unpack or unpack -- luacheck: ignore 143

@@ -1,4 +1,5 @@
 -- Client options: defaults, the environment, and checks that name the field.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local errors = require "kling.errors"
 
 local config = {}

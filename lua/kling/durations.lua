@@ -11,6 +11,7 @@
 -- Only tasks that succeeded teach it (a failure may end at any time). The
 -- shortest duration seen is kept per record type ("motion", "videos", ...):
 -- a task that ends later than that costs its wait one poll more, once.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local Durations = {}
 Durations.__index = Durations
 

@@ -5,6 +5,7 @@
 -- the caller's hooks, and the retrieval of tasks. The use-case modules take
 -- an engine and use only the methods and fields below; kling.client is the
 -- public facade over it (argument checks and delegation).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local Durations = require "kling.durations"
 local errors = require "kling.errors"

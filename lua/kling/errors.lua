@@ -1,6 +1,7 @@
 -- Structured errors: every run-time failure is `nil, err` where err is one of
 -- these. Fields: kind, message, and where known status, code, trace_id,
 -- task_id, retry_after, field.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local errors = {}
 
 local Error = {}

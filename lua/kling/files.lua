@@ -5,6 +5,7 @@
 -- two writers of one destination (processes running one batch) never write
 -- into each other's bytes, and no half-written file is left under either
 -- name.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 

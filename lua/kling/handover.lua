@@ -20,6 +20,7 @@
 --      one; or the commit failed): reason "journal", provably not taken.
 --   5. submission.lua records "submitted" with the task id the answer
 --      carries, or what the failure leaves (billing.after_failure).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 
 local Handover = {}

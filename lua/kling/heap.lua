@@ -5,6 +5,7 @@
 -- The sifts move a hole rather than swapping, and compare inline: every
 -- poll of every wait passes here twice (the poller's heap), and a function
 -- call per comparison made the heap a third of the Lua work of 2,000 jobs.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local heap = {}
 
 local seq = 0

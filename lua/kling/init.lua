@@ -3,6 +3,7 @@
 --   local client = assert(kling.new{ token = os.getenv("ACEDATACLOUD_API_TOKEN") })
 --   local result, err = client:motion{ image_url = ..., video_url = ...,
 --                                       character_orientation = "image", mode = "std" }
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local Client = require "kling.client"
 local endpoints = require "kling.endpoints"

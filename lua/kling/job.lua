@@ -1,5 +1,6 @@
 -- The handle client:spawn returns. A job's outcome stays in its handle: an
 -- error raised inside the job is kept there for the caller, never printed.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local compat = require "kling.compat"
 local errors = require "kling.errors"

@@ -2,6 +2,7 @@
 -- kling.core), and whether it fits an endpoint's limits (the endpoint
 -- description says which: endpoints/*.lua). A file that breaks them would
 -- fail on the server after a paid round trip, so they are checked first.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 

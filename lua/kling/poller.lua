@@ -16,6 +16,7 @@
 -- apart from the caller's heap (src/records.c) and read out a record at a
 -- time, within the steps' budgets, where one decode of 50 records allocated
 -- 50 KB at once (docs/design.md, "A batched answer is decoded apart").
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 local heap = require "kling.heap"

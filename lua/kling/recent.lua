@@ -2,6 +2,7 @@
 -- webhooks to the tasks a long-lived client submitted (and their callback
 -- tokens), without growing for the life of the process. The oldest key is
 -- forgotten first.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local Recent = {}
 Recent.__index = Recent
 

@@ -1,4 +1,5 @@
 -- When to try again, and how long to wait first.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 
 local retry = {}

@@ -9,6 +9,7 @@
 --
 -- "submitted" is durable before on_submit runs and before anything else
 -- happens with the id. Without a journal only the middle part runs.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local billing = require "kling.billing"
 local errors = require "kling.errors"

@@ -3,6 +3,7 @@
 -- task is over"): an error object without finished_at is a failure,
 -- success=false beside a video URL is a failure, the success word is
 -- "succeed", and a failed task is never polled on.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 

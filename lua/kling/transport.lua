@@ -1,5 +1,6 @@
 -- HTTP for the client: builds kling.core requests, turns their results into
 -- bodies or structured errors, and retries what is safe to retry.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 local files = require "kling.files"

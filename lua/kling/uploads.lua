@@ -2,6 +2,7 @@
 -- (docs/api.md, "Uploading local files"), for the API takes URLs only.
 -- An upload is not billed, so it is retried like a task retrieval; it needs
 -- the platform token, a credential of its own.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 local media = require "kling.media"

@@ -1,6 +1,7 @@
 -- Checks a request before any traffic, naming the field at fault: generic
 -- over an endpoint's description (endpoints/*.lua says what each field
 -- takes), plus kling's own fields, which are never sent.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local errors = require "kling.errors"
 
 local validate = {}

@@ -3,6 +3,7 @@
 -- it when the callback comes back; the body is only a hint to re-read the
 -- task from /kling/tasks. With a journal, which tasks are ours and which
 -- were already reported live in the journal, shared by every process.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local errors = require "kling.errors"
 local task = require "kling.task"

@@ -1,6 +1,7 @@
 -- The subcommands of the kling command. Each takes the parsed arguments and
 -- returns an exit status; results go to standard output (text, or JSON with
 -- --json), progress and messages to standard error.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local cjson = require "cjson"
 local core = require "kling.core"
 local endpoints = require "kling.endpoints"

@@ -1,6 +1,7 @@
 -- The kling command: its arguments (lua-argparse), its exit codes, and how
 -- results and errors are printed. The subcommands are in kling.cli.commands.
 --   kling motion IMAGE VIDEO [-o out.mp4] ...   (see `kling --help`)
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local argparse = require "argparse"
 local cjson = require "cjson"
 local endpoints = require "kling.endpoints"

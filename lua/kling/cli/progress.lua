@@ -1,6 +1,7 @@
 -- What the kling command shows while it waits, on standard error: on a
 -- terminal one live line (redrawn in place); elsewhere (a log, a pipe) one
 -- plain line per change, so that output stays readable when captured.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local Progress = {}
 Progress.__index = Progress
 

@@ -1,6 +1,7 @@
 -- The request kinds kling knows: each an endpoint description, data in a
 -- file of its own (endpoints/motion.lua is one). Adding one is a new file,
 -- its line below, simulator routes and docs/api.md rows.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local endpoints = {}
 
 endpoints.by_name = {

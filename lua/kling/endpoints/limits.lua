@@ -1,6 +1,7 @@
 -- Kling's limits for the files its endpoints take (docs/api.md, "Media
 -- limits"), shared by the endpoint descriptions that take them: a file that
 -- breaks one would fail on the server after a paid round trip.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local MB = 1024 * 1024
 
 local limits = {}

@@ -6,6 +6,7 @@
 -- job by default, and the command's subcommand. Validation, uploads,
 -- submission, batches, the journal and the command are generic over an
 -- endpoint (endpoints/init.lua says which exist).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local limits = require "kling.endpoints.limits"
 
 return {

@@ -4,6 +4,7 @@
 -- endpoint is here, as data and one function of rules between fields
 -- (docs/api.md, "Submitting: POST /kling/videos"); validation, uploads,
 -- submission, the journal and batches are the same as motion's.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local limits = require "kling.endpoints.limits"
 
 local MODELS = { "kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo",

@@ -6,6 +6,7 @@
 -- The store (journal/store.lua) holds the file and its SQL; the tracker
 -- (journal/tracker.lua) carries the writes of jobs out on the writer thread;
 -- the engine uses the store, the caller this facade.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local endpoints = require "kling.endpoints"
 local Store = require "kling.journal.store"
 

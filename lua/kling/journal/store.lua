@@ -8,6 +8,7 @@
 -- task id. What each state allows is decided in billing.lua; when a write
 -- runs (staged for the writer thread, or at once) is the tracker's
 -- (journal/tracker.lua); the hand-over is handover.lua's.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local compat = require "kling.compat"
 local errors = require "kling.errors"

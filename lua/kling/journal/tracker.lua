@@ -9,6 +9,7 @@
 -- journal's writer". The statements themselves are the store's
 -- (journal/store.lua); the hand-over of submits is handover.lua's, which
 -- the tracker calls at each flush point.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local compat = require "kling.compat"
 local errors = require "kling.errors"
 

@@ -5,6 +5,7 @@
 -- descriptor alone. Returns a handle: handle.controller (cq, to run with
 -- cq:loop() or step with cq:step()), handle:stop(), handle:close(grace)
 -- (stops, then closes the client), handle.steps.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 local new_handle = require "kling.loop.handle"

@@ -5,6 +5,7 @@
 --                         idempotent, and run when the client closes
 --   handle:close(grace)   stop, then close the client
 -- fields: the adapter's own (cqueues' controller), or nil.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 return function(client, halt, fields)
   local handle = fields or {}
   handle.steps, handle.stopped = 0, false

@@ -5,6 +5,7 @@
 --   kling.loop.cqueues(client [, cq])  a cqueues controller
 --   kling.loop.ngx(client)             OpenResty (lua-nginx-module)
 -- A game's loop needs none: it calls client:step(0) once per frame.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local loop = {}
 
 for _, name in ipairs({ "uv", "cqueues", "ngx" }) do

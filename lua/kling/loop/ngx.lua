@@ -16,6 +16,7 @@
 --   loop:stop()  the timer ends at its next wake
 -- Blocking calls on the client raise a clear error from then on: spawn a
 -- job instead (client:spawn works from any handler).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx

@@ -11,6 +11,7 @@
 -- Returns a handle: handle:stop() (idempotent; also done when the client
 -- closes), handle:close() (stops, then closes the client), handle.steps
 -- (how many times the loop stepped the client), or nil and an error.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local new_handle = require "kling.loop.handle"
 
 return function(client, uv)

@@ -1,6 +1,7 @@
 -- The scheduler's end: cancelling jobs (a submit on the wire is let finish,
 -- so that its task id is known), draining what may not be dropped, and
 -- closing libcurl. Methods of Scheduler (scheduler/init.lua).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local fifo = require "kling.scheduler.queue"
 

@@ -7,6 +7,7 @@
 -- progressing meanwhile. This file is the loop and the jobs; transfers and
 -- their admission into libcurl are scheduler/transfers.lua, closing and
 -- draining scheduler/closing.lua.
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local core = require "kling.core"
 local compat = require "kling.compat"
 local fifo = require "kling.scheduler.queue"

@@ -1,5 +1,6 @@
 -- FIFO queues for the scheduler (an array with a head index: no
 -- table.remove(q, 1), which moves every element).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local queue = {}
 
 function queue.new() return { first = 1, last = 0 } end

@@ -4,6 +4,7 @@
 -- (handover.lua), progress reports, and handing finished transfers to their
 -- waiters, whose jobs then resume within a step's budget. Methods of
 -- Scheduler (scheduler/init.lua).
+if jit then jit.off(true, true) end -- docs/design.md, "Interpreted on LuaJIT"
 local fifo = require "kling.scheduler.queue"
 
 local push, pop = fifo.push, fifo.pop
