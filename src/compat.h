@@ -38,4 +38,20 @@ static inline int kling_cpcall(lua_State *L, lua_CFunction f, void *ud)
 #define kling_rawlen(L, i) lua_rawlen((L), (i))
 #endif
 
+/* Registers the metatable `name` (luaL_newmetatable, with __name on 5.1 and
+ * 5.2 too) holding metamethods and __index = a table of methods; leaves the
+ * stack as it was. For the userdata types without upvalues. */
+static inline void kling_newclass(lua_State *L, const char *name, const luaL_Reg *metamethods,
+                                  const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    kling_setfuncs(L, metamethods, 0);
+    lua_newtable(L);
+    kling_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 #endif

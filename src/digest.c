@@ -122,18 +122,13 @@ static int digest_close(lua_State *L)
 void kl_digest_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"step", digest_step}, {"close", digest_close}, {NULL, NULL}};
-    luaL_newmetatable(L, KL_DIGEST_MT);
-    lua_pushstring(L, KL_DIGEST_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushcfunction(L, digest_close);
-    lua_setfield(L, -2, "__gc");
+    static const luaL_Reg metamethods[] = {
+        {"__gc", digest_close},
 #if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, digest_close);
-    lua_setfield(L, -2, "__close");
+        {"__close", digest_close},
 #endif
-    lua_newtable(L);
-    kling_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+        {NULL, NULL}
+    };
+    kling_newclass(L, KL_DIGEST_MT, metamethods, methods);
     lua_pushcfunction(L, digest_new);
 }

@@ -494,13 +494,6 @@ static const luaL_Reg metamethods[] = {
 void kl_journal_open(lua_State *L)
 {
     (void)kl_boot_id(); /* read once, before any thread could race for it */
-    luaL_newmetatable(L, KL_JOURNAL_MT);
-    lua_pushstring(L, KL_JOURNAL_MT);
-    lua_setfield(L, -2, "__name");
-    kling_setfuncs(L, metamethods, 0);
-    lua_newtable(L);
-    kling_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_newclass(L, KL_JOURNAL_MT, metamethods, methods);
     lua_pushcfunction(L, journal_new);
 }

@@ -353,11 +353,6 @@ static int records_tostring(lua_State *L)
     return 1;
 }
 
-static int records_len(lua_State *L)
-{
-    return records_count(L);
-}
-
 /* The private state's error message (on its top), onto L. */
 static void push_error(lua_State *L, lua_State *P)
 {
@@ -516,7 +511,7 @@ static const luaL_Reg metamethods[] = {
 #if LUA_VERSION_NUM >= 504
     {"__close", records_close},
 #endif
-    {"__len", records_len},
+    {"__len", records_count},
     {"__tostring", records_tostring},
     {NULL, NULL}
 };
@@ -527,13 +522,6 @@ void kl_records_open(lua_State *L)
     lua_pushcfunction(L, decoder_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
-    luaL_newmetatable(L, KL_RECORDS_MT);
-    lua_pushstring(L, KL_RECORDS_MT);
-    lua_setfield(L, -2, "__name");
-    kling_setfuncs(L, metamethods, 0);
-    lua_newtable(L);
-    kling_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_newclass(L, KL_RECORDS_MT, metamethods, methods);
     lua_pushcfunction(L, records_decode);
 }

@@ -199,21 +199,17 @@ describe("the scheduler", function()
 
   it("give_way goes on with a job's loop in the next step once the step's budget is spent", function()
     local done, per_step = 0, {}
-    scheduler:spawn(function()
+    local function loop()
       for _ = 1, 5 do
         done = done + 1
         scheduler:give_way()
       end
-    end)
+    end
+    scheduler:spawn(loop)
     scheduler:step(0, 1) -- a budget left: the loop runs through
     assert.equal(5, done)
     done = 0
-    scheduler:spawn(function()
-      for _ = 1, 5 do
-        done = done + 1
-        scheduler:give_way()
-      end
-    end)
+    scheduler:spawn(loop)
     for i = 1, 20 do
       local before = done
       scheduler:step(0, 0)
